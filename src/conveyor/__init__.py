@@ -1,0 +1,1 @@
+"""Conveyor: secure, event-driven serverless pipelines on AWS, runnable on one machine."""

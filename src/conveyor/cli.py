@@ -1,0 +1,292 @@
+"""``conveyor``: run the system on this machine and talk to it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conveyor.client import ConveyorClient
+from conveyor.demo import Submission, send_all, submissions
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.state import (
+    Credentials,
+    EmulatorClients,
+    NotRunningError,
+    RuntimeInfo,
+)
+from conveyor.local.status import Status, read_status
+from conveyor.topology import TOPOLOGY
+
+app = typer.Typer(
+    help="Conveyor: secure, event-driven serverless pipelines, running on this machine.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+StateDir = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        envvar="CONVEYOR_STATE_DIR",
+        help="Where the local stack keeps its runtime file, dev credentials and logs.",
+    ),
+]
+Port = Annotated[int, typer.Option(help="Port of the local gateway (0 picks a free one).")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    while not stop.wait(0.5):
+        pass
+
+
+def _start_runtime(directory: Path, port: int) -> LocalRuntime:
+    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port))
+    # SIGTERM during start-up should clean up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    started = time.perf_counter()
+    try:
+        with console.status("starting the local stack") as spinner:
+            runtime.start(progress=spinner.update)
+    except KeyboardInterrupt:
+        console.print("interrupted; stopped")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        _fail(str(exc))
+    info, credentials = runtime.info, runtime.credentials
+    assert info is not None, "set by a successful start"
+    assert credentials is not None, "set by a successful start"
+    console.print(
+        Panel.fit(
+            f"[bold]gateway[/]      {info.gateway_url}  (POST /orders)\n"
+            f"[bold]client id[/]    {credentials.client_id}\n"
+            f"[bold]secret in[/]    {runtime.credentials_path}\n"
+            f"[bold]emulator[/]     {info.emulator_url}\n"
+            f"[bold]logs[/]         {runtime.logs_dir}/",
+            title=f"conveyor is up in {time.perf_counter() - started:.1f}s",
+        )
+    )
+    return runtime
+
+
+@app.command()
+def up(directory: StateDir = Path(".conveyor"), port: Port = 8080) -> None:
+    """Start the emulator, provision everything, run the functions; Ctrl-C stops it all."""
+    runtime = _start_runtime(directory, port)
+    try:
+        console.print("running; press Ctrl-C to stop")
+        _wait_for_interrupt()
+    finally:
+        with console.status("stopping"):
+            runtime.stop()
+        console.print("stopped")
+
+
+def _status_table(status: Status) -> Table:
+    table = Table(title="queues")
+    for column in ("queue", "visible", "in flight", "DLQ"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for queue in status.queues:
+        table.add_row(
+            queue.name,
+            str(queue.visible),
+            str(queue.in_flight),
+            f"[red]{queue.dead_letters}[/]" if queue.dead_letters else "0",
+        )
+    return table
+
+
+@app.command()
+def status(directory: StateDir = Path(".conveyor")) -> None:
+    """Queue depths (visible / in flight / DLQ) and counts of billed and archived orders."""
+    try:
+        info = RuntimeInfo.load(directory)
+        current = read_status(EmulatorClients(info.emulator_url), info.resources, TOPOLOGY)
+    except NotRunningError as exc:
+        _fail(str(exc))
+        return
+    except Exception as exc:
+        _fail(f"the local stack is not answering ({exc}); is `conveyor up` still running?")
+        return
+    console.print(_status_table(current))
+    console.print(
+        f"orders billed: [bold]{current.billed}[/]   archived: [bold]{current.archived}[/]"
+    )
+
+
+def _parse_item(text: str) -> dict[str, Any]:
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise typer.BadParameter(f"{text!r}: expected SKU:QUANTITY:UNIT_PRICE, e.g. KB-1:2:19.90")
+    return {"sku": parts[0], "quantity": int(parts[1]), "unit_price": parts[2]}
+
+
+@app.command()
+def order(
+    directory: StateDir = Path(".conveyor"),
+    customer: Annotated[str | None, typer.Option(help="Customer id.")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "EUR",
+    item: Annotated[
+        list[str] | None, typer.Option(help="SKU:QUANTITY:UNIT_PRICE; repeat for more lines.")
+    ] = None,
+    order_id: Annotated[
+        str | None, typer.Option(help="Idempotency key; generated if absent.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A JSON file with the whole order instead of flags.")
+    ] = None,
+) -> None:
+    """Send one signed order to the local stack and print the answer."""
+    if file is not None:
+        try:
+            payload = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            _fail(f"cannot read an order from {file}: {exc}")
+            return
+    else:
+        if not customer or not item:
+            _fail("give --customer and at least one --item, or --file")
+            return
+        payload = {
+            "customer_id": customer,
+            "currency": currency,
+            "items": [_parse_item(i) for i in item],
+        }
+        if order_id:
+            payload["order_id"] = order_id
+    try:
+        credentials = Credentials.load(directory)
+    except NotRunningError as exc:
+        _fail(str(exc))
+        return
+    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    try:
+        response = client.send_order(payload)
+    except OSError as exc:
+        _fail(f"cannot reach {credentials.endpoint}: {exc}; is `conveyor up` running?")
+        return
+    style = "green" if response.status_code < 300 else "red"
+    console.print(f"[{style}]{response.status_code}[/]", end=" ")
+    console.print_json(response.text) if response.text else console.print("")
+    if response.status_code >= 300:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    directory: StateDir = Path(".conveyor"),
+    port: Port = 8080,
+    orders: Annotated[int, typer.Option(min=1, help="How many requests to send.")] = 240,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Parallel clients.")] = 8,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Stop the stack after the summary.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 120.0,
+) -> None:
+    """Start the stack, send signed orders (some bad on purpose), wait, and summarise."""
+    runtime = _start_runtime(directory, port)
+    ok = False
+    try:
+        ok = _run_demo(runtime, submissions(orders), concurrency, timeout)
+        if not exit_after:
+            console.print("the stack keeps running; press Ctrl-C to stop")
+            _wait_for_interrupt()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("stopping"):
+            runtime.stop()
+        console.print("stopped")
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _run_demo(
+    runtime: LocalRuntime, batch: list[Submission], concurrency: int, timeout: float
+) -> bool:
+    credentials, info = runtime.credentials, runtime.info
+    assert info is not None, "set by a successful start"
+    assert credentials is not None, "set by a successful start"
+    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    clients = EmulatorClients(info.emulator_url)
+    progress = Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    started = time.perf_counter()
+    with progress:
+        sending = progress.add_task("sending orders", total=len(batch))
+        report = send_all(client, batch, concurrency, lambda: progress.advance(sending))
+        accepted = len(report.accepted)
+        billed_task = progress.add_task("billed", total=accepted)
+        archived_task = progress.add_task("archived", total=accepted)
+        deadline = time.monotonic() + timeout
+        while True:
+            current = read_status(clients, info.resources, TOPOLOGY)
+            progress.update(billed_task, completed=current.billed)
+            progress.update(archived_task, completed=current.archived)
+            settled = current.pending == 0 and (
+                current.billed + current.dead_letters >= accepted
+                and current.archived + current.dead_letters >= accepted
+            )
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+
+    summary = Table(title="demo summary", show_header=False)
+    summary.add_column(justify="left")
+    summary.add_column(justify="right")
+    summary.add_row("requests sent", str(len(batch)))
+    summary.add_row("accepted (202)", str(accepted))
+    for reason, count in sorted(report.rejected.items()):
+        summary.add_row(f"rejected: {reason}", str(count))
+    summary.add_row("billed", str(current.billed))
+    summary.add_row("archived", str(current.archived))
+    summary.add_row("in a DLQ", str(current.dead_letters))
+    summary.add_row("elapsed", f"{elapsed:.1f} s")
+    summary.add_row(
+        "accepted orders / s (POST to billed and archived)", f"{accepted / elapsed:.0f}"
+    )
+    console.print(summary)
+    console.print(_status_table(current))
+    complete = current.billed == accepted and current.archived == accepted
+    if report.unexpected:
+        console.print(f"[red]unexpected answers:[/] {report.unexpected[:5]}")
+    if not complete:
+        console.print(f"[red]not every accepted order was billed and archived in {timeout:.0f}s[/]")
+    return complete and not report.unexpected
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)

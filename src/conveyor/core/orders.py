@@ -1,0 +1,138 @@
+"""The order model, its validation and its pricing.
+
+Amounts are :class:`~decimal.Decimal` end to end: a unit price arrives as a decimal
+string, is multiplied exactly, and the total is rounded once, to the currency's minor
+unit, with banker's rounding.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from conveyor.core.currencies import MINOR_UNITS
+
+MAX_ITEMS = 100
+MAX_QUANTITY = 10_000
+MAX_METADATA_KEYS = 32
+EVENT_ORDER_ACCEPTED = "order.accepted"
+
+_PRICE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+
+Identifier = Annotated[
+    str,
+    StringConstraints(
+        strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    ),
+]
+"""Ids end up in S3 keys and DynamoDB keys, so they are restricted to a safe alphabet."""
+
+
+def _parse_price(value: Any) -> Decimal:
+    # Only a string keeps the exact value the client meant; a JSON number may already
+    # have been rounded by a float somewhere on the way.
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string such as "12.50"')
+    if not _PRICE.match(value):
+        raise ValueError("must be a non-negative decimal string with at most 4 decimal places")
+    return Decimal(value)
+
+
+def _known_currency(value: str) -> str:
+    if value not in MINOR_UNITS:
+        raise ValueError('must be an active ISO 4217 currency code such as "EUR"')
+    return value
+
+
+Price = Annotated[Decimal, BeforeValidator(_parse_price)]
+Currency = Annotated[str, StringConstraints(strict=True), AfterValidator(_known_currency)]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
+MetadataKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(strict=True, max_length=512)]
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: Identifier
+    quantity: Quantity
+    unit_price: Price
+
+
+class Order(BaseModel):
+    """An order as a client submits it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_id: Identifier | None = None
+    customer_id: Identifier
+    currency: Currency
+    items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_ITEMS)]
+    metadata: Annotated[
+        dict[MetadataKey, MetadataValue] | None, Field(max_length=MAX_METADATA_KEYS)
+    ] = None
+
+
+class AcceptedOrder(Order):
+    """An order as the publisher puts it on the ``orders`` topic.
+
+    Consumers ignore fields they do not know, so the message can grow without breaking
+    the ones already subscribed.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    order_id: Identifier
+    client_id: Identifier
+    accepted_at: datetime
+    correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def parse_order(body: bytes | str) -> Order:
+    """Validate a request body; raises :class:`pydantic.ValidationError`."""
+    return Order.model_validate_json(body)
+
+
+def accept(
+    order: Order, *, order_id: str, client_id: str, correlation_id: str, now: datetime
+) -> AcceptedOrder:
+    return AcceptedOrder(
+        **order.model_dump(mode="json", exclude={"order_id"}),
+        order_id=order.order_id or order_id,
+        client_id=client_id,
+        accepted_at=now.astimezone(UTC),
+        correlation_id=correlation_id,
+    )
+
+
+def field_errors(error: ValidationError) -> list[dict[str, str]]:
+    """Validation errors as ``{field, message}`` pairs a client can act on."""
+    return [
+        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def order_total(order: Order) -> Decimal:
+    """Sum of the lines, rounded once to the currency's minor unit."""
+    exact = sum((item.unit_price * item.quantity for item in order.items), Decimal(0))
+    return exact.quantize(Decimal(1).scaleb(-MINOR_UNITS[order.currency]), ROUND_HALF_EVEN)
+
+
+def archive_key(order: AcceptedOrder) -> str:
+    """Where an order's JSON copy lives; a function of the order alone, so rewrites land
+    on the same key."""
+    day = order.accepted_at.astimezone(UTC)
+    return f"archive/orders/{day:%Y/%m/%d}/{order.order_id}.json"

@@ -1,0 +1,57 @@
+"""Store a JSON copy of each order from the ``archive`` queue in S3, once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from conveyor.aws import client, error_code
+from conveyor.config import required
+from conveyor.core.orders import AcceptedOrder, archive_key
+from conveyor.functions.dead_letter import send_to_dead_letter
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def archive(record: SQSRecord) -> None:
+    try:
+        order = AcceptedOrder.model_validate_json(record.body)
+    except ValidationError as exc:
+        send_to_dead_letter(record, f"invalid order message: {exc.error_count()} errors", "archive")
+        return
+    logger.set_correlation_id(order.correlation_id)
+    key = archive_key(order)
+    try:
+        # If-None-Match makes the write conditional: a redelivered message neither
+        # rewrites the object nor adds a version to the versioned bucket.
+        client("s3").put_object(
+            Bucket=required("ARCHIVE_BUCKET"),
+            Key=key,
+            Body=order.model_dump_json().encode(),
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+            IfNoneMatch="*",
+            Metadata={"correlation-id": order.correlation_id},
+        )
+    except Exception as exc:
+        if error_code(exc) != "PreconditionFailed":
+            raise
+        logger.info("order already archived; duplicate delivery", extra={"key": key})
+        return
+    logger.info("order archived", extra={"order_id": order.order_id, "key": key})
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=archive, processor=processor, context=context
+    )

@@ -1,0 +1,45 @@
+"""Bill each order from the ``billing`` queue: price it and record it exactly once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from conveyor import orders_table
+from conveyor.aws import client
+from conveyor.config import required
+from conveyor.core.orders import AcceptedOrder, order_total
+from conveyor.functions.dead_letter import send_to_dead_letter
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def bill(record: SQSRecord) -> None:
+    try:
+        order = AcceptedOrder.model_validate_json(record.body)
+    except ValidationError as exc:
+        send_to_dead_letter(record, f"invalid order message: {exc.error_count()} errors", "billing")
+        return
+    logger.set_correlation_id(order.correlation_id)
+    item = orders_table.billed_item(order, order_total(order), datetime.now(UTC))
+    if orders_table.put_new(client("dynamodb"), required("ORDERS_TABLE"), item):
+        logger.info("order billed", extra={"order_id": order.order_id, "total": str(item["total"])})
+    else:
+        logger.info("order already billed; duplicate delivery", extra={"order_id": order.order_id})
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=bill, processor=processor, context=context
+    )

@@ -1,0 +1,87 @@
+"""``POST /orders``: authenticate the caller, validate the order, publish it.
+
+Answers 202 ``{order_id, status: "accepted"}`` once the order is on the ``orders`` topic.
+An order id chosen by the client is its idempotency key: resubmitting it is safe and is
+billed once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from conveyor.aws import client
+from conveyor.config import required
+from conveyor.core.orders import EVENT_ORDER_ACCEPTED, accept, field_errors, parse_order
+from conveyor.functions.alb import (
+    HttpError,
+    authenticate,
+    check_json,
+    check_size,
+    correlation_id,
+    json_response,
+    raw_body,
+    resolver,
+)
+
+MAX_BODY_BYTES = 64 * 1024
+
+logger = Logger()
+app = resolver("/orders", allowed=("POST",))
+
+
+@app.post("/orders")
+def create_order() -> Response[str]:
+    event: dict[str, Any] = app.current_event.raw_event
+    request_id = correlation_id(event)
+    logger.set_correlation_id(request_id)
+    headers = {"X-Request-Id": request_id}
+
+    body = raw_body(event)
+    check_size(body, MAX_BODY_BYTES)
+    client_id = authenticate(event, body)
+    check_json(event)
+    try:
+        order = parse_order(body)
+    except ValidationError as exc:
+        raise HttpError(
+            400, "invalid_order", "the order is not valid", fields=field_errors(exc)
+        ) from exc
+
+    accepted = accept(
+        order,
+        order_id=uuid.uuid4().hex,
+        client_id=client_id,
+        correlation_id=request_id,
+        now=datetime.now(UTC),
+    )
+    try:
+        client("sns").publish(
+            TopicArn=required("ORDERS_TOPIC_ARN"),
+            Message=accepted.model_dump_json(),
+            MessageAttributes={
+                "event_type": {"DataType": "String", "StringValue": EVENT_ORDER_ACCEPTED},
+                "order_id": {"DataType": "String", "StringValue": accepted.order_id},
+                "correlation_id": {"DataType": "String", "StringValue": request_id},
+            },
+        )
+    except Exception as exc:
+        logger.exception("publish failed", extra={"order_id": accepted.order_id})
+        raise HttpError(
+            503,
+            "unavailable",
+            "the order was not accepted; retry with the same order_id",
+            order_id=accepted.order_id,
+        ) from exc
+    logger.info("order accepted", extra={"order_id": accepted.order_id, "client_id": client_id})
+    return json_response(202, {"order_id": accepted.order_id, "status": "accepted"}, headers)
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,115 @@
+"""The AWS emulator: moto's server in a child process on 127.0.0.1.
+
+A child process keeps the emulator's request handling off the runtime's GIL and lets
+the runtime survive restarting it. Setting ``AWS_ENDPOINT_URL`` points the runtime at an
+emulator that is already running instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+EMULATOR_REGION = "us-east-1"
+EMULATOR_ACCOUNT = "123456789012"
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+EMULATOR_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "conveyor-local",
+    "AWS_SECRET_ACCESS_KEY": "conveyor-local",
+    "AWS_DEFAULT_REGION": EMULATOR_REGION,
+}
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Emulator:
+    """A moto server child process; ``url`` is its endpoint once started."""
+
+    def __init__(self, log_path: Path, start_timeout_s: float = 30.0) -> None:
+        self._log_path = log_path
+        self._timeout = start_timeout_s
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self._log_path.open("a")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.local.emulator"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
+        log.close()
+        assert self._process.stdout is not None
+        deadline = time.monotonic() + self._timeout
+        line = self._process.stdout.readline().strip()
+        if not line.startswith("port="):
+            self.stop()
+            raise EmulatorError(f"the emulator did not start; see {self._log_path}")
+        self.url = f"http://127.0.0.1:{int(line.removeprefix('port='))}"
+        wait_until_reachable(self.url, deadline)
+        return self.url
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.stdin:
+            self._process.stdin.close()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout:
+            self._process.stdout.close()
+        self._process = None
+
+    def restart(self) -> None:
+        """A fresh emulator on a new port: all emulated state is gone."""
+        self.stop()
+        self.start()
+
+
+def wait_until_reachable(url: str, deadline: float) -> None:
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):  # noqa: S310 - loopback
+                return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise EmulatorError(f"the emulator at {url} is not answering: {exc}") from exc
+            time.sleep(0.05)
+
+
+def _serve() -> None:
+    # Every request is otherwise logged; the runtime keeps its own logs.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    print(f"port={port}", flush=True)
+    # stdin is a pipe from the runtime: EOF means the runtime is gone, however it ended.
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+    _serve()

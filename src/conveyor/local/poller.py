@@ -1,0 +1,132 @@
+"""An SQS event source mapping: receive, batch, invoke, settle.
+
+The decisions are :mod:`conveyor.local.mapping`'s; this module makes the calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
+from conveyor.local.workers import Invocation
+from conveyor.topology import SqsTrigger
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 1
+"""Long-poll wait while the queue is empty; short, so that stopping is prompt."""
+
+
+@dataclass
+class PollerStats:
+    batches: int = 0
+    received: int = 0
+    deleted: int = 0
+    retried: int = 0
+    failed_batches: int = 0
+
+
+class SqsPoller:
+    def __init__(
+        self,
+        *,
+        function: str,
+        trigger: SqsTrigger,
+        queue_url: str,
+        queue_arn: str,
+        region: str,
+        invoke: Callable[[dict[str, Any]], Invocation],
+        sqs: Any,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.function = function
+        self.trigger = trigger
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.region = region
+        self.invoke = invoke
+        self.sqs = sqs
+        self.clock = clock
+        self.stats = PollerStats()
+        self._lock = threading.Lock()
+
+    def _receive(self, count: int, wait_s: int) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=wait_s,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def collect(self) -> list[dict[str, Any]]:
+        """One batch, as Lambda's poller would assemble it; empty if the queue is idle."""
+        batch: list[dict[str, Any]] = []
+        first_at = 0.0
+        window = float(self.trigger.batching_window_s)
+        while True:
+            count = receive_count(self.trigger.batch_size, len(batch))
+            if count == 0:
+                return batch
+            # Idle: a short long-poll. Mid-batch: wait out the rest of the window.
+            wait = max(0, math.ceil(window - (self.clock() - first_at))) if batch else IDLE_WAIT_S
+            received = self._receive(count, wait)
+            if received and not batch:
+                first_at = self.clock()
+            batch.extend(received)
+            if not batch:
+                return batch
+            if batch_ready(len(batch), self.trigger.batch_size, self.clock() - first_at, window):
+                return batch
+
+    def poll_once(self) -> Invocation | None:
+        batch = self.collect()
+        if not batch:
+            return None
+        outcome = self.invoke(sqs_event(batch, self.queue_arn, self.region))
+        settlement = settle(
+            [m["MessageId"] for m in batch],
+            function_error=outcome.failed,
+            response=outcome.result,
+            report_batch_item_failures=self.trigger.report_batch_item_failures,
+        )
+        if outcome.failed:
+            log.warning("%s failed a batch of %d: %s", self.function, len(batch), outcome.error)
+        receipts = {m["MessageId"]: m["ReceiptHandle"] for m in batch}
+        self._delete([receipts[i] for i in settlement.delete])
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.received += len(batch)
+            self.stats.deleted += len(settlement.delete)
+            self.stats.retried += len(settlement.retry)
+            self.stats.failed_batches += settlement.whole_batch_failed
+        return outcome
+
+    def _delete(self, receipts: list[str]) -> None:
+        for start in range(0, len(receipts), 10):
+            chunk = receipts[start : start + 10]
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
+            )
+            for failure in response.get("Failed", []):
+                # The message will be delivered again; consumers are idempotent.
+                log.warning("could not delete a message from %s: %s", self.queue_url, failure)
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                self.poll_once()
+                backoff = 0.1
+            except Exception:
+                log.exception("poller for %s failed; backing off", self.function)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)

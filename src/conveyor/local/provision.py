@@ -1,0 +1,243 @@
+"""Create every resource the topology declares on the emulator, and say where it is.
+
+The emulator speaks plain HTTP on loopback, so the cloud's TLS-only resource policies
+(deny when ``aws:SecureTransport`` is false) are not applied here: moto evaluates bucket
+policies and would refuse every call. Everything else matches the cloud stacks.
+
+Provisioning is idempotent: against an emulator that already has the resources (one
+named by ``AWS_ENDPOINT_URL``) it finds them and changes nothing, secrets included.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as random_secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.aws import error_code
+from conveyor.topology import Kind, Queue, Topology
+
+DEV_CLIENT_ID = "dev"
+
+
+@dataclass
+class Resources:
+    """Where each declared resource lives: logical name -> identifier the SDK uses."""
+
+    prefix: str
+    topics: dict[str, str] = field(default_factory=dict)  # ARN
+    queues: dict[str, str] = field(default_factory=dict)  # URL
+    queue_arns: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)  # table name
+    buckets: dict[str, str] = field(default_factory=dict)  # bucket name
+    secrets: dict[str, str] = field(default_factory=dict)  # secret ARN
+
+    def identifier(self, kind: Kind, name: str) -> str:
+        by_kind = {
+            Kind.TOPIC: self.topics,
+            Kind.QUEUE: self.queues,
+            Kind.TABLE: self.tables,
+            Kind.BUCKET: self.buckets,
+            Kind.SECRET: self.secrets,
+        }[kind]
+        return by_kind[name]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "topics": self.topics,
+            "queues": self.queues,
+            "queue_arns": self.queue_arns,
+            "tables": self.tables,
+            "buckets": self.buckets,
+            "secrets": self.secrets,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Resources:
+        return cls(**data)
+
+
+class Provisioner:
+    def __init__(self, topology: Topology, clients: Any, prefix: str = "conveyor") -> None:
+        """``clients(service)`` returns a boto3 client bound to the emulator."""
+        self.topology = topology
+        self.client = clients
+        self.resources = Resources(prefix=prefix)
+
+    def physical(self, name: str) -> str:
+        return f"{self.resources.prefix}-{name}"
+
+    def run(self, client_secret: str | None = None) -> Resources:
+        for topic in self.topology.topics:
+            self._topic(topic.name)
+        for queue in self.topology.queues:
+            self._queue(queue)
+        for sub in self.topology.subscriptions:
+            self._subscribe(sub.topic, sub.queue)
+        for table in self.topology.tables:
+            self._table(table.name)
+        for bucket in self.topology.buckets:
+            self._bucket(bucket.name)
+        for secret in self.topology.secrets:
+            self._secret(secret.name, secret.description, client_secret)
+        return self.resources
+
+    def _topic(self, name: str) -> None:
+        response = self.client("sns").create_topic(
+            Name=self.physical(name), Attributes={"KmsMasterKeyId": "alias/aws/sns"}
+        )
+        self.resources.topics[name] = response["TopicArn"]
+
+    def _create_queue(self, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=self.physical(name), Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.resources.queues[name] = url
+        self.resources.queue_arns[name] = arn
+        return url, arn
+
+    def _queue(self, queue: Queue) -> None:
+        sse = {"SqsManagedSseEnabled": "true"}
+        _, dlq_arn = self._create_queue(
+            queue.dlq_name,
+            {**sse, "MessageRetentionPeriod": str(queue.dead_letter.retention_s)},
+        )
+        url, arn = self._create_queue(
+            queue.name,
+            {
+                **sse,
+                "VisibilityTimeout": str(queue.visibility_timeout_s),
+                "MessageRetentionPeriod": str(queue.retention_s),
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": queue.dead_letter.max_receive_count,
+                    }
+                ),
+            },
+        )
+        sources = [
+            self.resources.topics[s.topic]
+            for s in self.topology.subscriptions
+            if s.queue == queue.name
+        ]
+        if sources:
+            self._allow_only(url, arn, "sns.amazonaws.com", sources)
+
+    def _allow_only(self, url: str, arn: str, service: str, sources: list[str]) -> None:
+        """A queue policy that lets only the named topics or buckets send to the queue."""
+        statement = {
+            "Sid": "AllowOnlyItsSources",
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
+        }
+        self.client("sqs").set_queue_attributes(
+            QueueUrl=url,
+            Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})},
+        )
+
+    def _subscribe(self, topic: str, queue: str) -> None:
+        self.client("sns").subscribe(
+            TopicArn=self.resources.topics[topic],
+            Protocol="sqs",
+            Endpoint=self.resources.queue_arns[queue],
+            Attributes={"RawMessageDelivery": "true"},
+            ReturnSubscriptionArn=True,
+        )
+
+    def _table(self, name: str) -> None:
+        table = next(t for t in self.topology.tables if t.name == name)
+        physical = self.physical(name)
+        dynamodb = self.client("dynamodb")
+        keys = {table.partition_key, *(k for k in [table.sort_key] if k)}
+        for index in table.indexes:
+            keys.update(k for k in (index.partition_key, index.sort_key) if k)
+
+        def schema(pk: str, sk: str | None) -> list[dict[str, str]]:
+            return [{"AttributeName": pk, "KeyType": "HASH"}] + (
+                [{"AttributeName": sk, "KeyType": "RANGE"}] if sk else []
+            )
+
+        request: dict[str, Any] = {
+            "TableName": physical,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)
+            ],
+            "KeySchema": schema(table.partition_key, table.sort_key),
+            "SSESpecification": {"Enabled": True},
+        }
+        if table.indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": i.name,
+                    "KeySchema": schema(i.partition_key, i.sort_key),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for i in table.indexes
+            ]
+        try:
+            dynamodb.create_table(**request)
+        except Exception as exc:
+            if error_code(exc) != "ResourceInUseException":
+                raise
+        if table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=physical,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+        self.resources.tables[name] = physical
+
+    def _bucket(self, name: str) -> None:
+        s3 = self.client("s3")
+        physical = self.physical(name)
+        try:
+            s3.create_bucket(Bucket=physical)
+        except Exception as exc:
+            if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        s3.put_public_access_block(
+            Bucket=physical,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=physical,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        s3.put_bucket_versioning(Bucket=physical, VersioningConfiguration={"Status": "Enabled"})
+        self.resources.buckets[name] = physical
+
+    def _secret(self, name: str, description: str, client_secret: str | None) -> None:
+        manager = self.client("secretsmanager")
+        physical = f"{self.resources.prefix}/{name}"
+        try:
+            arn = manager.describe_secret(SecretId=physical)["ARN"]
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            value = {DEV_CLIENT_ID: [client_secret or random_secrets.token_urlsafe(32)]}
+            arn = manager.create_secret(
+                Name=physical, Description=description, SecretString=json.dumps(value)
+            )["ARN"]
+        self.resources.secrets[name] = arn
+
+
+def dev_credentials(clients: Any, resources: Resources, secret_name: str) -> tuple[str, str]:
+    """The dev client id and its current secret, read back from the emulator."""
+    value = clients("secretsmanager").get_secret_value(SecretId=resources.secrets[secret_name])
+    table = json.loads(value["SecretString"])
+    return DEV_CLIENT_ID, str(table[DEV_CLIENT_ID][-1])

@@ -1,0 +1,187 @@
+"""``conveyor up``: the whole system on one machine, built from the topology.
+
+Start order: emulator, resources, dev credentials, one worker pool per function, one
+poller per SQS trigger, the gateway. Stop order is the reverse, and every child process
+ends with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
+from conveyor.local.gateway import Gateway
+from conveyor.local.poller import SqsPoller
+from conveyor.local.provision import Provisioner, Resources, dev_credentials
+from conveyor.local.state import Credentials, EmulatorClients, RuntimeInfo, emulator_client
+from conveyor.local.workers import FunctionPool
+from conveyor.topology import CLIENT_SECRETS, TOPOLOGY, Function, Topology
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RuntimeOptions:
+    state_dir: Path
+    port: int = 8080
+    host: str = "127.0.0.1"
+    endpoint_url: str | None = field(default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL"))
+    """An emulator that is already running; when unset the runtime starts its own."""
+
+
+def function_environment(function: Function, resources: Resources, endpoint: str) -> dict[str, str]:
+    """Exactly what the function's Lambda environment holds: its grants' identifiers,
+    the endpoint, and Powertools settings; nothing inherited from the runtime."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+        "POWERTOOLS_SERVICE_NAME": function.name,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        **EMULATOR_CREDENTIALS,
+    }
+    for grant in function.grants:
+        if grant.env:
+            env[grant.env] = resources.identifier(grant.kind, grant.resource)
+    return env
+
+
+class LocalRuntime:
+    def __init__(self, options: RuntimeOptions, topology: Topology = TOPOLOGY) -> None:
+        self.options = options
+        self.topology = topology
+        self.emulator: Emulator | None = None
+        self.pools: dict[str, FunctionPool] = {}
+        self.pollers: list[SqsPoller] = []
+        self.gateway: Gateway | None = None
+        self.info: RuntimeInfo | None = None
+        self.credentials: Credentials | None = None
+        self.credentials_path: Path | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.options.state_dir / "logs"
+
+    def start(self, progress: Progress = lambda _: None) -> RuntimeInfo:
+        try:
+            return self._start(progress)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, progress: Progress) -> RuntimeInfo:
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        endpoint = self.options.endpoint_url
+        if endpoint:
+            progress(f"using the emulator at {endpoint}")
+        else:
+            progress("starting the AWS emulator")
+            self.emulator = Emulator(self.logs_dir / "emulator.log")
+            endpoint = self.emulator.start()
+        clients = EmulatorClients(endpoint)
+
+        progress("provisioning topics, queues, table, bucket and secrets")
+        resources = Provisioner(self.topology, clients).run()
+        client_id, secret = dev_credentials(clients, resources, CLIENT_SECRETS)
+
+        progress(f"starting {len(self.topology.functions)} functions")
+        for function in self.topology.functions:
+            env = function_environment(function, resources, endpoint)
+            self.pools[function.name] = FunctionPool(function, env, self.logs_dir)
+        with ThreadPoolExecutor(max_workers=len(self.pools)) as starter:
+            list(starter.map(lambda pool: pool.start(), self.pools.values()))
+
+        for function, trigger in self.topology.sqs_triggered():
+            for index in range(function.concurrency):
+                poller = SqsPoller(
+                    function=function.name,
+                    trigger=trigger,
+                    queue_url=resources.queues[trigger.queue],
+                    queue_arn=resources.queue_arns[trigger.queue],
+                    region=EMULATOR_REGION,
+                    invoke=self.pools[function.name].invoke,
+                    sqs=emulator_client(endpoint, "sqs"),
+                )
+                self.pollers.append(poller)
+                thread = threading.Thread(
+                    target=poller.run,
+                    args=(self._stop,),
+                    name=f"poller-{function.name}-{index}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+        try:
+            self.gateway = Gateway(
+                {route.path: self.pools[f.name].invoke for f, route in self.topology.routes()},
+                host=self.options.host,
+                port=self.options.port,
+            )
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot listen on {self.options.host}:{self.options.port} ({exc.strerror}); "
+                "pass another --port"
+            ) from exc
+        self.gateway.start()
+
+        self.credentials = Credentials(client_id, secret, self.gateway.url)
+        self.credentials_path = self.credentials.save(self.options.state_dir)
+        self.info = RuntimeInfo(
+            gateway_url=self.gateway.url,
+            emulator_url=endpoint,
+            region=EMULATOR_REGION,
+            pid=os.getpid(),
+            resources=resources,
+        )
+        self.info.save(self.options.state_dir)
+        return self.info
+
+    def child_pids(self) -> list[int]:
+        pids = [pid for pool in self.pools.values() for pid in pool.pids()]
+        if self.emulator and self.emulator.pid:
+            pids.append(self.emulator.pid)
+        return pids
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.gateway:
+            self.gateway.stop()
+            self.gateway = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        for pool in self.pools.values():
+            pool.close()
+        self.pools.clear()
+        if self.emulator:
+            self.emulator.stop()
+            self.emulator = None
+        if self.info:
+            (self.options.state_dir / "runtime.json").unlink(missing_ok=True)
+            self.info = None
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

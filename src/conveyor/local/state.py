@@ -1,0 +1,125 @@
+"""Files a running local stack leaves for the CLI: where it is, and the dev credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
+from conveyor.local.provision import Resources
+
+DEFAULT_STATE_DIR = Path(".conveyor")
+RUNTIME_FILE = "runtime.json"
+CREDENTIALS_FILE = "credentials.json"
+
+
+class NotRunningError(RuntimeError):
+    pass
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("CONVEYOR_STATE_DIR", DEFAULT_STATE_DIR))
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    gateway_url: str
+    emulator_url: str
+    region: str
+    pid: int
+    resources: Resources
+
+    def save(self, directory: Path) -> None:
+        data = {
+            "gateway_url": self.gateway_url,
+            "emulator_url": self.emulator_url,
+            "region": self.region,
+            "pid": self.pid,
+            "resources": self.resources.to_json(),
+        }
+        _write_private(directory / RUNTIME_FILE, data)
+
+    @classmethod
+    def load(cls, directory: Path) -> RuntimeInfo:
+        path = directory / RUNTIME_FILE
+        if not path.exists():
+            raise NotRunningError(
+                f"no local stack is running ({path} does not exist); start one with "
+                "`conveyor up` or `make demo`"
+            )
+        data = json.loads(path.read_text())
+        return cls(
+            gateway_url=data["gateway_url"],
+            emulator_url=data["emulator_url"],
+            region=data["region"],
+            pid=int(data["pid"]),
+            resources=Resources.from_json(data["resources"]),
+        )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    secret: str
+    endpoint: str
+
+    def save(self, directory: Path) -> Path:
+        path = directory / CREDENTIALS_FILE
+        _write_private(
+            path, {"client_id": self.client_id, "secret": self.secret, "endpoint": self.endpoint}
+        )
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> Credentials:
+        path = directory / CREDENTIALS_FILE
+        if not path.exists():
+            raise NotRunningError(
+                f"no dev credentials at {path}; start the stack with `conveyor up`"
+            )
+        data = json.loads(path.read_text())
+        return cls(data["client_id"], data["secret"], data["endpoint"])
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(data, handle, indent=2)
+
+
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32)
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=EMULATOR_REGION,
+    )
+
+
+def emulator_client(endpoint: str, service: str) -> Any:
+    """A boto3 client bound to the emulator (creating one is not free: keep it)."""
+    return _session().client(service, endpoint_url=endpoint, config=_CLIENT_CONFIG)
+
+
+class EmulatorClients:
+    """``clients("sqs")`` and so on, one client per service, bound to one endpoint."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = emulator_client(self.endpoint, service)
+        return self._clients[service]

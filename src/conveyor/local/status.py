@@ -1,0 +1,67 @@
+"""What the local stack holds right now: queue depths and pipeline counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor import orders_table
+from conveyor.local.provision import Resources
+from conveyor.topology import ARCHIVE_BUCKET, ORDERS_TABLE, Topology
+
+ARCHIVE_PREFIX = "archive/orders/"
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    visible: int
+    in_flight: int
+    dead_letters: int
+
+
+@dataclass(frozen=True)
+class Status:
+    queues: tuple[QueueDepth, ...]
+    billed: int
+    archived: int
+
+    @property
+    def dead_letters(self) -> int:
+        return sum(q.dead_letters for q in self.queues)
+
+    @property
+    def pending(self) -> int:
+        return sum(q.visible + q.in_flight for q in self.queues)
+
+
+def _depth(sqs: Any, url: str) -> tuple[int, int]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def count_objects(s3: Any, bucket: str, prefix: str) -> int:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(int(page.get("KeyCount", 0)) for page in pages)
+
+
+def read_status(clients: Any, resources: Resources, topology: Topology) -> Status:
+    sqs = clients("sqs")
+    depths = []
+    for queue in topology.queues:
+        visible, in_flight = _depth(sqs, resources.queues[queue.name])
+        dead, dead_in_flight = _depth(sqs, resources.queues[queue.dlq_name])
+        depths.append(QueueDepth(queue.name, visible, in_flight, dead + dead_in_flight))
+    return Status(
+        queues=tuple(depths),
+        billed=orders_table.count_in_status(
+            clients("dynamodb"), resources.tables[ORDERS_TABLE], orders_table.STATUS_BILLED
+        ),
+        archived=count_objects(clients("s3"), resources.buckets[ARCHIVE_BUCKET], ARCHIVE_PREFIX),
+    )

@@ -1,0 +1,253 @@
+"""One process per function instance, each with only that function's environment.
+
+Like a Lambda execution environment, a worker runs one invocation at a time, keeps its
+module state (clients, caches) between invocations, and is thrown away when it times
+out or dies; the pool starts a fresh one in its place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from conveyor.topology import Function
+
+_spawn = multiprocessing.get_context("spawn")
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    function: str
+    handler: str
+    timeout_s: int
+    memory_mb: int
+    env: Mapping[str, str]
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The outcome of one invocation: a result, or an error (raised, timed out, crashed)."""
+
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    deadline: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def _serve(connection: Connection, spec: WorkerSpec) -> None:
+    from conveyor.local.lifetime import ignore_interrupts
+
+    # The worker's only link to the runtime is this pipe: when the runtime goes away,
+    # however it ends, recv() sees EOF and the worker returns.
+    ignore_interrupts()
+    log = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    os.environ.clear()
+    os.environ.update(spec.env)
+    try:
+        module_name, attribute = spec.handler.split(":", 1)
+        handler: Callable[[Any, Any], Any] = getattr(
+            importlib.import_module(module_name), attribute
+        )
+    except Exception:
+        traceback.print_exc()
+        connection.send({"ready": False, "error": traceback.format_exc(limit=3)})
+        return
+    connection.send({"ready": True})
+    region = spec.env.get("AWS_DEFAULT_REGION", "us-east-1")
+    arn = f"arn:aws:lambda:{region}:000000000000:function:{spec.function}"
+    while True:
+        try:
+            event = connection.recv()
+        except EOFError:
+            return
+        context = LambdaContext(
+            function_name=spec.function,
+            memory_limit_in_mb=spec.memory_mb,
+            invoked_function_arn=arn,
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + spec.timeout_s,
+        )
+        started = time.perf_counter()
+        try:
+            outcome: dict[str, Any] = {"result": handler(event, context)}
+        except Exception as exc:
+            traceback.print_exc()
+            outcome = {"error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__}
+        outcome["duration_ms"] = (time.perf_counter() - started) * 1000
+        connection.send(outcome)
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class _Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.connection, child = _spawn.Pipe()
+        self.process = _spawn.Process(
+            target=_serve, args=(child, spec), name=f"conveyor-{spec.function}", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def wait_ready(self, timeout_s: float) -> None:
+        if not self.connection.poll(timeout_s):
+            self.kill()
+            raise WorkerError("worker did not start in time")
+        message = self.connection.recv()
+        if not message.get("ready"):
+            self.kill()
+            raise WorkerError(f"worker failed to import its handler:\n{message.get('error')}")
+
+    def call(self, event: Any, timeout_s: float) -> Invocation:
+        started = time.perf_counter()
+        try:
+            self.connection.send(event)
+            if not self.connection.poll(timeout_s):
+                self.kill()
+                return Invocation(
+                    error=f"timed out after {timeout_s:.0f}s",
+                    error_type="Timeout",
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            outcome = self.connection.recv()
+        except (EOFError, OSError):
+            self.kill()
+            return Invocation(
+                error="the worker process died",
+                error_type="WorkerDied",
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        return Invocation(
+            result=outcome.get("result"),
+            error=outcome.get("error"),
+            error_type=outcome.get("error_type"),
+            duration_ms=float(outcome["duration_ms"]),
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(timeout=5)
+        self.connection.close()
+
+    def stop(self) -> None:
+        self.connection.close()  # the worker sees EOF and returns
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.kill()
+
+
+@dataclass
+class FunctionStats:
+    invocations: int = 0
+    errors: int = 0
+    last_duration_ms: float = 0.0
+
+
+class FunctionPool:
+    """``concurrency`` warm workers for one function; ``invoke`` blocks for a free one."""
+
+    def __init__(self, function: Function, env: Mapping[str, str], log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.function = function
+        self.spec = WorkerSpec(
+            function=function.name,
+            handler=function.handler,
+            timeout_s=function.timeout_s,
+            memory_mb=function.memory_mb,
+            env=dict(env),
+            log_path=log_dir / f"{function.name}.log",
+        )
+        self.stats = FunctionStats()
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> None:
+        started = [_Worker(self.spec) for _ in range(self.function.concurrency)]
+        for worker in started:
+            worker.wait_ready(START_TIMEOUT_S)
+            self._workers.append(worker)
+            self._idle.put(worker)
+
+    def invoke(self, event: Any) -> Invocation:
+        worker = self._idle.get()
+        try:
+            outcome = worker.call(event, self.spec.timeout_s)
+        finally:
+            if worker.alive:
+                self._idle.put(worker)
+            else:
+                self._replace(worker)
+        with self._lock:
+            self.stats.invocations += 1
+            self.stats.errors += outcome.failed
+            self.stats.last_duration_ms = outcome.duration_ms
+        return outcome
+
+    def _replace(self, dead: _Worker) -> None:
+        with self._lock:
+            if dead in self._workers:
+                self._workers.remove(dead)
+            if self._closed:
+                return
+        fresh = _Worker(self.spec)
+        fresh.wait_ready(START_TIMEOUT_S)
+        with self._lock:
+            self._workers.append(fresh)
+        self._idle.put(fresh)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        for worker in workers:
+            worker.stop()

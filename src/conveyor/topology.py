@@ -1,0 +1,320 @@
+"""The declared wiring of the whole system: the single source of truth.
+
+Names, queues and their dead-letter settings, triggers, routes, and which function may do
+what to which resource are declared here once. The local runtime provisions and wires
+itself from :data:`TOPOLOGY`; the CDK app builds the cloud stacks from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+DAY_S = 86_400
+VISIBILITY_PER_TIMEOUT = 6
+"""AWS's advice: a queue's visibility timeout is at least six times its consumer's timeout."""
+
+
+class Kind(StrEnum):
+    TOPIC = "topic"
+    QUEUE = "queue"
+    TABLE = "table"
+    BUCKET = "bucket"
+    SECRET = "secret"  # noqa: S105 - a resource kind
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    max_receive_count: int = 3
+    retention_s: int = 14 * DAY_S
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    visibility_timeout_s: int
+    retention_s: int = 4 * DAY_S
+    dead_letter: DeadLetter = field(default_factory=DeadLetter)
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A queue subscribed to a topic with raw message delivery."""
+
+    topic: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SqsTrigger:
+    """An event source mapping from a queue, with Lambda's SQS settings."""
+
+    queue: str
+    batch_size: int = 10
+    batching_window_s: int = 0
+    report_batch_item_failures: bool = True
+    max_concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """A load-balancer rule: requests for ``path`` go to the function, which answers
+    405 itself for methods other than ``methods``."""
+
+    path: str
+    methods: tuple[str, ...] = ("POST",)
+
+
+Trigger = SqsTrigger | HttpRoute
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Permission for a function to call ``actions`` on one resource.
+
+    ``env`` names the environment variable through which the function learns the
+    resource's identifier (topic ARN, queue URL, table name, bucket name, secret id).
+    ``scope`` narrows the resource where IAM allows it: an object-key pattern for a bucket.
+    """
+
+    kind: Kind
+    resource: str
+    actions: tuple[str, ...]
+    env: str | None = None
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    handler: str
+    """``module:attribute`` of the Lambda entry point."""
+    trigger: Trigger
+    grants: tuple[Grant, ...]
+    timeout_s: int = 10
+    memory_mb: int = 256
+    reserved_concurrency: int | None = None
+    concurrency: int = 1
+    """Worker processes the local runtime runs for this function."""
+
+    @property
+    def module(self) -> str:
+        return self.handler.split(":", 1)[0]
+
+
+SQS_CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+)
+"""What an SQS event source mapping needs on its queue, on top of a function's grants."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    topics: tuple[Topic, ...]
+    queues: tuple[Queue, ...]
+    subscriptions: tuple[Subscription, ...]
+    tables: tuple[Table, ...]
+    buckets: tuple[Bucket, ...]
+    secrets: tuple[Secret, ...]
+    functions: tuple[Function, ...]
+
+    def queue(self, name: str) -> Queue:
+        return _named(self.queues, name)
+
+    def function(self, name: str) -> Function:
+        return _named(self.functions, name)
+
+    def sqs_triggered(self) -> Iterator[tuple[Function, SqsTrigger]]:
+        for function in self.functions:
+            if isinstance(function.trigger, SqsTrigger):
+                yield function, function.trigger
+
+    def routes(self) -> Iterator[tuple[Function, HttpRoute]]:
+        for function in self.functions:
+            if isinstance(function.trigger, HttpRoute):
+                yield function, function.trigger
+
+    def resource_names(self, kind: Kind) -> list[str]:
+        match kind:
+            case Kind.TOPIC:
+                return [t.name for t in self.topics]
+            case Kind.QUEUE:
+                return [q.name for q in self.queues] + [q.dlq_name for q in self.queues]
+            case Kind.TABLE:
+                return [t.name for t in self.tables]
+            case Kind.BUCKET:
+                return [b.name for b in self.buckets]
+            case Kind.SECRET:
+                return [s.name for s in self.secrets]
+
+    def problems(self) -> list[str]:
+        """Every inconsistency in the declaration; empty when it is sound."""
+        return self._naming_problems() + self._trigger_problems() + self._grant_problems()
+
+    def _naming_problems(self) -> list[str]:
+        found = []
+        for kind in Kind:
+            names = self.resource_names(kind)
+            if len(names) != len(set(names)):
+                found.append(f"duplicate {kind} names: {sorted(names)}")
+        for sub in self.subscriptions:
+            if sub.topic not in self.resource_names(Kind.TOPIC):
+                found.append(f"subscription to unknown topic {sub.topic}")
+            if sub.queue not in self.resource_names(Kind.QUEUE):
+                found.append(f"subscription of unknown queue {sub.queue}")
+        return found
+
+    def _trigger_problems(self) -> list[str]:
+        found = []
+        consumers: set[str] = set()
+        for function, trigger in self.sqs_triggered():
+            if trigger.queue in consumers:
+                found.append(f"queue {trigger.queue} has two consumers")
+            consumers.add(trigger.queue)
+            if not 1 <= trigger.batch_size <= 10:
+                found.append(f"{function.name} batch size must be 1..10")
+            queue = next((q for q in self.queues if q.name == trigger.queue), None)
+            if queue is None:
+                found.append(f"{function.name} is triggered by unknown queue {trigger.queue}")
+                continue
+            wanted = VISIBILITY_PER_TIMEOUT * function.timeout_s
+            if queue.visibility_timeout_s != wanted:
+                found.append(
+                    f"queue {queue.name} visibility {queue.visibility_timeout_s}s is not "
+                    f"{VISIBILITY_PER_TIMEOUT}x {function.name}'s timeout ({wanted}s)"
+                )
+        return found
+
+    def _grant_problems(self) -> list[str]:
+        found = []
+        for function in self.functions:
+            for grant in function.grants:
+                if grant.resource not in self.resource_names(grant.kind):
+                    found.append(f"{function.name}: unknown {grant.kind} {grant.resource}")
+                if any("*" in action for action in grant.actions):
+                    found.append(f"{function.name}: wildcard action on {grant.resource}")
+        return found
+
+
+_Named = TypeVar("_Named", Queue, Function)
+
+
+def _named(items: tuple[_Named, ...], name: str) -> _Named:
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(f"no {name!r} in the topology")
+
+
+ORDERS_TOPIC = "orders"
+ORDERS_TABLE = "orders"
+ARCHIVE_BUCKET = "archive"
+CLIENT_SECRETS = "client-secrets"
+
+TOPOLOGY = Topology(
+    topics=(Topic(ORDERS_TOPIC),),
+    queues=(
+        Queue("billing", visibility_timeout_s=60),
+        Queue("archive", visibility_timeout_s=60),
+    ),
+    subscriptions=(
+        Subscription(ORDERS_TOPIC, "billing"),
+        Subscription(ORDERS_TOPIC, "archive"),
+    ),
+    tables=(
+        Table(
+            ORDERS_TABLE,
+            partition_key="order_id",
+            indexes=(
+                Index("by_customer", partition_key="customer_id", sort_key="accepted_at"),
+                Index("by_status", partition_key="status", sort_key="accepted_at"),
+            ),
+        ),
+    ),
+    buckets=(Bucket(ARCHIVE_BUCKET),),
+    secrets=(
+        Secret(CLIENT_SECRETS, "HMAC secrets of the HTTP clients: {client_id: [secret, ...]}"),
+    ),
+    functions=(
+        Function(
+            "publisher",
+            handler="conveyor.functions.publisher:handler",
+            trigger=HttpRoute("/orders"),
+            grants=(
+                Grant(Kind.TOPIC, ORDERS_TOPIC, ("sns:Publish",), env="ORDERS_TOPIC_ARN"),
+                Grant(
+                    Kind.SECRET,
+                    CLIENT_SECRETS,
+                    ("secretsmanager:GetSecretValue",),
+                    env="CLIENT_SECRETS_ID",
+                ),
+            ),
+            concurrency=2,
+        ),
+        Function(
+            "billing",
+            handler="conveyor.functions.billing:handler",
+            trigger=SqsTrigger("billing"),
+            grants=(
+                Grant(Kind.TABLE, ORDERS_TABLE, ("dynamodb:PutItem",), env="ORDERS_TABLE"),
+                Grant(Kind.QUEUE, "billing-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
+            ),
+        ),
+        Function(
+            "archive",
+            handler="conveyor.functions.archive:handler",
+            trigger=SqsTrigger("archive"),
+            grants=(
+                Grant(
+                    Kind.BUCKET,
+                    ARCHIVE_BUCKET,
+                    ("s3:PutObject",),
+                    env="ARCHIVE_BUCKET",
+                    scope="archive/orders/*",
+                ),
+                Grant(Kind.QUEUE, "archive-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
+            ),
+        ),
+    ),
+)
