@@ -23,8 +23,8 @@ up: $(STAMP)  ## start the local stack and keep it running until Ctrl-C
 	$(BIN)/conveyor up $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
 test: lint

@@ -17,19 +17,19 @@ from pydantic import ValidationError
 from conveyor.aws import client, error_code
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, archive_key
-from conveyor.functions.dead_letter import send_to_dead_letter
+from conveyor.functions.consumer import correlate, send_to_dead_letter
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def archive(record: SQSRecord) -> None:
+    correlate(record)
     try:
         order = AcceptedOrder.model_validate_json(record.body)
     except ValidationError as exc:
         send_to_dead_letter(record, f"invalid order message: {exc.error_count()} errors", "archive")
         return
-    logger.set_correlation_id(order.correlation_id)
     key = archive_key(order)
     try:
         # If-None-Match makes the write conditional: a redelivered message neither

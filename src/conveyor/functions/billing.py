@@ -19,19 +19,19 @@ from conveyor import orders_table
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, order_total
-from conveyor.functions.dead_letter import send_to_dead_letter
+from conveyor.functions.consumer import correlate, send_to_dead_letter
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def bill(record: SQSRecord) -> None:
+    correlate(record)
     try:
         order = AcceptedOrder.model_validate_json(record.body)
     except ValidationError as exc:
         send_to_dead_letter(record, f"invalid order message: {exc.error_count()} errors", "billing")
         return
-    logger.set_correlation_id(order.correlation_id)
     item = orders_table.billed_item(order, order_total(order), datetime.now(UTC))
     if orders_table.put_new(client("dynamodb"), required("ORDERS_TABLE"), item):
         logger.info("order billed", extra={"order_id": order.order_id, "total": str(item["total"])})

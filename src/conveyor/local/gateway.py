@@ -49,13 +49,12 @@ def alb_event(
     method: str, target: str, headers: Mapping[str, str], body: bytes, client_ip: str
 ) -> dict[str, Any]:
     parts = urlsplit(target)
-    content_type = headers.get("content-type", "")
-    textual = content_type.startswith(_TEXT_TYPES) or not body
+    lowered = {k.lower(): v for k, v in headers.items()}
+    textual = lowered.get("content-type", "").startswith(_TEXT_TYPES) or not body
     try:
         text = body.decode("utf-8") if textual else None
     except UnicodeDecodeError:
         text = None
-    lowered = {k.lower(): v for k, v in headers.items()}
     lowered.setdefault("x-forwarded-for", client_ip)
     lowered.setdefault("x-forwarded-proto", "http")
     lowered.setdefault("x-amzn-trace-id", f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}")

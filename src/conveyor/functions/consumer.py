@@ -1,4 +1,5 @@
-"""The path for messages that can never succeed.
+"""What the SQS-triggered functions share: per-record correlation, and the path for
+messages that can never succeed.
 
 Retrying a message that is malformed only wastes the retries and hides why it failed, so
 a consumer sends it straight to its dead-letter queue with the reason attached and lets
@@ -39,3 +40,10 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
         "message rejected permanently",
         extra={"message_id": record.message_id, "reason": reason},
     )
+
+
+def correlate(record: SQSRecord) -> None:
+    """Log this record under its own correlation id, not the previous record's."""
+    attribute = record.message_attributes["correlation_id"]  # None when absent
+    value = attribute.string_value if attribute is not None else None
+    logger.set_correlation_id(value or record.message_id)

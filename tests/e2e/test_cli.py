@@ -1,0 +1,153 @@
+"""The CLI as a user runs it: demo, up / order / status, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import eventually
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "conveyor"]
+
+
+def run(*args: str, state: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "CONVEYOR_STATE_DIR": str(state), "COLUMNS": "140"},
+    )
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.add(child)
+            pending.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_help_explains_every_command(tmp_path: Path) -> None:
+    result = run("--help", state=tmp_path)
+    assert result.returncode == 0
+    for command in ("up", "demo", "order", "status"):
+        assert re.search(rf"^\s*│?\s*{command}\s", result.stdout, re.MULTILINE), command
+
+
+def test_status_without_a_running_stack_says_how_to_start_one(tmp_path: Path) -> None:
+    result = run("status", state=tmp_path)
+    assert result.returncode == 1
+    assert "conveyor up" in result.stdout
+
+
+def test_demo_sends_good_and_bad_orders_and_accounts_for_every_one(tmp_path: Path) -> None:
+    result = run("demo", "--exit", "--orders", "60", "--port", "0", state=tmp_path, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    numbers = {
+        label.strip(): int(value)
+        for label, value in re.findall(r"│ ([A-Za-z0-9 ():_]+?)\s+│\s+(\d+) │", result.stdout)
+    }
+    assert numbers["requests sent"] == 60
+    assert numbers["accepted (202)"] == 54
+    assert numbers["billed"] == numbers["archived"] == 54
+    assert numbers["in a DLQ"] == 0
+    assert numbers["rejected: 401 unauthorized"] >= 1
+    assert numbers["rejected: 400 invalid_order"] >= 1
+    assert "stopped" in result.stdout
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    process = subprocess.Popen(
+        [*CLI, "up", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CONVEYOR_STATE_DIR": str(tmp_path)},
+    )
+    eventually(
+        lambda: (tmp_path / "runtime.json").exists() or process.poll() is not None, timeout_s=60
+    )
+    assert process.poll() is None, process.stdout.read() if process.stdout else ""
+    yield process, tmp_path
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_up_order_status_then_ctrl_c_stops_everything(
+    running: tuple[subprocess.Popen[str], Path],
+) -> None:
+    process, state = running
+    credentials = json.loads((state / "credentials.json").read_text())
+    assert credentials["client_id"] == "dev"
+    assert oct((state / "credentials.json").stat().st_mode & 0o777) == "0o600"
+
+    sent = run(
+        "order",
+        "--customer",
+        "cust-cli",
+        "--item",
+        "KB-1:2:19.90",
+        "--item",
+        "MOUSE:1:5",
+        "--order-id",
+        "cli-1",
+        state=state,
+    )
+    assert sent.returncode == 0, sent.stdout
+    assert '"order_id": "cli-1"' in sent.stdout
+
+    def billed_and_archived() -> bool:
+        out = run("status", state=state).stdout
+        return "billed: 1" in out and "archived: 1" in out
+
+    eventually(billed_and_archived, timeout_s=30, interval_s=0.5)
+    rejected = run("order", "--customer", "c", "--item", "A:0:1", state=state)
+    assert rejected.returncode == 1
+    assert "invalid_order" in rejected.stdout
+    bad_flag = run("order", "--customer", "c", "--item", "nonsense", state=state)
+    assert bad_flag.returncode != 0
+    assert "SKU:QUANTITY:UNIT_PRICE" in bad_flag.stdout + bad_flag.stderr
+
+    children = descendants(process.pid)
+    assert len(children) >= 5, "emulator and one worker per function instance"
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "stopped" in output
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if alive(pid)], "no orphan processes"
+    assert not (state / "runtime.json").exists()

@@ -1,0 +1,60 @@
+"""A real local stack (moto server child process, workers, pollers, gateway) per module."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from conveyor.client import ConveyorClient
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.state import EmulatorClients
+from conveyor.topology import TOPOLOGY, Topology
+
+T = TypeVar("T")
+
+
+def start_stack(directory: Path, topology: Topology = TOPOLOGY) -> LocalRuntime:
+    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=0, endpoint_url=None), topology)
+    runtime.start()
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    runtime = start_stack(tmp_path_factory.mktemp("stack"))
+    yield runtime
+    runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def aws(stack: LocalRuntime) -> EmulatorClients:
+    assert stack.info is not None
+    return EmulatorClients(stack.info.emulator_url)
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalRuntime) -> Iterator[ConveyorClient]:
+    assert stack.credentials is not None
+    http = ConveyorClient(
+        stack.credentials.endpoint, stack.credentials.client_id, stack.credentials.secret
+    )
+    yield http
+    http.close()
+
+
+def eventually(
+    probe: Callable[[], T | None], timeout_s: float = 30.0, interval_s: float = 0.1
+) -> T:
+    """Poll until ``probe`` returns something truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
+        time.sleep(interval_s)

@@ -1,0 +1,190 @@
+"""The orders pipeline over real HTTP against the emulator, through the local runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from conveyor import orders_table
+from conveyor.client import ConveyorClient
+from conveyor.core.orders import accept, parse_order
+from conveyor.local.runtime import LocalRuntime
+from conveyor.local.state import EmulatorClients
+from conveyor.local.status import read_status
+from conveyor.topology import TOPOLOGY
+from tests.integration.conftest import eventually, start_stack
+
+pytestmark = pytest.mark.integration
+
+
+def new_order(**fields: Any) -> dict[str, Any]:
+    return {
+        "order_id": f"it-{uuid.uuid4().hex[:12]}",
+        "customer_id": "cust-it",
+        "currency": "EUR",
+        "items": [{"sku": "KB-1", "quantity": 3, "unit_price": "10.10"}],
+        **fields,
+    }
+
+
+def billed(stack: LocalRuntime, aws: EmulatorClients, order_id: str) -> dict[str, Any] | None:
+    assert stack.info is not None
+    return orders_table.get(aws("dynamodb"), stack.info.resources.tables["orders"], order_id)
+
+
+def archived_versions(stack: LocalRuntime, aws: EmulatorClients, order_id: str) -> list[Any]:
+    assert stack.info is not None
+    response = aws("s3").list_object_versions(
+        Bucket=stack.info.resources.buckets["archive"], Prefix="archive/orders/"
+    )
+    return [v for v in response.get("Versions", []) if v["Key"].endswith(f"/{order_id}.json")]
+
+
+def drained(stack: LocalRuntime, aws: EmulatorClients) -> bool:
+    assert stack.info is not None
+    return read_status(aws, stack.info.resources, TOPOLOGY).pending == 0
+
+
+def log_lines(stack: LocalRuntime, function: str) -> list[dict[str, Any]]:
+    lines = (stack.logs_dir / f"{function}.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_a_signed_order_is_billed_once_and_archived_once(
+    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient
+) -> None:
+    order = new_order()
+    response = client.send_order(order, headers={"X-Request-Id": "it-trace-1"})
+    assert response.status_code == 202, response.text
+    assert response.json() == {"order_id": order["order_id"], "status": "accepted"}
+
+    item = eventually(lambda: billed(stack, aws, order["order_id"]))
+    assert str(item["total"]) == "30.30"
+    assert item["correlation_id"] == "it-trace-1"
+    [version] = eventually(lambda: archived_versions(stack, aws, order["order_id"]))
+    assert version["Key"].startswith(f"archive/orders/{datetime.now(UTC):%Y/%m/}")
+    eventually(lambda: drained(stack, aws))
+    assert len(archived_versions(stack, aws, order["order_id"])) == 1
+
+
+def test_a_resubmitted_order_id_is_accepted_twice_and_billed_once(
+    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient
+) -> None:
+    order = new_order()
+    assert client.send_order(order).status_code == 202
+    first = eventually(lambda: billed(stack, aws, order["order_id"]))
+    assert client.send_order(order).status_code == 202
+    eventually(
+        lambda: any(
+            line.get("order_id") == order["order_id"] and "duplicate" in line["message"]
+            for line in log_lines(stack, "billing")
+        )
+    )
+    eventually(lambda: drained(stack, aws))
+    assert billed(stack, aws, order["order_id"]) == first
+    assert len(archived_versions(stack, aws, order["order_id"])) == 1
+
+
+def test_a_redelivered_sqs_message_does_not_bill_twice(
+    stack: LocalRuntime, aws: EmulatorClients
+) -> None:
+    assert stack.info is not None
+    message = accept(
+        parse_order(json.dumps(new_order())),
+        order_id="-",
+        client_id="dev",
+        correlation_id="redelivery",
+        now=datetime.now(UTC),
+    )
+    queue = stack.info.resources.queues["billing"]
+    for _ in range(2):  # the same message, delivered twice
+        aws("sqs").send_message(QueueUrl=queue, MessageBody=message.model_dump_json())
+    first = eventually(lambda: billed(stack, aws, message.order_id))
+    eventually(lambda: drained(stack, aws))
+    assert billed(stack, aws, message.order_id) == first
+    dynamodb = aws("dynamodb")
+    assert (
+        orders_table.of_customer(
+            dynamodb, stack.info.resources.tables["orders"], "cust-it", limit=100
+        ).count(first)
+        == 1
+    )
+
+
+def test_the_gateway_answers_bad_requests_with_json_reasons(client: ConveyorClient) -> None:
+    unsigned = client.request("POST", "/orders", json.dumps(new_order()).encode(), signed=False)
+    assert (unsigned.status_code, unsigned.json()["error"]) == (401, "unauthorized")
+    invalid = client.send_order(new_order(currency="XYZ"))
+    assert invalid.status_code == 400
+    assert invalid.json()["fields"][0]["field"] == "currency"
+    assert client.request("GET", "/orders").status_code == 405
+    assert client.request("GET", "/elsewhere").json()["error"] == "not_found"
+
+
+@pytest.fixture(scope="module")
+def flaky_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    """The stack with a billing bug, and timeouts short enough to watch three receives:
+    billing times out after 1 s, so its queue's visibility timeout is 6 s."""
+    billing = dataclasses.replace(
+        TOPOLOGY.function("billing"),
+        handler="tests.integration.flaky_billing:handler",
+        timeout_s=1,
+    )
+    topology = dataclasses.replace(
+        TOPOLOGY,
+        functions=tuple(billing if f.name == "billing" else f for f in TOPOLOGY.functions),
+        queues=tuple(
+            dataclasses.replace(q, visibility_timeout_s=6) if q.name == "billing" else q
+            for q in TOPOLOGY.queues
+        ),
+    )
+    assert topology.problems() == []
+    runtime = start_stack(tmp_path_factory.mktemp("flaky"), topology)
+    yield runtime
+    runtime.stop()
+
+
+def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq(
+    flaky_stack: LocalRuntime,
+) -> None:
+    assert flaky_stack.info is not None
+    resources = flaky_stack.info.resources
+    aws = EmulatorClients(flaky_stack.info.emulator_url)
+    orders = [new_order(customer_id="poison" if n == 6 else "cust-batch") for n in range(10)]
+    entries = [
+        {
+            "Id": str(n),
+            "MessageBody": accept(
+                parse_order(json.dumps(o)),
+                order_id="-",
+                client_id="dev",
+                correlation_id=f"c{n}",
+                now=datetime.now(UTC),
+            ).model_dump_json(),
+        }
+        for n, o in enumerate(orders)
+    ]
+    aws("sqs").send_message_batch(QueueUrl=resources.queues["billing"], Entries=entries)
+
+    good = [o["order_id"] for o in orders if o["customer_id"] != "poison"]
+    eventually(lambda: all(billed(flaky_stack, aws, order_id) for order_id in good))
+
+    def dead_letters() -> list[dict[str, Any]]:
+        response = aws("sqs").receive_message(
+            QueueUrl=resources.queues["billing-dlq"], MaxNumberOfMessages=10, VisibilityTimeout=0
+        )
+        return list(response.get("Messages", []))
+
+    [dead] = eventually(dead_letters, timeout_s=40)
+    assert json.loads(dead["Body"])["customer_id"] == "poison"
+    assert billed(flaky_stack, aws, orders[6]["order_id"]) is None
+    lines = log_lines(flaky_stack, "billing")
+    assert next(line["batch_size"] for line in lines if "batch_size" in line) == 10
+    attempts = [int(line["poisoned_attempt"]) for line in lines if "poisoned_attempt" in line]
+    assert attempts == [1, 2, 3], "three receives, then the redrive policy takes it"

@@ -1,0 +1,102 @@
+"""The local gateway's translation between HTTP and ALB events."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import requests
+
+from conveyor.local.gateway import (
+    MAX_BODY_BYTES,
+    Gateway,
+    HttpResponse,
+    alb_event,
+    from_alb_response,
+)
+from conveyor.local.workers import Invocation
+
+
+def test_a_json_body_is_passed_as_text_and_headers_are_lowercased() -> None:
+    event = alb_event(
+        "POST",
+        "/orders?x=1&y=",
+        {"Content-Type": "application/json", "X-Client-Id": "c"},
+        b'{"a":1}',
+        "10.0.0.1",
+    )
+    assert event["body"] == '{"a":1}'
+    assert event["isBase64Encoded"] is False
+    assert event["path"] == "/orders"
+    assert event["queryStringParameters"] == {"x": "1", "y": ""}
+    assert event["headers"]["x-client-id"] == "c"
+    assert event["headers"]["x-forwarded-for"] == "10.0.0.1"
+
+
+def test_a_binary_body_is_base64_encoded_as_alb_does() -> None:
+    raw = b"\x89PNG\r\n\x1a\n\x00"
+    event = alb_event("POST", "/u", {"content-type": "image/png"}, raw, "127.0.0.1")
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
+def test_invalid_utf8_under_a_text_type_is_still_delivered_exactly() -> None:
+    event = alb_event("POST", "/o", {"content-type": "application/json"}, b"\xff{", "127.0.0.1")
+    assert base64.b64decode(event["body"]) == b"\xff{"
+
+
+def test_function_failures_become_502_and_timeouts_504() -> None:
+    assert from_alb_response(Invocation(error="boom", error_type="ValueError")).status == 502
+    assert from_alb_response(Invocation(result={"no": "status"})).status == 502
+    assert from_alb_response(Invocation(error="slow", error_type="Timeout")).status == 504
+    ok = from_alb_response(
+        Invocation(
+            result={
+                "statusCode": 202,
+                "body": base64.b64encode(b"hi").decode(),
+                "isBase64Encoded": True,
+                "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+            }
+        )
+    )
+    assert (ok.status, ok.body, ok.headers["Set-Cookie"]) == (202, b"hi", "a=1, b=2")
+
+
+def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def echo(event: dict[str, Any]) -> Invocation:
+        seen.append(event)
+        return Invocation(
+            result={
+                "statusCode": 200,
+                "body": event["body"],
+                "headers": {"Content-Type": "application/json"},
+            }
+        )
+
+    def served(method: str, target: str, headers: Any, body: bytes) -> HttpResponse:
+        return HttpResponse(200, b"static", {"Content-Type": "text/plain"})
+
+    gateway = Gateway({"/orders": echo}, {"/media/": served})
+    gateway.start()
+    try:
+        with requests.Session() as http:
+            answer = http.post(
+                gateway.url + "/orders",
+                data=b'{"k":"v"}',
+                headers={"Content-Type": "application/json"},
+            )
+            assert (answer.status_code, answer.json()) == (200, {"k": "v"})
+            assert seen[0]["httpMethod"] == "POST"
+            assert http.get(gateway.url + "/media/x").text == "static"
+            missing = http.get(gateway.url + "/nowhere")
+            assert missing.status_code == 404
+            assert missing.json()["error"] == "not_found"
+            huge = http.post(gateway.url + "/orders", data=b"x" * (MAX_BODY_BYTES + 1))
+            assert huge.status_code == 413
+            assert json.loads(huge.content)["error"] == "payload_too_large"
+            assert len(seen) == 1, "an oversized body never reaches the function"
+    finally:
+        gateway.stop()

@@ -1,0 +1,191 @@
+"""Lambda's SQS event source mapping semantics: pure rules, and the poller driving a queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
+from conveyor.local.poller import SqsPoller
+from conveyor.local.workers import Invocation
+from conveyor.topology import SqsTrigger
+from tests.unit.fake_sqs import Clock, FakeQueue
+
+IDS = ["a", "b", "c"]
+
+
+def test_a_function_error_retries_the_whole_batch() -> None:
+    result = settle(IDS, function_error=True, response=None, report_batch_item_failures=True)
+    assert result.delete == ()
+    assert result.retry == tuple(IDS)
+    assert result.whole_batch_failed
+
+
+def test_reported_item_failures_are_retried_and_only_the_rest_deleted() -> None:
+    response = {"batchItemFailures": [{"itemIdentifier": "b"}]}
+    result = settle(IDS, function_error=False, response=response, report_batch_item_failures=True)
+    assert result.delete == ("a", "c")
+    assert result.retry == ("b",)
+
+
+@pytest.mark.parametrize("response", [None, {}, {"batchItemFailures": []}])
+def test_an_empty_response_means_every_message_succeeded(response: Any) -> None:
+    result = settle(IDS, function_error=False, response=response, report_batch_item_failures=True)
+    assert result.delete == tuple(IDS)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]},
+        {"batchItemFailures": [{"itemIdentifier": ""}]},
+        {"batchItemFailures": [{"itemIdentifier": None}]},
+        {"batchItemFailures": [{}]},
+        {"batchItemFailures": "b"},
+        "not a mapping",
+    ],
+)
+def test_an_unusable_failure_report_fails_the_whole_batch(response: Any) -> None:
+    result = settle(IDS, function_error=False, response=response, report_batch_item_failures=True)
+    assert result.whole_batch_failed
+    assert result.delete == ()
+
+
+def test_without_report_batch_item_failures_a_response_is_ignored() -> None:
+    response = {"batchItemFailures": [{"itemIdentifier": "b"}]}
+    result = settle(IDS, function_error=False, response=response, report_batch_item_failures=False)
+    assert result.delete == tuple(IDS)
+
+
+def test_batching_rules() -> None:
+    assert receive_count(batch_size=10, collected=0) == 10
+    assert receive_count(batch_size=10, collected=7) == 3
+    assert receive_count(batch_size=25, collected=0) == 10  # SQS returns at most 10
+    assert not batch_ready(0, 10, waited_s=99, window_s=0)
+    assert batch_ready(3, 10, waited_s=0, window_s=0)  # no window: invoke at once
+    assert not batch_ready(3, 10, waited_s=1, window_s=5)
+    assert batch_ready(3, 10, waited_s=5, window_s=5)
+    assert batch_ready(10, 10, waited_s=0, window_s=5)
+
+
+def test_sqs_event_has_lambdas_record_shape() -> None:
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "{}",
+        "MD5OfBody": "x",
+        "Attributes": {"ApproximateReceiveCount": "2"},
+        "MessageAttributes": {
+            "order_id": {"DataType": "String", "StringValue": "o-1"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+    }
+    record = sqs_event([message], "arn:aws:sqs:us-east-1:1:q", "us-east-1")["Records"][0]
+    assert record["messageId"] == "m1"
+    assert record["receiptHandle"] == "r1"
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == "arn:aws:sqs:us-east-1:1:q"
+    assert record["attributes"]["ApproximateReceiveCount"] == "2"
+    assert record["messageAttributes"]["order_id"]["stringValue"] == "o-1"
+    assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
+
+
+class Consumer:
+    """A function that fails the messages whose body is in ``poison``."""
+
+    def __init__(self, poison: set[str] = frozenset(), crash: bool = False) -> None:  # type: ignore[assignment]
+        self.poison = poison
+        self.crash = crash
+        self.batches: list[list[str]] = []
+
+    def __call__(self, event: dict[str, Any]) -> Invocation:
+        records = event["Records"]
+        self.batches.append([r["body"] for r in records])
+        if self.crash:
+            return Invocation(error="boom", error_type="RuntimeError")
+        failures = [{"itemIdentifier": r["messageId"]} for r in records if r["body"] in self.poison]
+        return Invocation(result={"batchItemFailures": failures})
+
+
+def poller(queue: FakeQueue, consumer: Consumer, **trigger: Any) -> SqsPoller:
+    return SqsPoller(
+        function="f",
+        trigger=SqsTrigger("q", **trigger),
+        queue_url="q",
+        queue_arn="arn:q",
+        region="us-east-1",
+        invoke=consumer,
+        sqs=queue,
+        clock=queue.clock,
+    )
+
+
+def test_one_poisoned_message_in_a_batch_ends_in_the_dlq_after_three_receives() -> None:
+    queue = FakeQueue(Clock(), visibility_timeout=60)
+    for n in range(10):
+        queue.send("bad" if n == 4 else f"ok-{n}")
+    consumer = Consumer(poison={"bad"})
+    mapping = poller(queue, consumer)
+
+    mapping.poll_once()
+    assert len(consumer.batches[0]) == 10, "all ten arrive in one batch"
+    assert queue.bodies == ["bad"], "the nine successes are deleted at once"
+
+    assert mapping.poll_once() is None, "the failure is invisible until the timeout passes"
+    for attempt in (2, 3):
+        queue.clock.now += 60
+        mapping.poll_once()
+        assert consumer.batches[-1] == ["bad"]
+        assert queue.messages[0].receive_count == attempt
+    queue.clock.now += 60
+    assert mapping.poll_once() is None
+    assert [m.body for m in queue.dead_letters] == ["bad"]
+    assert queue.messages == []
+    assert mapping.stats.deleted == 9
+    assert mapping.stats.retried == 3
+
+
+def test_a_crashing_function_redelivers_every_message_of_its_batch() -> None:
+    queue = FakeQueue(Clock(), visibility_timeout=30, max_receive_count=2)
+    for n in range(3):
+        queue.send(f"m{n}")
+    mapping = poller(queue, Consumer(crash=True))
+    mapping.poll_once()
+    assert len(queue.messages) == 3
+    queue.clock.now += 30
+    mapping.poll_once()
+    queue.clock.now += 30
+    mapping.poll_once()
+    assert sorted(m.body for m in queue.dead_letters) == ["m0", "m1", "m2"]
+    assert mapping.stats.failed_batches == 2
+
+
+def test_a_batching_window_gathers_messages_across_receives() -> None:
+    queue = FakeQueue(Clock())
+    queue.send("first")
+    consumer = Consumer()
+    original = queue.receive_message
+
+    def arriving_later(**kwargs: Any) -> dict[str, Any]:
+        result = original(**kwargs)
+        if len(queue.receive_calls) == 1:
+            queue.send("second")  # arrives while the window is open
+        return result
+
+    queue.receive_message = arriving_later  # type: ignore[method-assign]
+    mapping = poller(queue, consumer, batch_size=10, batching_window_s=2)
+    mapping.poll_once()
+    assert consumer.batches == [["first", "second"]]
+
+
+def test_batch_size_caps_how_many_messages_one_invocation_gets() -> None:
+    queue = FakeQueue(Clock())
+    for n in range(7):
+        queue.send(f"m{n}")
+    consumer = Consumer()
+    mapping = poller(queue, consumer, batch_size=3)
+    while mapping.poll_once():
+        pass
+    assert [len(b) for b in consumer.batches] == [3, 3, 1]
+    assert queue.receive_calls[0] == 3

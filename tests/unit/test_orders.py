@@ -1,0 +1,212 @@
+"""Order validation (property-based) and pricing with Decimal."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from conveyor.core.currencies import MINOR_UNITS
+from conveyor.core.orders import (
+    AcceptedOrder,
+    Order,
+    accept,
+    archive_key,
+    field_errors,
+    order_total,
+    parse_order,
+)
+
+identifiers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+prices = st.decimals(min_value=0, max_value=Decimal("999999999999.9999"), places=4).map(
+    lambda d: format(d.normalize(), "f")
+)
+items = st.fixed_dictionaries(
+    {"sku": identifiers, "quantity": st.integers(1, 10_000), "unit_price": prices}
+)
+valid_orders = st.fixed_dictionaries(
+    {
+        "customer_id": identifiers,
+        "currency": st.sampled_from(sorted(MINOR_UNITS)),
+        "items": st.lists(items, min_size=1, max_size=100),
+    },
+    optional={
+        "order_id": identifiers,
+        "metadata": st.dictionaries(
+            st.text(min_size=1, max_size=64), st.text(max_size=512), max_size=32
+        ),
+    },
+)
+
+
+@settings(max_examples=200)
+@given(valid_orders)
+def test_any_valid_order_round_trips(raw: dict[str, Any]) -> None:
+    order = parse_order(json.dumps(raw))
+    again = order.model_dump(mode="json", exclude_none=True)
+    assert again == {
+        **raw,
+        "items": [{**i, "unit_price": str(Decimal(i["unit_price"]))} for i in raw["items"]],
+    }
+    assert parse_order(json.dumps(again)) == order
+
+
+def _required_field_mutations() -> st.SearchStrategy[tuple[str, Any]]:
+    """(path, replacement) pairs; None as replacement deletes the field."""
+    wrong = st.one_of(
+        st.none(), st.integers(), st.floats(allow_nan=False), st.booleans(), st.lists(st.integers())
+    )
+    return st.one_of(
+        st.tuples(st.sampled_from(["customer_id", "currency", "items"]), st.just(None)),
+        st.tuples(
+            st.just("customer_id"),
+            st.one_of(wrong, st.just(""), st.just("has space"), st.just("x" * 65)),
+        ),
+        st.tuples(
+            st.just("currency"),
+            st.one_of(wrong, st.sampled_from(["eur", "EURO", "XAU", "ZZZ", ""])),
+        ),
+        st.tuples(st.just("items"), st.one_of(wrong, st.just([]), st.just([{}]))),
+        st.tuples(st.just("items.0.sku"), st.one_of(wrong, st.just(""), st.just("a/b"))),
+        st.tuples(
+            st.just("items.0.quantity"),
+            st.one_of(
+                st.integers(max_value=0),
+                st.integers(min_value=10_001),
+                st.just("2"),
+                st.just(2.0),
+                st.just(True),
+            ),
+        ),
+        st.tuples(
+            st.just("items.0.unit_price"),
+            st.one_of(
+                st.floats(allow_nan=False),
+                st.integers(),
+                st.just("-1.00"),
+                st.just("1.23456"),
+                st.just("1e3"),
+                st.just("NaN"),
+                st.just(""),
+                st.just(" 1.00"),
+            ),
+        ),
+    )
+
+
+@settings(max_examples=300)
+@given(valid_orders, _required_field_mutations())
+def test_any_mutation_of_a_required_field_is_rejected(
+    raw: dict[str, Any], mutation: tuple[str, Any]
+) -> None:
+    path, replacement = mutation
+    *parents, leaf = path.split(".")
+    target: Any = raw
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if replacement is None and not parents:
+        del target[leaf]
+    else:
+        target[leaf] = replacement
+    with pytest.raises(ValidationError) as caught:
+        parse_order(json.dumps(raw))
+    assert field_errors(caught.value), "a rejection must name at least one field"
+
+
+def test_unknown_fields_are_rejected_so_typos_are_not_silently_dropped() -> None:
+    body = {
+        "customer_id": "c",
+        "currency": "EUR",
+        "items": [{"sku": "a", "quantity": 1, "unit_price": "1", "qty": 2}],
+    }
+    with pytest.raises(ValidationError) as caught:
+        parse_order(json.dumps(body))
+    assert field_errors(caught.value) == [
+        {"field": "items.0.qty", "message": "Extra inputs are not permitted"}
+    ]
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b"null", b"\xff\xfe", b'{"a":' * 300])
+def test_bodies_that_are_not_an_order_object_are_rejected(body: bytes) -> None:
+    with pytest.raises(ValidationError):
+        parse_order(body)
+
+
+def _order(currency: str, *lines: tuple[int, str]) -> Order:
+    return Order(
+        customer_id="c",
+        currency=currency,
+        items=[
+            {"sku": f"s{i}", "quantity": q, "unit_price": p}  # type: ignore[misc]
+            for i, (q, p) in enumerate(lines)
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("currency", "lines", "total"),
+    [
+        ("EUR", [(3, "0.10")], Decimal("0.30")),  # a float would give 0.30000000000000004
+        ("EUR", [(1, "0.005")], Decimal("0.00")),  # half to even
+        ("EUR", [(1, "0.015")], Decimal("0.02")),
+        ("JPY", [(2, "150.5")], Decimal("301")),
+        ("BHD", [(1, "1.2345")], Decimal("1.234")),  # three minor units; 0.0005 to even
+        ("USD", [(10_000, "999999999999.9999")], Decimal("9999999999999999.00")),
+    ],
+)
+def test_totals_are_exact_decimals_rounded_once_to_the_minor_unit(
+    currency: str, lines: list[tuple[int, str]], total: Decimal
+) -> None:
+    result = order_total(_order(currency, *lines))
+    assert result == total
+    assert result.as_tuple().exponent == -MINOR_UNITS[currency]
+
+
+def test_accepting_keeps_the_clients_order_id_and_stamps_the_rest() -> None:
+    order = parse_order(
+        json.dumps(
+            {
+                "order_id": "mine-1",
+                "customer_id": "c",
+                "currency": "EUR",
+                "items": [{"sku": "a", "quantity": 1, "unit_price": "1.50"}],
+            }
+        )
+    )
+    accepted = accept(
+        order,
+        order_id="generated",
+        client_id="shop",
+        correlation_id="r-1",
+        now=datetime(2026, 3, 9, 23, 59, tzinfo=UTC),
+    )
+    assert accepted.order_id == "mine-1"
+    assert accepted.client_id == "shop"
+    assert AcceptedOrder.model_validate_json(accepted.model_dump_json()) == accepted
+    assert archive_key(accepted) == "archive/orders/2026/03/09/mine-1.json"
+
+
+def test_a_generated_order_id_is_used_when_the_client_gives_none() -> None:
+    order = _order("EUR", (1, "1"))
+    accepted = accept(
+        order, order_id="gen-1", client_id="shop", correlation_id="r", now=datetime.now(UTC)
+    )
+    assert accepted.order_id == "gen-1"
+
+
+def test_consumers_ignore_fields_added_to_the_message_later() -> None:
+    accepted = accept(
+        _order("EUR", (1, "1")),
+        order_id="o",
+        client_id="shop",
+        correlation_id="r",
+        now=datetime.now(UTC),
+    )
+    grown = {**json.loads(accepted.model_dump_json()), "loyalty_tier": "gold"}
+    assert AcceptedOrder.model_validate_json(json.dumps(grown)) == accepted

@@ -1,0 +1,145 @@
+"""The publisher function on ALB events, with AWS mocked in process."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from conveyor.core.orders import AcceptedOrder
+from conveyor.functions import publisher
+from conveyor.local.gateway import alb_event
+from conveyor.local.provision import Resources
+from tests.unit.conftest import (
+    context,
+    drain,
+    order_json,
+    signed_alb_event,
+    use_function_env,
+)
+
+pytestmark = pytest.mark.usefixtures("publisher_env")
+
+
+@pytest.fixture
+def publisher_env(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_function_env(monkeypatch, resources, "publisher")
+
+
+def call(event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    response = publisher.handler(event, context("publisher"))
+    return response["statusCode"], json.loads(response["body"]), response["headers"]
+
+
+def test_a_signed_valid_order_is_accepted_and_published_with_its_attributes(
+    resources: Resources,
+) -> None:
+    status, body, headers = call(
+        signed_alb_event(order_json(order_id="o-1"), extra={"x-request-id": "trace-42"})
+    )
+    assert (status, body) == (202, {"order_id": "o-1", "status": "accepted"})
+    assert headers["X-Request-Id"] == "trace-42"
+    [message] = drain(resources.queues["billing"])
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes == {
+        "event_type": "order.accepted",
+        "order_id": "o-1",
+        "correlation_id": "trace-42",
+    }
+    accepted = AcceptedOrder.model_validate_json(message["Body"])
+    assert accepted.client_id == "dev"
+    assert str(accepted.items[0].unit_price) == "19.95"
+
+
+def test_an_order_without_an_id_gets_one() -> None:
+    status, body, _ = call(signed_alb_event(order_json()))
+    assert status == 202
+    assert len(body["order_id"]) == 32
+
+
+def test_a_base64_encoded_body_is_verified_on_its_raw_bytes() -> None:
+    event = signed_alb_event(order_json())
+    event["body"] = base64.b64encode(event["body"].encode()).decode()
+    event["isBase64Encoded"] = True
+    assert call(event)[0] == 202
+
+
+def test_an_invalid_order_is_a_400_naming_the_fields() -> None:
+    status, body, _ = call(signed_alb_event(order_json(currency="EURO", items=[])))
+    assert status == 400
+    assert body["error"] == "invalid_order"
+    assert {f["field"] for f in body["fields"]} == {"currency", "items"}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param(lambda: signed_alb_event(order_json(), secret="wrong"), id="wrong-secret"),
+        pytest.param(lambda: signed_alb_event(order_json(), client_id="nobody"), id="unknown"),
+        pytest.param(lambda: signed_alb_event(order_json(), at=time.time() - 301), id="stale"),
+        pytest.param(lambda: signed_alb_event(order_json(), at=time.time() + 301), id="future"),
+        pytest.param(
+            lambda: alb_event(
+                "POST", "/orders", {"content-type": "application/json"}, order_json(), "1.2.3.4"
+            ),
+            id="unsigned",
+        ),
+    ],
+)
+def test_every_authentication_failure_is_the_same_401(event: Any, resources: Resources) -> None:
+    status, body, _ = call(event())
+    assert status == 401
+    assert body == {"error": "unauthorized", "reason": "request signature is missing or invalid"}
+    assert drain(resources.queues["billing"]) == [], "nothing is published"
+
+
+def test_other_methods_are_a_405_with_allow() -> None:
+    status, body, headers = call(signed_alb_event(b"", method="GET"))
+    assert status == 405
+    assert body["error"] == "method_not_allowed"
+    assert headers["Allow"] == "POST"
+
+
+def test_a_body_over_64_kib_is_a_413_before_any_signature_work() -> None:
+    big = order_json(metadata={"pad": "x" * 500}) + b" " * (64 * 1024)
+    status, body, _ = call(signed_alb_event(big))
+    assert status == 413
+    assert body["error"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "application/json; charset=latin-1", ""]
+)
+def test_a_non_json_content_type_is_a_415(content_type: str) -> None:
+    status, body, _ = call(signed_alb_event(order_json(), content_type=content_type))
+    assert status == 415
+    assert body["error"] == "unsupported_media_type"
+
+
+def test_when_publishing_fails_the_client_is_told_to_retry_with_the_same_id(
+    resources: Resources,
+) -> None:
+    boto3.client("sns").delete_topic(TopicArn=resources.topics["orders"])
+    status, body, _ = call(signed_alb_event(order_json(order_id="o-retry")))
+    assert status == 503
+    assert body["order_id"] == "o-retry"
+    assert "retry" in body["reason"]
+
+
+def test_client_secrets_are_cached_and_a_rotated_secret_works_after_refresh(
+    resources: Resources,
+) -> None:
+    assert call(signed_alb_event(order_json()))[0] == 202
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=resources.secrets["client-secrets"],
+        SecretString=json.dumps({"dev": ["unit-test-secret", "rotated-in"]}),
+    )
+    assert call(signed_alb_event(order_json(), secret="rotated-in"))[0] == 401, "still cached"
+    parameters.clear_caches()  # what max_age does after 5 minutes
+    assert call(signed_alb_event(order_json(), secret="rotated-in"))[0] == 202
+    assert call(signed_alb_event(order_json()))[0] == 202, "the old secret works during rotation"

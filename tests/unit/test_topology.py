@@ -1,0 +1,87 @@
+"""The declared wiring is sound, and each function's environment comes from its grants."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+
+from conveyor.local.provision import Resources
+from conveyor.local.runtime import function_environment
+from conveyor.topology import TOPOLOGY, Grant, Kind, SqsTrigger
+
+
+def test_the_declared_topology_has_no_problems() -> None:
+    assert TOPOLOGY.problems() == []
+
+
+def test_the_orders_wiring_is_what_the_design_says() -> None:
+    assert {(s.topic, s.queue) for s in TOPOLOGY.subscriptions} >= {
+        ("orders", "billing"),
+        ("orders", "archive"),
+    }
+    for name in ("billing", "archive"):
+        queue = TOPOLOGY.queue(name)
+        assert queue.dead_letter.max_receive_count == 3
+        assert queue.dead_letter.retention_s == 14 * 86_400
+        consumer = next(f for f, t in TOPOLOGY.sqs_triggered() if t.queue == name)
+        assert queue.visibility_timeout_s == 6 * consumer.timeout_s
+        assert consumer.trigger == SqsTrigger(name, batch_size=10, report_batch_item_failures=True)
+    assert next((f.name, r.path) for f, r in TOPOLOGY.routes()) == ("publisher", "/orders")
+
+
+@pytest.mark.parametrize("function", TOPOLOGY.functions, ids=lambda f: f.name)
+def test_every_handler_is_importable(function: object) -> None:
+    module, attribute = function.handler.split(":")  # type: ignore[attr-defined]
+    assert callable(getattr(importlib.import_module(module), attribute))
+
+
+def test_problems_catches_a_visibility_timeout_too_short_for_its_consumer() -> None:
+    billing = TOPOLOGY.queue("billing")
+    broken = dataclasses.replace(
+        TOPOLOGY,
+        queues=tuple(
+            dataclasses.replace(q, visibility_timeout_s=30) if q is billing else q
+            for q in TOPOLOGY.queues
+        ),
+    )
+    assert broken.problems() == ["queue billing visibility 30s is not 6x billing's timeout (60s)"]
+
+
+def test_problems_catches_unknown_resources_and_wildcards() -> None:
+    publisher = TOPOLOGY.function("publisher")
+    bad = dataclasses.replace(
+        publisher,
+        grants=(
+            Grant(Kind.TABLE, "nope", ("dynamodb:PutItem",)),
+            Grant(Kind.TOPIC, "orders", ("sns:*",)),
+        ),
+    )
+    broken = dataclasses.replace(
+        TOPOLOGY, functions=tuple(bad if f is publisher else f for f in TOPOLOGY.functions)
+    )
+    assert broken.problems() == [
+        "publisher: unknown table nope",
+        "publisher: wildcard action on orders",
+    ]
+
+
+def test_a_function_environment_holds_its_grants_and_nothing_of_the_runtimes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOME_RUNTIME_SECRET", "must-not-leak")
+    resources = Resources(
+        prefix="p",
+        topics={"orders": "arn:topic"},
+        queues={"billing-dlq": "url:dlq"},
+        tables={"orders": "p-orders"},
+        secrets={"client-secrets": "arn:secret"},
+    )
+    env = function_environment(TOPOLOGY.function("billing"), resources, "http://127.0.0.1:1")
+    assert env["ORDERS_TABLE"] == "p-orders"
+    assert env["DEAD_LETTER_QUEUE_URL"] == "url:dlq"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert "ORDERS_TOPIC_ARN" not in env, "billing has no grant on the topic"
+    assert "CLIENT_SECRETS_ID" not in env
+    assert "SOME_RUNTIME_SECRET" not in env
