@@ -27,7 +27,8 @@ from conveyor.local.state import (
     RuntimeInfo,
 )
 from conveyor.local.status import Status, read_status
-from conveyor.topology import TOPOLOGY
+from conveyor.topology import IMAGES_TABLE, TOPOLOGY
+from conveyor.uploads import Batch, await_results, sample_photos, upload_all
 
 app = typer.Typer(
     help="Conveyor: secure, event-driven serverless pipelines, running on this machine.",
@@ -82,7 +83,8 @@ def _start_runtime(directory: Path, port: int) -> LocalRuntime:
     assert credentials is not None, "set by a successful start"
     console.print(
         Panel.fit(
-            f"[bold]gateway[/]      {info.gateway_url}  (POST /orders)\n"
+            f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads, "
+            "GET /media/processed/...)\n"
             f"[bold]client id[/]    {credentials.client_id}\n"
             f"[bold]secret in[/]    {runtime.credentials_path}\n"
             f"[bold]emulator[/]     {info.emulator_url}\n"
@@ -134,7 +136,9 @@ def status(directory: StateDir = Path(".conveyor")) -> None:
         return
     console.print(_status_table(current))
     console.print(
-        f"orders billed: [bold]{current.billed}[/]   archived: [bold]{current.archived}[/]"
+        f"orders billed: [bold]{current.billed}[/]   archived: [bold]{current.archived}[/]   "
+        f"images processed: [bold]{current.images_processed}[/]   "
+        f"failed: [bold]{current.images_failed}[/]"
     )
 
 
@@ -196,6 +200,108 @@ def order(
         raise typer.Exit(1)
 
 
+def _results_table(batch: Batch, gateway_url: str) -> Table:
+    table = Table(title="images")
+    for column in ("image", "original", "variants", "status", "time"):
+        table.add_column(column)
+    for outcome in batch.outcomes:
+        item = outcome.item or {}
+        original = f"{outcome.upload.size / 1024:,.0f} KiB"
+        if "width" in item:
+            original = f"{int(item['width'])}x{int(item['height'])}, {original}"
+        variants = " ".join(
+            f"{int(v['width'])}x{int(v['height'])}" for v in item.get("variants", {}).values()
+        )
+        status = outcome.status
+        if status == "failed":
+            status = f"[red]failed[/]: {item.get('reason')}"
+        elif status == "processed":
+            status = "[green]processed[/]"
+        seconds = outcome.seconds
+        table.add_row(
+            outcome.upload.path.name,
+            original,
+            variants,
+            status,
+            "-" if seconds is None else f"{seconds:.2f} s",
+        )
+    for error in batch.refused:
+        table.add_row(error.path.name, "-", "-", f"[red]refused[/]: {error.status}", "-")
+    return table
+
+
+def _upload_and_wait(
+    client: ConveyorClient,
+    clients: EmulatorClients,
+    info: RuntimeInfo,
+    paths: list[Path],
+    timeout: float,
+) -> tuple[Batch, bool]:
+    progress = Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        uploading = progress.add_task("uploading", total=len(paths))
+        batch = upload_all(client, paths, lambda: progress.advance(uploading))
+        settling = progress.add_task("processing", total=len(batch.outcomes))
+        complete = await_results(
+            clients("dynamodb"),
+            info.resources.tables[IMAGES_TABLE],
+            batch,
+            timeout,
+            lambda _: progress.advance(settling),
+        )
+    return batch, complete
+
+
+@app.command()
+def upload(
+    paths: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP, GIF).")],
+    directory: StateDir = Path(".conveyor"),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the results.")] = 120.0,
+) -> None:
+    """Upload images through the presigned flow, wait for their variants, show a table."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        _fail(f"not a file: {', '.join(missing)}")
+    try:
+        credentials, info = Credentials.load(directory), RuntimeInfo.load(directory)
+    except NotRunningError as exc:
+        _fail(str(exc))
+        return
+    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    try:
+        batch, complete = _upload_and_wait(
+            client, EmulatorClients(info.emulator_url), info, paths, timeout
+        )
+    except OSError as exc:
+        _fail(f"cannot reach the local stack: {exc}; is `conveyor up` running?")
+        return
+    console.print(_results_table(batch, info.gateway_url))
+    _print_download_links(batch, info.gateway_url)
+    if not complete:
+        _fail(f"not every image had a result within {timeout:.0f}s")
+    if batch.refused or any(o.status != "processed" for o in batch.outcomes):
+        raise typer.Exit(1)
+
+
+def _print_download_links(batch: Batch, gateway_url: str) -> None:
+    done = [o for o in batch.outcomes if (o.item or {}).get("variants")]
+    if not done:
+        return
+    console.print(
+        f"download the variants from {gateway_url}/media/processed/{{large,medium,thumb}}/"
+        "<image id><ext>; the large ones:"
+    )
+    for outcome in done:
+        key = outcome.item["variants"]["large"]["key"] if outcome.item else ""
+        console.print(f"  {outcome.upload.path.name}: {gateway_url}/media/{key}", soft_wrap=True)
+
+
 @app.command()
 def demo(
     directory: StateDir = Path(".conveyor"),
@@ -212,6 +318,7 @@ def demo(
     ok = False
     try:
         ok = _run_demo(runtime, submissions(orders), concurrency, timeout)
+        ok = _run_media_demo(runtime, timeout) and ok
         if not exit_after:
             console.print("the stack keeps running; press Ctrl-C to stop")
             _wait_for_interrupt()
@@ -283,6 +390,29 @@ def _run_demo(
     if not complete:
         console.print(f"[red]not every accepted order was billed and archived in {timeout:.0f}s[/]")
     return complete and not report.unexpected
+
+
+def _run_media_demo(runtime: LocalRuntime, timeout: float) -> bool:
+    """Upload the sample photographs, plus one file that is not an image at all."""
+    credentials, info = runtime.credentials, runtime.info
+    assert info is not None, "set by a successful start"
+    assert credentials is not None, "set by a successful start"
+    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    not_an_image = runtime.options.state_dir / "demo-not-an-image.jpg"
+    not_an_image.write_bytes(b"%PDF-1.7 this is not a photograph\n" * 64)
+    paths = [*sample_photos(), not_an_image]
+    console.print(f"uploading {len(paths)} files ({len(paths) - 1} photographs, 1 impostor)")
+    batch, complete = _upload_and_wait(
+        client, EmulatorClients(info.emulator_url), info, paths, timeout
+    )
+    console.print(_results_table(batch, info.gateway_url))
+    _print_download_links(batch, info.gateway_url)
+    photos_ok = all(o.status == "processed" for o in batch.outcomes[:-1])
+    impostor_failed = batch.outcomes[-1].status == "failed" if batch.outcomes else False
+    if not (complete and photos_ok and impostor_failed and not batch.refused):
+        console.print("[red]the media demo did not end as expected[/]")
+        return False
+    return True
 
 
 def main() -> None:

@@ -5,11 +5,44 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from conveyor.core.signing import sign
+
+_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpe": "image/jpeg",
+    ".jfif": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+
+
+def content_type_of(path: Path) -> str:
+    """The content type a file's extension claims (the pipeline checks the claim)."""
+    return _TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    path: Path
+    size: int
+    content_type: str
+
+
+class UploadError(Exception):
+    def __init__(self, path: Path, status: int, detail: str) -> None:
+        super().__init__(f"{path.name}: {status} {detail}")
+        self.path = path
+        self.status = status
+        self.detail = detail
 
 
 class ConveyorClient:
@@ -59,6 +92,29 @@ class ConveyorClient:
         self, order: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> requests.Response:
         return self.post_json("/orders", order, headers)
+
+    def presign_upload(self, filename: str, content_type: str, size: int) -> requests.Response:
+        return self.post_json(
+            "/uploads", {"filename": filename, "content_type": content_type, "size": size}
+        )
+
+    def upload(self, path: Path, content_type: str | None = None) -> Upload:
+        """Presign, then POST the file straight to S3; raises :class:`UploadError`."""
+        content_type = content_type or content_type_of(path)
+        data = path.read_bytes()
+        presigned = self.presign_upload(path.name, content_type, len(data))
+        if presigned.status_code != 200:
+            raise UploadError(path, presigned.status_code, presigned.text)
+        grant = presigned.json()
+        stored = self.session.post(
+            grant["url"],
+            data=grant["fields"],
+            files={"file": (path.name, data, content_type)},
+            timeout=self.timeout_s,
+        )
+        if stored.status_code not in (200, 201, 204):
+            raise UploadError(path, stored.status_code, stored.text[:300])
+        return Upload(grant["upload_id"], path, len(data), content_type)
 
     def close(self) -> None:
         self.session.close()

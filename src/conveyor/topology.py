@@ -37,6 +37,8 @@ class Queue:
     visibility_timeout_s: int
     retention_s: int = 4 * DAY_S
     dead_letter: DeadLetter = field(default_factory=DeadLetter)
+    local_only: bool = False
+    """Exists only in the local runtime (an inspection tap); the cloud stacks skip it."""
 
     @property
     def dlq_name(self) -> str:
@@ -54,6 +56,15 @@ class Subscription:
 
     topic: str
     queue: str
+
+
+@dataclass(frozen=True)
+class BucketNotification:
+    """S3 tells a queue about objects created under ``prefix``."""
+
+    bucket: str
+    queue: str
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,8 @@ class Function:
     reserved_concurrency: int | None = None
     concurrency: int = 1
     """Worker processes the local runtime runs for this function."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """Plain configuration (not resource identifiers) set as environment variables."""
 
     @property
     def module(self) -> str:
@@ -158,6 +171,7 @@ class Topology:
     buckets: tuple[Bucket, ...]
     secrets: tuple[Secret, ...]
     functions: tuple[Function, ...]
+    notifications: tuple[BucketNotification, ...] = ()
 
     def queue(self, name: str) -> Queue:
         return _named(self.queues, name)
@@ -203,6 +217,11 @@ class Topology:
                 found.append(f"subscription to unknown topic {sub.topic}")
             if sub.queue not in self.resource_names(Kind.QUEUE):
                 found.append(f"subscription of unknown queue {sub.queue}")
+        for note in self.notifications:
+            if note.bucket not in self.resource_names(Kind.BUCKET):
+                found.append(f"notification from unknown bucket {note.bucket}")
+            if note.queue not in self.resource_names(Kind.QUEUE):
+                found.append(f"notification to unknown queue {note.queue}")
         return found
 
     def _trigger_problems(self) -> list[str]:
@@ -251,17 +270,29 @@ ORDERS_TOPIC = "orders"
 ORDERS_TABLE = "orders"
 ARCHIVE_BUCKET = "archive"
 CLIENT_SECRETS = "client-secrets"
+MEDIA_BUCKET = "media"
+MEDIA_EVENTS_TOPIC = "media-events"
+IMAGES_TABLE = "images"
+MEDIA_EVENTS_TAP = "media-events-tap"
+
+_CLIENT_SECRETS_GRANT = Grant(
+    Kind.SECRET, CLIENT_SECRETS, ("secretsmanager:GetSecretValue",), env="CLIENT_SECRETS_ID"
+)
 
 TOPOLOGY = Topology(
-    topics=(Topic(ORDERS_TOPIC),),
+    topics=(Topic(ORDERS_TOPIC), Topic(MEDIA_EVENTS_TOPIC)),
     queues=(
         Queue("billing", visibility_timeout_s=60),
         Queue("archive", visibility_timeout_s=60),
+        Queue("images", visibility_timeout_s=360, retention_s=DAY_S),
+        Queue(MEDIA_EVENTS_TAP, visibility_timeout_s=30, retention_s=DAY_S, local_only=True),
     ),
     subscriptions=(
         Subscription(ORDERS_TOPIC, "billing"),
         Subscription(ORDERS_TOPIC, "archive"),
+        Subscription(MEDIA_EVENTS_TOPIC, MEDIA_EVENTS_TAP),
     ),
+    notifications=(BucketNotification(MEDIA_BUCKET, "images", prefix="uploads/"),),
     tables=(
         Table(
             ORDERS_TABLE,
@@ -271,8 +302,14 @@ TOPOLOGY = Topology(
                 Index("by_status", partition_key="status", sort_key="accepted_at"),
             ),
         ),
+        Table(
+            IMAGES_TABLE,
+            partition_key="image_id",
+            indexes=(Index("by_status", partition_key="status", sort_key="updated_at"),),
+            ttl_attribute="expires_at",
+        ),
     ),
-    buckets=(Bucket(ARCHIVE_BUCKET),),
+    buckets=(Bucket(ARCHIVE_BUCKET), Bucket(MEDIA_BUCKET)),
     secrets=(
         Secret(CLIENT_SECRETS, "HMAC secrets of the HTTP clients: {client_id: [secret, ...]}"),
     ),
@@ -283,12 +320,7 @@ TOPOLOGY = Topology(
             trigger=HttpRoute("/orders"),
             grants=(
                 Grant(Kind.TOPIC, ORDERS_TOPIC, ("sns:Publish",), env="ORDERS_TOPIC_ARN"),
-                Grant(
-                    Kind.SECRET,
-                    CLIENT_SECRETS,
-                    ("secretsmanager:GetSecretValue",),
-                    env="CLIENT_SECRETS_ID",
-                ),
+                _CLIENT_SECRETS_GRANT,
             ),
             concurrency=2,
         ),
@@ -315,6 +347,52 @@ TOPOLOGY = Topology(
                 ),
                 Grant(Kind.QUEUE, "archive-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
             ),
+        ),
+        Function(
+            "presign",
+            handler="conveyor.functions.presign:handler",
+            trigger=HttpRoute("/uploads"),
+            grants=(
+                # A presigned POST is signed with the function's own credentials, so the
+                # function must be allowed what the upload does.
+                Grant(
+                    Kind.BUCKET,
+                    MEDIA_BUCKET,
+                    ("s3:PutObject",),
+                    env="MEDIA_BUCKET",
+                    scope="uploads/*",
+                ),
+                _CLIENT_SECRETS_GRANT,
+            ),
+        ),
+        Function(
+            "images",
+            handler="conveyor.functions.images:handler",
+            trigger=SqsTrigger("images"),
+            timeout_s=60,
+            memory_mb=1024,
+            concurrency=2,
+            grants=(
+                Grant(
+                    Kind.BUCKET,
+                    MEDIA_BUCKET,
+                    ("s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"),
+                    env="MEDIA_BUCKET",
+                    scope="uploads/*",
+                ),
+                Grant(Kind.BUCKET, MEDIA_BUCKET, ("s3:PutObject",), scope="processed/*"),
+                Grant(Kind.BUCKET, MEDIA_BUCKET, ("s3:PutObject",), scope="quarantine/*"),
+                Grant(
+                    Kind.TABLE,
+                    IMAGES_TABLE,
+                    ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+                    env="IMAGES_TABLE",
+                ),
+                Grant(
+                    Kind.TOPIC, MEDIA_EVENTS_TOPIC, ("sns:Publish",), env="MEDIA_EVENTS_TOPIC_ARN"
+                ),
+            ),
+            settings=(("MAX_IMAGE_PIXELS", "40000000"),),
         ),
     ),
 )

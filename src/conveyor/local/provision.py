@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.aws import error_code
+from conveyor.local.emulator import EMULATOR_ACCOUNT
 from conveyor.topology import Kind, Queue, Topology
 
 DEV_CLIENT_ID = "dev"
@@ -59,11 +60,35 @@ class Resources:
         return cls(**data)
 
 
+def _allow_only(
+    service: str, queue_arn: str, sources: list[str], account: str | None = None
+) -> dict[str, Any]:
+    """Let only the named topics or buckets (of this account) send to the queue."""
+    condition: dict[str, Any] = {"ArnEquals": {"aws:SourceArn": sources}}
+    if account:
+        condition["StringEquals"] = {"aws:SourceAccount": account}
+    return {
+        "Sid": f"AllowOnlyItsSources{service.split('.', maxsplit=1)[0].upper()}",
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": condition,
+    }
+
+
 class Provisioner:
-    def __init__(self, topology: Topology, clients: Any, prefix: str = "conveyor") -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        clients: Any,
+        prefix: str = "conveyor",
+        account: str = EMULATOR_ACCOUNT,
+    ) -> None:
         """``clients(service)`` returns a boto3 client bound to the emulator."""
         self.topology = topology
         self.client = clients
+        self.account = account
         self.resources = Resources(prefix=prefix)
 
     def physical(self, name: str) -> str:
@@ -80,6 +105,7 @@ class Provisioner:
             self._table(table.name)
         for bucket in self.topology.buckets:
             self._bucket(bucket.name)
+        self._notifications()
         for secret in self.topology.secrets:
             self._secret(secret.name, secret.description, client_secret)
         return self.resources
@@ -120,28 +146,26 @@ class Provisioner:
                 ),
             },
         )
-        sources = [
+        statements = []
+        topics = [
             self.resources.topics[s.topic]
             for s in self.topology.subscriptions
             if s.queue == queue.name
         ]
-        if sources:
-            self._allow_only(url, arn, "sns.amazonaws.com", sources)
-
-    def _allow_only(self, url: str, arn: str, service: str, sources: list[str]) -> None:
-        """A queue policy that lets only the named topics or buckets send to the queue."""
-        statement = {
-            "Sid": "AllowOnlyItsSources",
-            "Effect": "Allow",
-            "Principal": {"Service": service},
-            "Action": "sqs:SendMessage",
-            "Resource": arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
-        }
-        self.client("sqs").set_queue_attributes(
-            QueueUrl=url,
-            Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})},
-        )
+        if topics:
+            statements.append(_allow_only("sns.amazonaws.com", arn, topics))
+        buckets = [
+            f"arn:aws:s3:::{self.physical(n.bucket)}"
+            for n in self.topology.notifications
+            if n.queue == queue.name
+        ]
+        if buckets:
+            statements.append(_allow_only("s3.amazonaws.com", arn, buckets, self.account))
+        if statements:
+            policy = {"Version": "2012-10-17", "Statement": statements}
+            self.client("sqs").set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": json.dumps(policy)}
+            )
 
     def _subscribe(self, topic: str, queue: str) -> None:
         self.client("sns").subscribe(
@@ -220,6 +244,24 @@ class Provisioner:
         )
         s3.put_bucket_versioning(Bucket=physical, VersioningConfiguration={"Status": "Enabled"})
         self.resources.buckets[name] = physical
+
+    def _notifications(self) -> None:
+        for bucket in self.topology.buckets:
+            configurations = [
+                {
+                    "Id": f"{n.queue}-on-{n.prefix.strip('/')}",
+                    "QueueArn": self.resources.queue_arns[n.queue],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": n.prefix}]}},
+                }
+                for n in self.topology.notifications
+                if n.bucket == bucket.name
+            ]
+            if configurations:
+                self.client("s3").put_bucket_notification_configuration(
+                    Bucket=self.resources.buckets[bucket.name],
+                    NotificationConfiguration={"QueueConfigurations": configurations},
+                )
 
     def _secret(self, name: str, description: str, client_secret: str | None) -> None:
         manager = self.client("secretsmanager")

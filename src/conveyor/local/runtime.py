@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
 from conveyor.local.gateway import Gateway
 from conveyor.local.poller import SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
 from conveyor.local.state import Credentials, EmulatorClients, RuntimeInfo, emulator_client
 from conveyor.local.workers import FunctionPool
-from conveyor.topology import CLIENT_SECRETS, TOPOLOGY, Function, Topology
+from conveyor.topology import CLIENT_SECRETS, MEDIA_BUCKET, TOPOLOGY, Function, Topology
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def function_environment(function: Function, resources: Resources, endpoint: str
         "POWERTOOLS_LOG_LEVEL": "INFO",
         **EMULATOR_CREDENTIALS,
     }
+    env.update(function.settings)
     for grant in function.grants:
         if grant.env:
             env[grant.env] = resources.identifier(grant.kind, grant.resource)
@@ -128,6 +130,7 @@ class LocalRuntime:
         try:
             self.gateway = Gateway(
                 {route.path: self.pools[f.name].invoke for f, route in self.topology.routes()},
+                {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])},
                 host=self.options.host,
                 port=self.options.port,
             )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor import orders_table
+from conveyor import images_table, orders_table
 from conveyor.local.provision import Resources
-from conveyor.topology import ARCHIVE_BUCKET, ORDERS_TABLE, Topology
+from conveyor.topology import ARCHIVE_BUCKET, IMAGES_TABLE, ORDERS_TABLE, Topology
 
 ARCHIVE_PREFIX = "archive/orders/"
 
@@ -25,6 +25,8 @@ class Status:
     queues: tuple[QueueDepth, ...]
     billed: int
     archived: int
+    images_processed: int
+    images_failed: int
 
     @property
     def dead_letters(self) -> int:
@@ -64,4 +66,10 @@ def read_status(clients: Any, resources: Resources, topology: Topology) -> Statu
             clients("dynamodb"), resources.tables[ORDERS_TABLE], orders_table.STATUS_BILLED
         ),
         archived=count_objects(clients("s3"), resources.buckets[ARCHIVE_BUCKET], ARCHIVE_PREFIX),
+        images_processed=images_table.count_in_status(
+            clients("dynamodb"), resources.tables[IMAGES_TABLE], images_table.PROCESSED
+        ),
+        images_failed=images_table.count_in_status(
+            clients("dynamodb"), resources.tables[IMAGES_TABLE], images_table.FAILED
+        ),
     )

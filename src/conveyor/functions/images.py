@@ -1,0 +1,280 @@
+"""Make the variants of each uploaded image, record them, and announce the result.
+
+For every S3 ``ObjectCreated`` event under ``uploads/``:
+
+1. claim the image in the table (conditional write keyed by upload id + object version);
+   a version already processed or failed is not processed again;
+2. read the object and render its variants (:mod:`conveyor.core.imaging`);
+3. write them to ``processed/{label}/{upload_id}{ext}``, mark the item ``processed``;
+4. publish ``image.processed`` on ``media-events``.
+
+An image that can never succeed (not an image, lying content type, too big, too many
+pixels, truncated, polyglot) is moved to ``quarantine/``, marked ``failed`` with its
+reason, announced as ``image.failed``, and its message is not retried. Anything else
+(S3, DynamoDB or SNS trouble) is reported as a batch item failure and retried; after
+three receives the queue's redrive policy moves the message to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from conveyor import images_table
+from conveyor.aws import client, error_code
+from conveyor.config import required
+from conveyor.core import imaging
+from conveyor.core.media import (
+    MAX_UPLOAD_BYTES,
+    parse_upload_key,
+    quarantine_key,
+    variant_key,
+)
+from conveyor.functions.consumer import correlate, send_to_dead_letter
+
+EVENT_PROCESSED = "image.processed"
+EVENT_FAILED = "image.failed"
+LEASE_S = 90
+"""Longer than the function's timeout: a live worker never loses its lease."""
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class StillInProgress(RuntimeError):
+    """Another worker holds a live lease on this image; try again later."""
+
+
+def result_event(item: dict[str, Any]) -> dict[str, Any]:
+    status = item["status"]
+    event: dict[str, Any] = {
+        "event_type": EVENT_PROCESSED if status == images_table.PROCESSED else EVENT_FAILED,
+        "image_id": item["image_id"],
+        "status": status,
+        "source_key": item["source_key"],
+        "correlation_id": item.get("correlation_id", ""),
+        "occurred_at": item["updated_at"],
+    }
+    if status == images_table.PROCESSED:
+        event["variants"] = {label: v["key"] for label, v in item["variants"].items()}
+        event["width"], event["height"] = int(item["width"]), int(item["height"])
+    else:
+        event["reason"] = item["reason"]
+        event["detail"] = item.get("detail", "")
+        event["quarantine_key"] = item.get("quarantine_key")
+    return event
+
+
+def announce(item: dict[str, Any]) -> None:
+    event = result_event(item)
+    client("sns").publish(
+        TopicArn=required("MEDIA_EVENTS_TOPIC_ARN"),
+        Message=json.dumps(event),
+        MessageAttributes={
+            "event_type": {"DataType": "String", "StringValue": event["event_type"]},
+            "image_id": {"DataType": "String", "StringValue": event["image_id"]},
+            "correlation_id": {
+                "DataType": "String",
+                "StringValue": event["correlation_id"] or "none",
+            },
+        },
+    )
+    images_table.mark_notified(client("dynamodb"), required("IMAGES_TABLE"), item["image_id"])
+    logger.info("result announced", extra=event)
+
+
+def _quarantine(bucket: str, key: str, version: str | None, upload_id: str, ext: str) -> str:
+    s3 = client("s3")
+    target = quarantine_key(upload_id, ext)
+    source: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if version:
+        source["VersionId"] = version
+    try:
+        s3.copy_object(Bucket=bucket, Key=target, CopySource=source, ServerSideEncryption="AES256")
+    except Exception as exc:
+        if error_code(exc) not in ("NoSuchKey", "NoSuchVersion", "404"):
+            raise
+        return ""  # gone already: an earlier attempt moved it
+    s3.delete_object(Bucket=bucket, Key=key)
+    return target
+
+
+def _read(bucket: str, key: str, version: str | None) -> tuple[bytes, str, dict[str, str]]:
+    """The object's bytes, declared content type and metadata; refuses to read a body
+    over the size limit (the emulator does not enforce the POST policy)."""
+    request: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if version:
+        request["VersionId"] = version
+    try:
+        response = client("s3").get_object(**request)
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
+            raise imaging.ImageRejected("missing", "the uploaded object no longer exists") from exc
+        raise
+    metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
+    content_type = str(response.get("ContentType", ""))
+    length = int(response.get("ContentLength", 0))
+    if length > MAX_UPLOAD_BYTES:
+        response["Body"].close()
+        raise imaging.ImageRejected("too_large", f"{length} bytes is over {MAX_UPLOAD_BYTES}")
+    return response["Body"].read(), content_type, metadata
+
+
+def process_object(bucket: str, key: str, version: str | None, etag: str) -> None:
+    parsed = parse_upload_key(key)
+    if parsed is None:
+        logger.warning("ignoring an object this pipeline did not issue", extra={"key": key})
+        return
+    upload_id, ext = parsed
+    table, dynamodb = required("IMAGES_TABLE"), client("dynamodb")
+    source_version = version or etag
+    now = datetime.now(UTC)
+    claim = images_table.claim(
+        dynamodb,
+        table,
+        upload_id,
+        source_key=key,
+        version=source_version,
+        correlation_id=logger.get_correlation_id() or "",
+        now=now,
+        lease_s=LEASE_S,
+    )
+    if claim.state == "done":
+        assert claim.item is not None
+        logger.info("already handled; duplicate event", extra={"image_id": upload_id})
+        if not claim.item.get("notified"):
+            announce(claim.item)
+        return
+    if claim.state == "busy":
+        raise StillInProgress(f"{upload_id} is being processed by another worker")
+
+    try:
+        item = _process(bucket, key, version, upload_id, ext, source_version)
+    except Exception:
+        images_table.release(dynamodb, table, upload_id, source_version)
+        raise
+    announce(item)
+
+
+def _process(
+    bucket: str, key: str, version: str | None, upload_id: str, ext: str, source_version: str
+) -> dict[str, Any]:
+    table, dynamodb, s3 = required("IMAGES_TABLE"), client("dynamodb"), client("s3")
+    started = datetime.now(UTC)
+    content_type, size = "", 0
+    metadata: dict[str, str] = {}
+    try:
+        data, content_type, metadata = _read(bucket, key, version)
+        size = len(data)
+        if metadata.get("correlation-id"):
+            logger.set_correlation_id(metadata["correlation-id"])
+        rendition = imaging.render(
+            data, content_type, int(os.environ.get("MAX_IMAGE_PIXELS", imaging.DEFAULT_MAX_PIXELS))
+        )
+    except imaging.ImageRejected as rejected:
+        moved = _quarantine(bucket, key, version, upload_id, ext)
+        logger.warning(
+            "image rejected",
+            extra={"image_id": upload_id, "reason": rejected.code, "detail": rejected.detail},
+        )
+        return images_table.finish(
+            dynamodb,
+            table,
+            upload_id,
+            source_version,
+            images_table.FAILED,
+            {
+                "reason": rejected.code,
+                "detail": rejected.detail[:500],
+                "quarantine_key": moved,
+                "mime_type": content_type,
+                "size": size,
+                "original_filename": unquote(metadata.get("filename", "")),
+            },
+            datetime.now(UTC),
+        )
+
+    variants = {}
+    for variant in rendition.variants:
+        target = variant_key(variant.label, upload_id, rendition.extension)
+        s3.put_object(
+            Bucket=bucket,
+            Key=target,
+            Body=variant.data,
+            ContentType=rendition.mime_type,
+            CacheControl="public, max-age=31536000, immutable",
+            ServerSideEncryption="AES256",
+            Metadata={"correlation-id": logger.get_correlation_id() or ""},
+        )
+        variants[variant.label] = {
+            "key": target,
+            "width": variant.width,
+            "height": variant.height,
+            "bytes": len(variant.data),
+        }
+    finished = datetime.now(UTC)
+    item = images_table.finish(
+        dynamodb,
+        table,
+        upload_id,
+        source_version,
+        images_table.PROCESSED,
+        {
+            "variants": variants,
+            "width": rendition.width,
+            "height": rendition.height,
+            "frames": rendition.frames,
+            "mime_type": rendition.mime_type,
+            "size": size,
+            "processed_at": finished.isoformat(),
+            "duration_ms": int((finished - started).total_seconds() * 1000),
+            "correlation_id": logger.get_correlation_id() or "",
+            "original_filename": unquote(metadata.get("filename", "")),
+        },
+        finished,
+    )
+    logger.info("image processed", extra={"image_id": upload_id, "variants": len(variants)})
+    return item
+
+
+def handle(record: SQSRecord) -> None:
+    correlate(record)
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        send_to_dead_letter(record, "the message is not an S3 event notification", "images")
+        return
+    if not isinstance(body, dict):
+        send_to_dead_letter(record, "the message is not an S3 event notification", "images")
+        return
+    if body.get("Event") == "s3:TestEvent":
+        logger.info("ignoring the S3 test event sent when notifications are configured")
+        return
+    for entry in body.get("Records", []):
+        if not str(entry.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        obj = entry["s3"]["object"]
+        process_object(
+            bucket=entry["s3"]["bucket"]["name"],
+            key=unquote_plus(obj["key"]),  # S3 event keys are URL-encoded
+            version=obj.get("versionId") or None,
+            etag=str(obj.get("eTag", "")),
+        )
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=handle, processor=processor, context=context
+    )

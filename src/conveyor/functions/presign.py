@@ -1,0 +1,87 @@
+"""``POST /uploads``: authenticate the caller and hand out a presigned S3 POST.
+
+The POST policy pins the key, the content type and ``content-length-range`` 1..20 MiB,
+and expires in 5 minutes. The image function checks type and size again, because not
+every S3 implementation enforces a POST policy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from conveyor.aws import client
+from conveyor.config import required
+from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, UploadRequest, upload_key
+from conveyor.core.orders import field_errors
+from conveyor.functions.alb import (
+    HttpError,
+    authenticate,
+    check_json,
+    check_size,
+    correlation_id,
+    json_response,
+    raw_body,
+    resolver,
+)
+
+MAX_BODY_BYTES = 4 * 1024
+
+logger = Logger()
+app = resolver("/uploads", allowed=("POST",))
+
+
+@app.post("/uploads")
+def create_upload() -> Response[str]:
+    event: dict[str, Any] = app.current_event.raw_event
+    request_id = correlation_id(event)
+    logger.set_correlation_id(request_id)
+    body = raw_body(event)
+    check_size(body, MAX_BODY_BYTES)
+    client_id = authenticate(event, body)
+    check_json(event)
+    try:
+        request = UploadRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise HttpError(
+            400, "invalid_upload", "the upload request is not valid", fields=field_errors(exc)
+        ) from exc
+
+    upload_id = uuid.uuid4().hex
+    metadata = {
+        "x-amz-meta-correlation-id": request_id,
+        "x-amz-meta-client-id": client_id,
+        "x-amz-meta-filename": quote(request.filename, safe=""),
+    }
+    post = client("s3").generate_presigned_post(
+        Bucket=required("MEDIA_BUCKET"),
+        Key=upload_key(upload_id, request.extension),
+        Fields={"Content-Type": request.content_type, **metadata},
+        Conditions=[
+            {"Content-Type": request.content_type},
+            ["content-length-range", 1, MAX_UPLOAD_BYTES],
+            *({name: value} for name, value in metadata.items()),
+        ],
+        ExpiresIn=PRESIGN_EXPIRES_S,
+    )
+    logger.info("upload presigned", extra={"upload_id": upload_id, "client_id": client_id})
+    return json_response(
+        200,
+        {
+            "upload_id": upload_id,
+            "url": post["url"],
+            "fields": post["fields"],
+            "expires_in": PRESIGN_EXPIRES_S,
+        },
+        {"X-Request-Id": request_id},
+    )
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,188 @@
+"""The images table: one item per upload, moved through its states by conditional writes.
+
+``processing`` (claimed, with a lease) -> ``processed`` | ``failed``. The item is keyed
+by ``image_id`` (the upload id) and remembers which object version it is about, so a
+second delivery of the same S3 event finds the work done and only makes sure the result
+event went out. Access patterns: an image by id (key), images in a status, newest first
+(GSI ``by_status`` on ``status``, ``updated_at``). Items expire 90 days after creation
+(TTL on ``expires_at``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from conveyor.aws import error_code
+
+PROCESSING = "processing"
+PROCESSED = "processed"
+FAILED = "failed"
+RETENTION = timedelta(days=90)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def _item(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: _deserializer.deserialize(v) for k, v in raw.items()} if raw else None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to start work on one object version."""
+
+    state: str  # "claimed", "done" (processed or failed before), "busy" (someone else has it)
+    item: dict[str, Any] | None = None
+
+
+def get(dynamodb: Any, table: str, image_id: str) -> dict[str, Any] | None:
+    response = dynamodb.get_item(
+        TableName=table, Key={"image_id": {"S": image_id}}, ConsistentRead=True
+    )
+    return _item(response.get("Item"))
+
+
+def claim(
+    dynamodb: Any,
+    table: str,
+    image_id: str,
+    *,
+    source_key: str,
+    version: str,
+    correlation_id: str,
+    now: datetime,
+    lease_s: int,
+) -> Claim:
+    """Start processing unless this version is done or another worker holds a live lease."""
+    stamp = now.astimezone(UTC)
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"image_id": {"S": image_id}},
+            UpdateExpression=(
+                "SET #status = :processing, source_key = :key, source_version = :version, "
+                "lease_until = :lease, correlation_id = :cid, updated_at = :now, "
+                "created_at = if_not_exists(created_at, :now), expires_at = :expires, "
+                "notified = :false REMOVE variants, reason, detail"
+            ),
+            ConditionExpression=(
+                "attribute_not_exists(image_id) OR source_version <> :version "
+                "OR (#status = :processing AND lease_until < :epoch)"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_values(
+                {
+                    ":processing": PROCESSING,
+                    ":key": source_key,
+                    ":version": version,
+                    ":lease": int(stamp.timestamp()) + lease_s,
+                    ":cid": correlation_id,
+                    ":now": stamp.isoformat(),
+                    ":expires": int((stamp + RETENTION).timestamp()),
+                    ":false": False,
+                    ":epoch": int(stamp.timestamp()),
+                }
+            ),
+        )
+    except Exception as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        current = get(dynamodb, table, image_id)
+        if current and current.get("status") in (PROCESSED, FAILED):
+            return Claim("done", current)
+        return Claim("busy", current)
+    return Claim("claimed")
+
+
+def release(dynamodb: Any, table: str, image_id: str, version: str) -> None:
+    """Give up the lease after a transient failure, so the retry is not blocked by it."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"image_id": {"S": image_id}},
+            UpdateExpression="SET lease_until = :zero",
+            ConditionExpression="#status = :processing AND source_version = :version",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_values(
+                {":zero": 0, ":processing": PROCESSING, ":version": version}
+            ),
+        )
+    except Exception as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+
+
+def finish(
+    dynamodb: Any,
+    table: str,
+    image_id: str,
+    version: str,
+    status: str,
+    fields: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Move a claimed item to ``processed`` or ``failed``; returns the whole new item."""
+    names = {"#status": "status", **{f"#f{i}": k for i, k in enumerate(fields)}}
+    values = {
+        ":status": status,
+        ":processing": PROCESSING,
+        ":version": version,
+        ":now": now.astimezone(UTC).isoformat(),
+        **{f":f{i}": v for i, v in enumerate(fields.values())},
+    }
+    sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+    response = dynamodb.update_item(
+        TableName=table,
+        Key={"image_id": {"S": image_id}},
+        UpdateExpression=f"SET #status = :status, updated_at = :now, {sets} REMOVE lease_until",
+        ConditionExpression="#status = :processing AND source_version = :version",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=_values(values),
+        ReturnValues="ALL_NEW",
+    )
+    item = _item(response["Attributes"])
+    assert item is not None
+    return item
+
+
+def mark_notified(dynamodb: Any, table: str, image_id: str) -> None:
+    dynamodb.update_item(
+        TableName=table,
+        Key={"image_id": {"S": image_id}},
+        UpdateExpression="SET notified = :true",
+        ExpressionAttributeValues={":true": {"BOOL": True}},
+    )
+
+
+def in_status(dynamodb: Any, table: str, status: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Images in a status, most recently updated first."""
+    response = dynamodb.query(
+        TableName=table,
+        IndexName="by_status",
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": status}},
+        ScanIndexForward=False,
+        Limit=limit,
+    )
+    return [i for i in (_item(raw) for raw in response.get("Items", [])) if i]
+
+
+def count_in_status(dynamodb: Any, table: str, status: str) -> int:
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName="by_status",
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": status}},
+        Select="COUNT",
+    )
+    return sum(int(page["Count"]) for page in pages)

@@ -1,0 +1,47 @@
+"""``GET /media/processed/...``: the local stand-in for the CloudFront distribution.
+
+Only objects under ``processed/`` are served; anything else, including keys that try to
+climb out of it, is a 404, as the distribution's origin path makes it in the cloud.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from conveyor.aws import error_code
+from conveyor.core.media import PROCESSED_PREFIX
+from conveyor.local.gateway import Handler, HttpResponse, json_error
+
+MEDIA_PATH = "/media/"
+
+
+def downloads(s3: Any, bucket: str) -> Handler:
+    def serve(method: str, target: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        if method not in ("GET", "HEAD"):
+            return HttpResponse(
+                405,
+                b'{"error":"method_not_allowed","reason":"use GET"}',
+                {"Content-Type": "application/json", "Allow": "GET, HEAD"},
+            )
+        key = unquote(urlsplit(target).path.removeprefix(MEDIA_PATH))
+        if not key.startswith(PROCESSED_PREFIX) or ".." in key.split("/") or "//" in key:
+            return json_error(404, "not_found", "only processed images are served")
+        try:
+            response = s3.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return json_error(404, "not_found", f"no such image: {key}")
+            raise
+        return HttpResponse(
+            200,
+            response["Body"].read(),
+            {
+                "Content-Type": response.get("ContentType", "application/octet-stream"),
+                "Cache-Control": response.get("CacheControl", "no-cache"),
+                "ETag": response.get("ETag", ""),
+            },
+        )
+
+    return serve
