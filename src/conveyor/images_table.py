@@ -1,7 +1,7 @@
 """The images table: one item per upload, moved through its states by conditional writes.
 
 ``processing`` (claimed, with a lease) -> ``processed`` | ``failed``. The item is keyed
-by ``image_id`` (the upload id) and remembers which object version it is about, so a
+by ``image_id`` (the upload id) and remembers which object content (ETag) it is about, so a
 second delivery of the same S3 event finds the work done and only makes sure the result
 event went out. Access patterns: an image by id (key), images in a status, newest first
 (GSI ``by_status`` on ``status``, ``updated_at``). Items expire 90 days after creation
@@ -56,25 +56,25 @@ def claim(
     image_id: str,
     *,
     source_key: str,
-    version: str,
+    etag: str,
     correlation_id: str,
     now: datetime,
     lease_s: int,
 ) -> Claim:
-    """Start processing unless this version is done or another worker holds a live lease."""
+    """Start processing unless this content is done or another worker holds a live lease."""
     stamp = now.astimezone(UTC)
     try:
         dynamodb.update_item(
             TableName=table,
             Key={"image_id": {"S": image_id}},
             UpdateExpression=(
-                "SET #status = :processing, source_key = :key, source_version = :version, "
+                "SET #status = :processing, source_key = :key, source_etag = :etag, "
                 "lease_until = :lease, correlation_id = :cid, updated_at = :now, "
                 "created_at = if_not_exists(created_at, :now), expires_at = :expires, "
                 "notified = :false REMOVE variants, reason, detail"
             ),
             ConditionExpression=(
-                "attribute_not_exists(image_id) OR source_version <> :version "
+                "attribute_not_exists(image_id) OR source_etag <> :etag "
                 "OR (#status = :processing AND lease_until < :epoch)"
             ),
             ExpressionAttributeNames={"#status": "status"},
@@ -82,7 +82,7 @@ def claim(
                 {
                     ":processing": PROCESSING,
                     ":key": source_key,
-                    ":version": version,
+                    ":etag": etag,
                     ":lease": int(stamp.timestamp()) + lease_s,
                     ":cid": correlation_id,
                     ":now": stamp.isoformat(),
@@ -102,17 +102,17 @@ def claim(
     return Claim("claimed")
 
 
-def release(dynamodb: Any, table: str, image_id: str, version: str) -> None:
+def release(dynamodb: Any, table: str, image_id: str, etag: str) -> None:
     """Give up the lease after a transient failure, so the retry is not blocked by it."""
     try:
         dynamodb.update_item(
             TableName=table,
             Key={"image_id": {"S": image_id}},
             UpdateExpression="SET lease_until = :zero",
-            ConditionExpression="#status = :processing AND source_version = :version",
+            ConditionExpression="#status = :processing AND source_etag = :etag",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=_values(
-                {":zero": 0, ":processing": PROCESSING, ":version": version}
+                {":zero": 0, ":processing": PROCESSING, ":etag": etag}
             ),
         )
     except Exception as exc:
@@ -124,7 +124,7 @@ def finish(
     dynamodb: Any,
     table: str,
     image_id: str,
-    version: str,
+    etag: str,
     status: str,
     fields: dict[str, Any],
     now: datetime,
@@ -134,7 +134,7 @@ def finish(
     values = {
         ":status": status,
         ":processing": PROCESSING,
-        ":version": version,
+        ":etag": etag,
         ":now": now.astimezone(UTC).isoformat(),
         **{f":f{i}": v for i, v in enumerate(fields.values())},
     }
@@ -143,7 +143,7 @@ def finish(
         TableName=table,
         Key={"image_id": {"S": image_id}},
         UpdateExpression=f"SET #status = :status, updated_at = :now, {sets} REMOVE lease_until",
-        ConditionExpression="#status = :processing AND source_version = :version",
+        ConditionExpression="#status = :processing AND source_etag = :etag",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=_values(values),
         ReturnValues="ALL_NEW",

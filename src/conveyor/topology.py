@@ -391,6 +391,7 @@ TOPOLOGY = Topology(
                 Grant(
                     Kind.TOPIC, MEDIA_EVENTS_TOPIC, ("sns:Publish",), env="MEDIA_EVENTS_TOPIC_ARN"
                 ),
+                Grant(Kind.QUEUE, "images-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
             ),
             settings=(("MAX_IMAGE_PIXELS", "40000000"),),
         ),

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests import samples
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +62,7 @@ def alive(pid: int) -> bool:
 def test_help_explains_every_command(tmp_path: Path) -> None:
     result = run("--help", state=tmp_path)
     assert result.returncode == 0
-    for command in ("up", "demo", "order", "status"):
+    for command in ("up", "demo", "order", "status", "upload"):
         assert re.search(rf"^\s*│?\s*{command}\s", result.stdout, re.MULTILINE), command
 
 
@@ -139,6 +141,22 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     bad_flag = run("order", "--customer", "c", "--item", "nonsense", state=state)
     assert bad_flag.returncode != 0
     assert "SKU:QUANTITY:UNIT_PRICE" in bad_flag.stdout + bad_flag.stderr
+
+    photo = state / "rocket.jpg"
+    photo.write_bytes(samples.PHOTOS["rocket.jpg"].read_bytes())
+    impostor = state / "impostor.png"
+    impostor.write_bytes(b"GIF89a but not really")
+    uploaded = run("upload", str(photo), state=state, timeout=120)
+    assert uploaded.returncode == 0, uploaded.stdout
+    assert "processed" in uploaded.stdout
+    assert "640x427" in uploaded.stdout
+    link = re.search(r"(http://127\.0\.0\.1:\d+/media/processed/large/\w+\.jpg)", uploaded.stdout)
+    assert link, uploaded.stdout
+    assert requests.get(link.group(1), timeout=10).status_code == 200
+    mixed = run("upload", str(photo), str(impostor), state=state, timeout=120)
+    assert mixed.returncode == 1, "a failed image is a failed command"
+    assert "not_an_image" in mixed.stdout
+    assert run("upload", str(state / "missing.jpg"), state=state).returncode == 1
 
     children = descendants(process.pid)
     assert len(children) >= 5, "emulator and one worker per function instance"

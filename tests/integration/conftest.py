@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from conveyor.client import ConveyorClient
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
-from conveyor.topology import TOPOLOGY, Topology
+from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
 
 T = TypeVar("T")
 
@@ -44,6 +45,35 @@ def client(stack: LocalRuntime) -> Iterator[ConveyorClient]:
     )
     yield http
     http.close()
+
+
+def _faulty(topology: Topology, function: str, handler: str) -> Topology:
+    """``function`` runs ``handler`` and times out after 1 s, so its queue's visibility
+    timeout (six times that) is short enough to watch three receives in a test."""
+    original = topology.function(function)
+    assert isinstance(original.trigger, SqsTrigger)
+    queue = original.trigger.queue
+    changed = dataclasses.replace(original, handler=handler, timeout_s=1)
+    return dataclasses.replace(
+        topology,
+        functions=tuple(changed if f.name == function else f for f in topology.functions),
+        queues=tuple(
+            dataclasses.replace(q, visibility_timeout_s=6) if q.name == queue else q
+            for q in topology.queues
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    """The stack with a billing bug (raises on customer ``poison``) and an image function
+    whose DynamoDB calls are all throttled."""
+    topology = _faulty(TOPOLOGY, "billing", "tests.integration.flaky_billing:handler")
+    topology = _faulty(topology, "images", "tests.integration.flaky_images:handler")
+    assert topology.problems() == []
+    runtime = start_stack(tmp_path_factory.mktemp("faulty"), topology)
+    yield runtime
+    runtime.stop()
 
 
 def eventually(

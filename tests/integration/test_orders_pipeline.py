@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +16,7 @@ from conveyor.local.runtime import LocalRuntime
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.topology import TOPOLOGY
-from tests.integration.conftest import eventually, start_stack
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -127,35 +125,12 @@ def test_the_gateway_answers_bad_requests_with_json_reasons(client: ConveyorClie
     assert client.request("GET", "/elsewhere").json()["error"] == "not_found"
 
 
-@pytest.fixture(scope="module")
-def flaky_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    """The stack with a billing bug, and timeouts short enough to watch three receives:
-    billing times out after 1 s, so its queue's visibility timeout is 6 s."""
-    billing = dataclasses.replace(
-        TOPOLOGY.function("billing"),
-        handler="tests.integration.flaky_billing:handler",
-        timeout_s=1,
-    )
-    topology = dataclasses.replace(
-        TOPOLOGY,
-        functions=tuple(billing if f.name == "billing" else f for f in TOPOLOGY.functions),
-        queues=tuple(
-            dataclasses.replace(q, visibility_timeout_s=6) if q.name == "billing" else q
-            for q in TOPOLOGY.queues
-        ),
-    )
-    assert topology.problems() == []
-    runtime = start_stack(tmp_path_factory.mktemp("flaky"), topology)
-    yield runtime
-    runtime.stop()
-
-
 def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq(
-    flaky_stack: LocalRuntime,
+    faulty_stack: LocalRuntime,
 ) -> None:
-    assert flaky_stack.info is not None
-    resources = flaky_stack.info.resources
-    aws = EmulatorClients(flaky_stack.info.emulator_url)
+    assert faulty_stack.info is not None
+    resources = faulty_stack.info.resources
+    aws = EmulatorClients(faulty_stack.info.emulator_url)
     orders = [new_order(customer_id="poison" if n == 6 else "cust-batch") for n in range(10)]
     entries = [
         {
@@ -173,7 +148,7 @@ def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq
     aws("sqs").send_message_batch(QueueUrl=resources.queues["billing"], Entries=entries)
 
     good = [o["order_id"] for o in orders if o["customer_id"] != "poison"]
-    eventually(lambda: all(billed(flaky_stack, aws, order_id) for order_id in good))
+    eventually(lambda: all(billed(faulty_stack, aws, order_id) for order_id in good))
 
     def dead_letters() -> list[dict[str, Any]]:
         response = aws("sqs").receive_message(
@@ -183,8 +158,8 @@ def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq
 
     [dead] = eventually(dead_letters, timeout_s=40)
     assert json.loads(dead["Body"])["customer_id"] == "poison"
-    assert billed(flaky_stack, aws, orders[6]["order_id"]) is None
-    lines = log_lines(flaky_stack, "billing")
+    assert billed(faulty_stack, aws, orders[6]["order_id"]) is None
+    lines = log_lines(faulty_stack, "billing")
     assert next(line["batch_size"] for line in lines if "batch_size" in line) == 10
     attempts = [int(line["poisoned_attempt"]) for line in lines if "poisoned_attempt" in line]
     assert attempts == [1, 2, 3], "three receives, then the redrive policy takes it"

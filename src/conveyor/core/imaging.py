@@ -206,6 +206,10 @@ def flatten(image: Image.Image, background: tuple[int, int, int] = (255, 255, 25
 
 def encode(frames: list[Image.Image], fmt: str, durations: list[int], loop: int) -> bytes:
     out = io.BytesIO()
+    for frame in frames:
+        # Colour was converted to sRGB; the PNG writer would otherwise copy a profile
+        # from info while the JPEG writer does not.
+        frame.info.pop("icc_profile", None)
     first = frames[0]
     if fmt == "JPEG":
         flatten(first).save(out, "JPEG", quality=JPEG_QUALITY)

@@ -139,14 +139,15 @@ def process_object(bucket: str, key: str, version: str | None, etag: str) -> Non
         return
     upload_id, ext = parsed
     table, dynamodb = required("IMAGES_TABLE"), client("dynamodb")
-    source_version = version or etag
     now = datetime.now(UTC)
+    # Identity is key + ETag: S3 repeats both in a duplicate event (some emulators leave
+    # out versionId), and the same content always gives the same variants.
     claim = images_table.claim(
         dynamodb,
         table,
         upload_id,
         source_key=key,
-        version=source_version,
+        etag=etag,
         correlation_id=logger.get_correlation_id() or "",
         now=now,
         lease_s=LEASE_S,
@@ -161,15 +162,15 @@ def process_object(bucket: str, key: str, version: str | None, etag: str) -> Non
         raise StillInProgress(f"{upload_id} is being processed by another worker")
 
     try:
-        item = _process(bucket, key, version, upload_id, ext, source_version)
+        item = _process(bucket, key, version, upload_id, ext, etag)
     except Exception:
-        images_table.release(dynamodb, table, upload_id, source_version)
+        images_table.release(dynamodb, table, upload_id, etag)
         raise
     announce(item)
 
 
 def _process(
-    bucket: str, key: str, version: str | None, upload_id: str, ext: str, source_version: str
+    bucket: str, key: str, version: str | None, upload_id: str, ext: str, etag: str
 ) -> dict[str, Any]:
     table, dynamodb, s3 = required("IMAGES_TABLE"), client("dynamodb"), client("s3")
     started = datetime.now(UTC)
@@ -193,7 +194,7 @@ def _process(
             dynamodb,
             table,
             upload_id,
-            source_version,
+            etag,
             images_table.FAILED,
             {
                 "reason": rejected.code,
@@ -229,7 +230,7 @@ def _process(
         dynamodb,
         table,
         upload_id,
-        source_version,
+        etag,
         images_table.PROCESSED,
         {
             "variants": variants,
@@ -270,7 +271,7 @@ def handle(record: SQSRecord) -> None:
             bucket=entry["s3"]["bucket"]["name"],
             key=unquote_plus(obj["key"]),  # S3 event keys are URL-encoded
             version=obj.get("versionId") or None,
-            etag=str(obj.get("eTag", "")),
+            etag=str(obj.get("eTag", "")).strip('"'),
         )
 
 

@@ -1,0 +1,211 @@
+"""Image variants from real photographs in every form, and hostile files."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from conveyor.core import imaging
+from conveyor.core.imaging import ImageRejected, Rendition, fit, flatten, render
+from tests import samples
+
+BOXES = dict(imaging.VARIANTS)
+
+
+def opened(rendition: Rendition, label: str) -> Image.Image:
+    variant = next(v for v in rendition.variants if v.label == label)
+    image = Image.open(io.BytesIO(variant.data))
+    assert image.size == (variant.width, variant.height)
+    return image
+
+
+def assert_fits(rendition: Rendition) -> None:
+    for variant in rendition.variants:
+        box = BOXES[variant.label]
+        assert variant.width <= box[0]
+        assert variant.height <= box[1]
+        assert variant.width <= rendition.width, "never upscaled"
+        assert variant.height <= rendition.height, "never upscaled"
+        touching = (
+            variant.width == box[0]
+            or variant.height == box[1]
+            or ((variant.width, variant.height) == (rendition.width, rendition.height))
+        )
+        assert touching, "as large as the box allows"
+        aspect = rendition.width / rendition.height
+        assert abs(variant.width / variant.height - aspect) < 2 / min(
+            variant.width, variant.height
+        ), "aspect kept"
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    a, b = a.convert("RGB"), b.convert("RGB").resize(a.size)
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+CASES: list[tuple[str, Callable[[], bytes], str, str, str]] = [
+    # name, sample, declared type, expected output format, expected mode
+    ("jpeg-baseline", samples.jpeg_baseline, "image/jpeg", "JPEG", "RGB"),
+    ("jpeg-progressive", samples.jpeg_progressive, "image/jpeg", "JPEG", "RGB"),
+    ("jpeg-exif-rotated", samples.jpeg_exif_rotated, "image/jpeg", "JPEG", "RGB"),
+    ("jpeg-cmyk", samples.jpeg_cmyk, "image/jpeg", "JPEG", "RGB"),
+    ("png-alpha", samples.png_alpha, "image/png", "PNG", "RGBA"),
+    ("png-16-bit", samples.png_16bit_gray, "image/png", "PNG", "L"),
+    ("png-palette", samples.png_palette, "image/png", "PNG", "RGB"),
+    ("webp", samples.webp, "image/webp", "WEBP", "RGB"),
+    ("gif-animated", samples.gif_animated, "image/gif", "GIF", "P"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "sample", "declared", "fmt", "mode"), CASES, ids=[c[0] for c in CASES]
+)
+def test_every_form_gets_three_variants_in_its_own_format(
+    name: str, sample: Callable[[], bytes], declared: str, fmt: str, mode: str
+) -> None:
+    rendition = render(sample(), declared)
+    assert [v.label for v in rendition.variants] == ["large", "medium", "thumb"]
+    assert rendition.mime_type == declared
+    assert_fits(rendition)
+    for variant in rendition.variants:
+        image = opened(rendition, variant.label)
+        assert image.format == fmt
+        assert image.mode == mode
+        assert "icc_profile" not in image.info, "variants are sRGB, untagged"
+
+
+def test_a_large_jpeg_fills_each_box() -> None:
+    rendition = render(samples.jpeg_baseline(), "image/jpeg")
+    assert [(v.width, v.height) for v in rendition.variants] == [(600, 600), (300, 300), (150, 150)]
+    progressive = render(samples.jpeg_progressive(), "image/jpeg")
+    assert [(v.width, v.height) for v in progressive.variants] == [
+        (800, 533),
+        (400, 267),
+        (150, 100),
+    ]
+
+
+def test_variants_look_like_the_original() -> None:
+    original = samples.photo("astronaut.png")
+    rendition = render(samples.jpeg_baseline(), "image/jpeg")
+    for label in ("large", "medium", "thumb"):
+        assert mean_difference(opened(rendition, label), original) < 6
+
+
+def test_exif_orientation_is_applied() -> None:
+    rendition = render(samples.jpeg_exif_rotated(), "image/jpeg")
+    assert (rendition.width, rendition.height) == (854, 1280), "reported upright"
+    large = opened(rendition, "large")
+    assert large.size == (400, 600), "portrait, as displayed"
+    upright = samples.upright_portrait()
+    sideways = upright.transpose(Image.Transpose.ROTATE_90).resize(large.size)
+    assert mean_difference(large, upright) < 8
+    assert mean_difference(large, sideways) > 3 * mean_difference(large, upright)
+    assert large.getexif().get(0x0112) in (None, 1), "no orientation left to apply twice"
+
+
+def test_cmyk_is_converted_to_rgb_with_the_right_colours() -> None:
+    rendition = render(samples.jpeg_cmyk(), "image/jpeg")
+    assert mean_difference(opened(rendition, "large"), samples.photo("chelsea.png")) < 10
+
+
+def test_alpha_is_kept_in_png() -> None:
+    large = opened(render(samples.png_alpha(), "image/png"), "large")
+    low, high = large.getchannel("A").getextrema()
+    assert isinstance(low, int)
+    assert isinstance(high, int)
+    assert low < 10
+    assert high > 245
+
+
+def test_sixteen_bit_samples_are_scaled_not_clipped() -> None:
+    large = opened(render(samples.png_16bit_gray(), "image/png"), "large")
+    expected = ImageStat.Stat(samples.photo("coffee.png").convert("L")).mean[0]
+    assert abs(ImageStat.Stat(large).mean[0] - expected) < 3
+
+
+def test_a_palette_png_keeps_its_colours() -> None:
+    large = opened(render(samples.png_palette(), "image/png"), "large")
+    assert mean_difference(large, samples.photo("coffee.png")) < 10
+
+
+def test_an_animated_gif_keeps_every_frame_and_its_timing() -> None:
+    rendition = render(samples.gif_animated(), "image/gif")
+    assert rendition.frames == samples.GIF_FRAMES
+    for variant in rendition.variants:
+        image = opened(rendition, variant.label)
+        assert getattr(image, "n_frames", 1) == samples.GIF_FRAMES
+        assert image.info.get("duration") == 80
+
+
+def test_a_small_image_is_never_upscaled() -> None:
+    tiny = samples.encode(samples.photo("chelsea.png").resize((120, 80)), "PNG")
+    rendition = render(tiny, "image/png")
+    assert {(v.width, v.height) for v in rendition.variants} == {(120, 80)}
+
+
+def test_transparency_is_flattened_onto_white_for_jpeg() -> None:
+    clear = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    flat = flatten(clear)
+    assert flat.mode == "RGB"
+    assert flat.getpixel((0, 0)) == (255, 255, 255)
+    encoded = Image.open(io.BytesIO(imaging.encode([clear], "JPEG", [0], 0)))
+    assert encoded.mode == "RGB"
+
+
+def test_a_broken_icc_profile_is_ignored_not_fatal() -> None:
+    data = samples.encode(samples.photo("rocket.jpg"), "JPEG", icc_profile=b"not a profile")
+    assert len(render(data, "image/jpeg").variants) == 3
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "expected"),
+    [
+        ((4000, 3000), (800, 600), (800, 600)),
+        ((3000, 4000), (800, 600), (450, 600)),
+        ((100, 50), (800, 600), (100, 50)),
+        ((10000, 1), (150, 150), (150, 1)),
+    ],
+)
+def test_fit(size: tuple[int, int], box: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert fit(size, box) == expected
+
+
+HOSTILE: list[tuple[str, Callable[[], bytes], str, str]] = [
+    ("random-bytes", samples.random_bytes, "image/jpeg", "not_an_image"),
+    ("truncated-jpeg", samples.truncated_jpeg, "image/jpeg", "truncated"),
+    (
+        "png-100000x100000",
+        lambda: samples.png_declaring(100_000, 100_000),
+        "image/png",
+        "too_many_pixels",
+    ),
+    ("zero-bytes", lambda: b"", "image/jpeg", "empty"),
+    ("jpeg-zip-polyglot", samples.jpeg_zip_polyglot, "image/jpeg", "polyglot"),
+    ("gif-with-script", samples.gif_with_script, "image/gif", "polyglot"),
+    ("png-declared-as-jpeg", samples.png_palette, "image/jpeg", "content_type_mismatch"),
+    ("over-20-mib", lambda: b"\xff\xd8\xff" + bytes(21 * 1024 * 1024), "image/jpeg", "too_large"),
+    ("not-an-accepted-type", samples.webp, "image/svg+xml", "unsupported_type"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "sample", "declared", "code"), HOSTILE, ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_files_are_rejected_with_a_reason(
+    name: str, sample: Callable[[], bytes], declared: str, code: str
+) -> None:
+    with pytest.raises(ImageRejected) as rejected:
+        render(sample(), declared)
+    assert rejected.value.code == code
+    assert rejected.value.detail
+
+
+def test_the_pixel_limit_is_configurable() -> None:
+    data = samples.jpeg_progressive()  # 1800 x 1200
+    with pytest.raises(ImageRejected, match="too_many_pixels"):
+        render(data, "image/jpeg", max_pixels=1800 * 1200 - 1)
+    assert render(data, "image/jpeg", max_pixels=1800 * 1200).width == 1800
