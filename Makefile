@@ -7,7 +7,7 @@ ARGS   ?=
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo up test lint unit integration e2e bench clean
+.PHONY: demo up test lint unit build synth deploy destroy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,24 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(ARGS)
 
+build: $(STAMP)  ## Lambda layers for arm64 / Python 3.12, without Docker
+	$(BIN)/python -m conveyor.infra.layers
+
+synth: $(STAMP)  ## CloudFormation templates in cdk.out/, offline (no account, no Docker)
+	$(BIN)/python -m conveyor.infra.app
+	$(BIN)/cfn-lint cdk.out/*.template.json --ignore-checks W
+
+CDK_CLI_VERSION := 2.1148.1
+CDK := build/cdk-cli/node_modules/.bin/cdk
+
+$(CDK):
+	npm install --no-audit --no-fund --prefix build/cdk-cli aws-cdk@$(CDK_CLI_VERSION)
+
+deploy: build $(CDK)  ## deploy to the account and region in your AWS environment
+	$(CDK) deploy --all --require-approval broadening $(ARGS)
+
+destroy: $(CDK)  ## delete the stacks (tables and buckets are retained)
+	$(CDK) destroy --all $(ARGS)
+
 clean:
-	rm -rf $(VENV) .conveyor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .conveyor .pytest_cache .mypy_cache .ruff_cache cdk.out build

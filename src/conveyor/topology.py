@@ -184,6 +184,13 @@ class Topology:
             if isinstance(function.trigger, SqsTrigger):
                 yield function, function.trigger
 
+    def permissions(self, function: Function) -> tuple[Grant, ...]:
+        """Everything the function may do: its grants, and what its trigger needs."""
+        if isinstance(function.trigger, SqsTrigger):
+            consume = Grant(Kind.QUEUE, function.trigger.queue, SQS_CONSUME_ACTIONS)
+            return (*function.grants, consume)
+        return function.grants
+
     def routes(self) -> Iterator[tuple[Function, HttpRoute]]:
         for function in self.functions:
             if isinstance(function.trigger, HttpRoute):

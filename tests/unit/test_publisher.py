@@ -137,9 +137,24 @@ def test_client_secrets_are_cached_and_a_rotated_secret_works_after_refresh(
     assert call(signed_alb_event(order_json()))[0] == 202
     boto3.client("secretsmanager").put_secret_value(
         SecretId=resources.secrets["client-secrets"],
-        SecretString=json.dumps({"dev": ["unit-test-secret", "rotated-in"]}),
+        SecretString=json.dumps({"dev": ["unit-test-secret", "rotated-in-secret-0001"]}),
     )
-    assert call(signed_alb_event(order_json(), secret="rotated-in"))[0] == 401, "still cached"
+    rotated = "rotated-in-secret-0001"
+    assert call(signed_alb_event(order_json(), secret=rotated))[0] == 401, "still cached"
     parameters.clear_caches()  # what max_age does after 5 minutes
-    assert call(signed_alb_event(order_json(), secret="rotated-in"))[0] == 202
+    assert call(signed_alb_event(order_json(), secret=rotated))[0] == 202
     assert call(signed_alb_event(order_json()))[0] == 202, "the old secret works during rotation"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{"dev": "a-single-string-not-a-list"}, {"dev": ["short"]}, {"dev": None}, ["dev"]],
+    ids=["string", "too-short", "null", "not-a-table"],
+)
+def test_malformed_secret_entries_authenticate_nobody(resources: Resources, table: object) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=resources.secrets["client-secrets"], SecretString=json.dumps(table)
+    )
+    parameters.clear_caches()
+    for secret in ("a", "short", "a-single-string-not-a-list", "unit-test-secret"):
+        assert call(signed_alb_event(order_json(), secret=secret))[0] == 401

@@ -26,6 +26,9 @@ SECRETS_MAX_AGE_S = 300
 """How long a function trusts its cached copy of the client secrets. A rotated-in secret
 works everywhere after this long; retire the old one only after that."""
 
+MIN_SECRET_LENGTH = 16
+"""Shorter secrets in the table are ignored: they could be guessed."""
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 
@@ -104,8 +107,12 @@ def _client_secrets(client_id: str) -> Sequence[str]:
     table = parameters.get_secret(
         required("CLIENT_SECRETS_ID"), transform="json", max_age=SECRETS_MAX_AGE_S
     )
-    secrets = table.get(client_id, []) if isinstance(table, dict) else []
-    return [s for s in secrets if isinstance(s, str) and s]
+    secrets = table.get(client_id) if isinstance(table, dict) else None
+    # Only a list of secrets counts: a bare string would otherwise be iterated as
+    # one-character secrets.
+    if not isinstance(secrets, list):
+        return []
+    return [s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH]
 
 
 def authenticate(event: dict[str, Any], body: bytes) -> str:

@@ -23,7 +23,14 @@ from conveyor.local.poller import SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
 from conveyor.local.state import Credentials, EmulatorClients, RuntimeInfo, emulator_client
 from conveyor.local.workers import FunctionPool
-from conveyor.topology import CLIENT_SECRETS, MEDIA_BUCKET, TOPOLOGY, Function, Topology
+from conveyor.topology import (
+    CLIENT_SECRETS,
+    MEDIA_BUCKET,
+    TOPOLOGY,
+    Function,
+    SqsTrigger,
+    Topology,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,16 @@ def function_environment(function: Function, resources: Resources, endpoint: str
         if grant.env:
             env[grant.env] = resources.identifier(grant.kind, grant.resource)
     return env
+
+
+def gateway_routes(topology: Topology) -> dict[str, str]:
+    """Path -> function name: what the local gateway routes, as the load balancer does."""
+    return {route.path: function.name for function, route in topology.routes()}
+
+
+def pollers(topology: Topology) -> list[tuple[Function, SqsTrigger]]:
+    """The event source mappings the local runtime runs, one poller set per trigger."""
+    return list(topology.sqs_triggered())
 
 
 class LocalRuntime:
@@ -106,7 +123,7 @@ class LocalRuntime:
         with ThreadPoolExecutor(max_workers=len(self.pools)) as starter:
             list(starter.map(lambda pool: pool.start(), self.pools.values()))
 
-        for function, trigger in self.topology.sqs_triggered():
+        for function, trigger in pollers(self.topology):
             for index in range(function.concurrency):
                 poller = SqsPoller(
                     function=function.name,
@@ -129,7 +146,10 @@ class LocalRuntime:
 
         try:
             self.gateway = Gateway(
-                {route.path: self.pools[f.name].invoke for f, route in self.topology.routes()},
+                {
+                    path: self.pools[name].invoke
+                    for path, name in gateway_routes(self.topology).items()
+                },
                 {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])},
                 host=self.options.host,
                 port=self.options.port,

@@ -1,0 +1,62 @@
+"""CloudFront in front of the media bucket's ``processed/`` variants, through Origin
+Access Control: HTTPS only, and the bucket lets the distribution read nothing else."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from conveyor.core.media import PROCESSED_PREFIX
+from conveyor.infra.data import Data
+from conveyor.topology import MEDIA_BUCKET
+
+
+class Cdn(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, data: Data) -> None:
+        super().__init__(scope, construct_id)
+        bucket = data.buckets[MEDIA_BUCKET]
+        access_control = cloudfront.S3OriginAccessControl(self, "AccessControl")
+        # CDK's OAC helper would grant s3:GetObject on the whole bucket; the origin gets
+        # the access control by id, and the policy below grants processed/ only.
+        origin = origins.S3BucketOrigin.with_bucket_defaults(
+            bucket,
+            origin_access_control_id=access_control.origin_access_control_id,
+            origin_path="/" + PROCESSED_PREFIX.rstrip("/"),
+        )
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="conveyor image variants",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origin,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+            ),
+            enable_logging=True,
+            log_bucket=data.logs,
+            log_file_prefix="cloudfront/",
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+        )
+        stack = Stack.of(self)
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontReadsProcessedOnly",
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{PROCESSED_PREFIX}*")],
+                conditions={
+                    "StringEquals": {
+                        "AWS:SourceArn": stack.format_arn(
+                            service="cloudfront",
+                            region="",
+                            resource="distribution",
+                            resource_name=self.distribution.distribution_id,
+                        )
+                    }
+                },
+            )
+        )

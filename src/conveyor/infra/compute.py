@@ -1,0 +1,183 @@
+"""One Lambda function per topology entry, each with its own role granted exactly the
+topology's permissions, in the isolated subnets, with SQS event sources as declared.
+
+Powertools (with pydantic) and Pillow are layers built by ``make build`` for the Lambda
+platform without Docker; the function code is the ``conveyor`` package minus the local
+runtime, the CLI and this app.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Tags
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from conveyor.infra.data import NAME_TAG, Data
+from conveyor.infra.messaging import Messaging
+from conveyor.infra.network import NetworkStack
+from conveyor.infra.settings import SOURCE_DIR, Settings
+from conveyor.topology import Function, Grant, Kind, SqsTrigger, Topology
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+CODE_EXCLUDES = [
+    "conveyor/local",
+    "conveyor/infra",
+    "conveyor/cli.py",
+    "conveyor/demo.py",
+    "conveyor/uploads.py",
+    "conveyor/client.py",
+    "conveyor/__main__.py",
+    "**/__pycache__",
+    "*.egg-info",
+]
+IMAGING_FUNCTIONS = {"images"}
+"""Functions that need the Pillow layer."""
+
+
+def grant_resources(grant: Grant, data: Data, messaging: Messaging) -> list[str]:
+    """The ARNs a grant names: the resource, narrowed by its scope where IAM allows."""
+    match grant.kind:
+        case Kind.TOPIC:
+            return [messaging.topics[grant.resource].topic_arn]
+        case Kind.QUEUE:
+            return [messaging.queues[grant.resource].queue_arn]
+        case Kind.TABLE:
+            return [data.tables[grant.resource].table_arn]
+        case Kind.BUCKET:
+            bucket = data.buckets[grant.resource]
+            return [bucket.arn_for_objects(grant.scope) if grant.scope else bucket.bucket_arn]
+        case Kind.SECRET:
+            return [data.secrets[grant.resource].secret_arn]
+
+
+def grant_identifier(grant: Grant, data: Data, messaging: Messaging) -> str:
+    """What the function's environment variable holds for a grant's resource."""
+    match grant.kind:
+        case Kind.TOPIC:
+            return messaging.topics[grant.resource].topic_arn
+        case Kind.QUEUE:
+            return messaging.queues[grant.resource].queue_url
+        case Kind.TABLE:
+            return data.tables[grant.resource].table_name
+        case Kind.BUCKET:
+            return data.buckets[grant.resource].bucket_name
+        case Kind.SECRET:
+            return data.secrets[grant.resource].secret_arn
+
+
+class Compute(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        settings: Settings,
+        network: NetworkStack,
+        data: Data,
+        messaging: Messaging,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.layers = {
+            name: lambda_.LayerVersion(
+                self,
+                f"Layer-{name}",
+                code=lambda_.Code.from_asset(str(settings.layer_dir(name))),
+                compatible_runtimes=[RUNTIME],
+                compatible_architectures=[ARCHITECTURE],
+                description=f"conveyor {name} dependencies, built by `make build`",
+            )
+            for name in ("powertools", "imaging")
+        }
+        self.code = lambda_.Code.from_asset(str(SOURCE_DIR), exclude=CODE_EXCLUDES)
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        for function in topology.functions:
+            self._function(function, topology, network, data, messaging)
+
+    def _function(
+        self,
+        function: Function,
+        topology: Topology,
+        network: NetworkStack,
+        data: Data,
+        messaging: Messaging,
+    ) -> None:
+        role = iam.Role(
+            self,
+            f"Role-{function.name}",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"conveyor {function.name}: exactly what conveyor.topology grants",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AWSLambdaENIManagementAccess"
+                )
+            ],
+        )
+        log_group = logs.LogGroup(
+            self,
+            f"Logs-{function.name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        log_group.grant_write(role)
+        for grant in topology.permissions(function):
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(grant.actions),
+                    resources=grant_resources(grant, data, messaging),
+                )
+            )
+        environment = {
+            "POWERTOOLS_SERVICE_NAME": function.name,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            **dict(function.settings),
+        }
+        for grant in function.grants:
+            if grant.env:
+                environment[grant.env] = grant_identifier(grant, data, messaging)
+        layers = [self.layers["powertools"]]
+        if function.name in IMAGING_FUNCTIONS:
+            layers.append(self.layers["imaging"])
+        module, attribute = function.handler.split(":")
+        resource = lambda_.Function(
+            self,
+            f"Function-{function.name}",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"{module}.{attribute}",
+            code=self.code,
+            layers=layers,
+            memory_size=function.memory_mb,
+            timeout=Duration.seconds(function.timeout_s),
+            reserved_concurrent_executions=function.reserved_concurrency,
+            role=role,
+            log_group=log_group,
+            environment=environment,
+            vpc=network.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            security_groups=[network.functions_sg],
+            tracing=lambda_.Tracing.DISABLED,
+        )
+        if isinstance(function.trigger, SqsTrigger):
+            trigger = function.trigger
+            lambda_.EventSourceMapping(
+                self,
+                f"Trigger-{function.name}",
+                target=resource,
+                event_source_arn=messaging.queues[trigger.queue].queue_arn,
+                batch_size=trigger.batch_size,
+                max_batching_window=Duration.seconds(trigger.batching_window_s)
+                if trigger.batching_window_s
+                else None,
+                report_batch_item_failures=trigger.report_batch_item_failures,
+                max_concurrency=trigger.max_concurrency,
+            )
+        Tags.of(resource).add(NAME_TAG, function.name)
+        Tags.of(role).add(NAME_TAG, function.name)
+        self.functions[function.name] = resource
+        self.roles[function.name] = role

@@ -1,0 +1,125 @@
+"""Alarms on everything that can go wrong, an ops topic for their actions, a dashboard.
+
+Each function: errors and throttles. Each queue: age of the oldest message and depth.
+Each DLQ: any message at all. The load balancer: 5XX from itself or its targets.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from conveyor.infra.compute import Compute
+from conveyor.infra.frontend import Frontend
+from conveyor.infra.messaging import Messaging
+from conveyor.infra.settings import Settings
+from conveyor.topology import Topology
+
+PERIOD = Duration.minutes(5)
+QUEUE_DEPTH_ALARM = 1000
+ALARM_PREFIX = "conveyor "
+"""Alarm descriptions read ``conveyor <kind>:<topology name>:<signal> above <threshold>``."""
+
+
+class Observability(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        settings: Settings,
+        messaging: Messaging,
+        compute: Compute,
+        frontend: Frontend,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.ops_topic = sns.Topic(
+            self,
+            "OpsTopic",
+            display_name="conveyor alarms",
+            enforce_ssl=True,
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+        )
+        if settings.alarm_email:
+            self.ops_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        self.alarms: list[cloudwatch.Alarm] = []
+        widgets: list[cloudwatch.IWidget] = []
+
+        for function in topology.functions:
+            resource = compute.functions[function.name]
+            errors = resource.metric_errors(period=PERIOD, statistic="Sum")
+            throttles = resource.metric_throttles(period=PERIOD, statistic="Sum")
+            self._alarm(f"function:{function.name}:errors", errors, 0)
+            self._alarm(f"function:{function.name}:throttles", throttles, 0)
+            widgets.append(
+                cloudwatch.GraphWidget(
+                    title=f"{function.name}",
+                    left=[resource.metric_invocations(period=PERIOD), errors, throttles],
+                    right=[resource.metric_duration(period=PERIOD, statistic="p99")],
+                )
+            )
+
+        for queue in topology.queues:
+            if queue.local_only:
+                continue
+            source, dlq = messaging.queues[queue.name], messaging.queues[queue.dlq_name]
+            age = source.metric_approximate_age_of_oldest_message(
+                period=PERIOD, statistic="Maximum"
+            )
+            depth = source.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"
+            )
+            dead = dlq.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"
+            )
+            self._alarm(f"queue:{queue.name}:age", age, queue.visibility_timeout_s * 2)
+            self._alarm(f"queue:{queue.name}:depth", depth, QUEUE_DEPTH_ALARM)
+            self._alarm(f"queue:{queue.dlq_name}:depth", dead, 0)
+            widgets.append(
+                cloudwatch.GraphWidget(title=f"queue {queue.name}", left=[depth, dead], right=[age])
+            )
+
+        alb = frontend.alb.metrics
+        five_xx = cloudwatch.MathExpression(
+            expression="elb + targets",
+            using_metrics={
+                "elb": alb.http_code_elb(
+                    code=elbv2.HttpCodeElb.ELB_5XX_COUNT, period=PERIOD, statistic="Sum"
+                ),
+                "targets": alb.http_code_target(
+                    code=elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=PERIOD, statistic="Sum"
+                ),
+            },
+            period=PERIOD,
+            label="ALB 5XX",
+        )
+        self._alarm("alb:frontend:5xx", five_xx, 0)
+        widgets.append(
+            cloudwatch.GraphWidget(
+                title="load balancer", left=[alb.request_count(period=PERIOD), five_xx]
+            )
+        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=None)
+        for start in range(0, len(widgets), 3):
+            self.dashboard.add_widgets(*widgets[start : start + 3])
+
+    def _alarm(self, name: str, metric: cloudwatch.IMetric, threshold: float) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            f"Alarm-{name.replace(':', '-')}",
+            alarm_description=f"{ALARM_PREFIX}{name} above {threshold:g}",
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.ops_topic))
+        self.alarms.append(alarm)

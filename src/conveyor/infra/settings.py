@@ -1,0 +1,63 @@
+"""Where and how to deploy, from the environment and CDK context; no lookups.
+
+Synthesis never calls AWS: the region and availability zones are given, not looked up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aws_cdk import App
+
+DEFAULT_REGION = "us-east-1"
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+LAYERS_DIR = PROJECT_ROOT / "build" / "layers"
+SOURCE_DIR = Path(__file__).resolve().parents[2]
+LAYERS = ("powertools", "imaging")
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    account: str | None
+    availability_zones: tuple[str, str]
+    certificate_arn: str | None
+    layers_dir: Path
+    alarm_email: str | None
+
+    @classmethod
+    def from_app(cls, app: App, layers_dir: Path = LAYERS_DIR) -> Settings:
+        def context(name: str) -> str | None:
+            value = app.node.try_get_context(name)
+            return str(value) if value else None
+
+        region = (
+            context("region")
+            or os.environ.get("CDK_DEFAULT_REGION")
+            or os.environ.get("AWS_REGION")
+            or DEFAULT_REGION
+        )
+        zones = (context("availability_zones") or f"{region}a,{region}b").split(",")
+        if len(zones) != 2:
+            raise ValueError("availability_zones must name exactly two zones, comma-separated")
+        return cls(
+            region=region,
+            account=context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            availability_zones=(zones[0].strip(), zones[1].strip()),
+            certificate_arn=context("certificate_arn"),
+            layers_dir=layers_dir,
+            alarm_email=context("alarm_email"),
+        )
+
+    def layer_dir(self, name: str) -> Path:
+        """The built layer, or an empty stand-in so that synthesis works before
+        ``make build`` (``make deploy`` always builds first)."""
+        path = self.layers_dir / name
+        if not (path / "python").is_dir():
+            (path / "python").mkdir(parents=True, exist_ok=True)
+            (path / "python" / "NOT_BUILT").write_text("run `make build` before deploying\\n")
+        return path

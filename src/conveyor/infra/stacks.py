@@ -1,0 +1,175 @@
+"""The stacks, in the order they deploy: the network, then the application.
+
+The application is one stack of constructs, one per concern (data, messaging, compute,
+frontend, cdn, observability): they reference each other both ways (a bucket policy
+names the distribution that reads the bucket, the bucket names the queue it notifies),
+which separate stacks could only do through hand-made names.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aspects, Environment, Stack
+from cdk_nag import AwsSolutionsChecks, NagPackSuppression, NagSuppressions, RegexAppliesTo
+from constructs import Construct
+
+from conveyor.infra.cdn import Cdn
+from conveyor.infra.compute import Compute
+from conveyor.infra.data import Data
+from conveyor.infra.frontend import Frontend
+from conveyor.infra.messaging import Messaging
+from conveyor.infra.network import NetworkStack
+from conveyor.infra.observability import Observability
+from conveyor.infra.settings import Settings
+from conveyor.topology import Topology
+
+
+class AppStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        settings: Settings,
+        network: NetworkStack,
+        env: Environment,
+    ) -> None:
+        super().__init__(scope, construct_id, env=env)
+        self.data = Data(self, "Data", topology)
+        self.messaging = Messaging(self, "Messaging", topology, self.data)
+        self.compute = Compute(
+            self,
+            "Compute",
+            topology=topology,
+            settings=settings,
+            network=network,
+            data=self.data,
+            messaging=self.messaging,
+        )
+        self.frontend = Frontend(
+            self,
+            "Frontend",
+            topology=topology,
+            settings=settings,
+            network=network,
+            data=self.data,
+            compute=self.compute,
+        )
+        self.cdn = Cdn(self, "Cdn", data=self.data)
+        self.observability = Observability(
+            self,
+            "Observability",
+            topology=topology,
+            settings=settings,
+            messaging=self.messaging,
+            compute=self.compute,
+            frontend=self.frontend,
+        )
+
+
+def suppress(
+    stack: Stack, rule: str, reason: str, applies_to: list[str | RegexAppliesTo] | None = None
+) -> None:
+    """Accept one cdk-nag finding on the whole stack, with the written reason why."""
+    NagSuppressions.add_stack_suppressions(
+        stack,
+        [NagPackSuppression(id=rule, reason=reason, applies_to=applies_to)],
+        apply_to_nested_stacks=True,
+    )
+
+
+def build(
+    scope: Construct, topology: Topology, settings: Settings
+) -> tuple[NetworkStack, AppStack]:
+    env = Environment(account=settings.account, region=settings.region)
+    network = NetworkStack(scope, "Conveyor-Network", settings, env=env)
+    app = AppStack(
+        scope, "Conveyor-App", topology=topology, settings=settings, network=network, env=env
+    )
+    for stack in (network, app):
+        Aspects.of(stack).add(AwsSolutionsChecks(verbose=True))
+    _accepted_findings(network, app)
+    return network, app
+
+
+def _accepted_findings(network: NetworkStack, app: AppStack) -> None:
+    cdk_helper = (
+        "CDK's own helper function for a custom resource (prefix-list lookup, default "
+        "security group restriction, S3 notifications, log retention); AWS maintains its "
+        "code, runtime and policy"
+    )
+    for stack in (network, app):
+        suppress(
+            stack,
+            "AwsSolutions-L1",
+            f"{cdk_helper}; the conveyor functions pin Python "
+            "3.12 because their layers are built for cp312",
+        )
+        suppress(
+            stack,
+            "AwsSolutions-IAM4",
+            "AWSLambdaENIManagementAccess (conveyor "
+            f"functions, for their VPC network interfaces) and {cdk_helper}; ENI actions "
+            "do not support resource-level permissions",
+            applies_to=[
+                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaENIManagementAccess",
+                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole",
+            ],
+        )
+    suppress(
+        network,
+        "AwsSolutions-IAM5",
+        "ec2:DescribeManagedPrefixLists does not "
+        "support resource-level permissions; the lookup runs once per deployment",
+        applies_to=["Resource::*"],
+    )
+    suppress(
+        app,
+        "AwsSolutions-IAM5",
+        "object-level grants are narrowed to a key prefix (uploads/*, processed/*, "
+        "quarantine/*, archive/orders/*), the narrowest IAM allows for keys chosen at "
+        "run time; the S3 notification helper needs s3:PutBucketNotification on '*'",
+        applies_to=[
+            RegexAppliesTo(
+                regex=r"/^Resource::<DataBucketarchive[0-9A-F]+\.Arn>"
+                r"\/archive\/orders\/\*$/g"
+            ),
+            RegexAppliesTo(
+                regex=r"/^Resource::<DataBucketmedia[0-9A-F]+\.Arn>"
+                r"\/(uploads|processed|quarantine)\/\*$/g"
+            ),
+            "Resource::*",
+        ],
+    )
+    suppress(
+        app,
+        "AwsSolutions-SMG4",
+        "client HMAC secrets are rotated by adding a new "
+        "secret to the client's list and retiring the old one (README), not by a "
+        "rotation Lambda",
+    )
+    suppress(
+        app,
+        "AwsSolutions-EC23",
+        "the load balancer is the public entry point: it "
+        "accepts HTTP(S) from anywhere by design; every request is then HMAC-signed",
+    )
+    suppress(
+        app,
+        "AwsSolutions-CFR1",
+        "no geo restriction: the images are meant for every country the product serves",
+    )
+    suppress(
+        app,
+        "AwsSolutions-CFR2",
+        "WAF is a per-account choice with its own cost; "
+        "the distribution serves immutable public variants only",
+    )
+    suppress(
+        app,
+        "AwsSolutions-CFR4",
+        "the default CloudFront certificate is used until "
+        "a custom domain is configured; viewers must use HTTPS",
+    )
