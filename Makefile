@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
-.PHONY: demo up test lint unit build synth deploy destroy clean
+.PHONY: demo up test lint unit build synth bootstrap deploy destroy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,9 @@ CDK := build/cdk-cli/node_modules/.bin/cdk
 
 $(CDK):
 	npm install --no-audit --no-fund --prefix build/cdk-cli aws-cdk@$(CDK_CLI_VERSION)
+
+bootstrap: $(CDK)  ## once per account and region: the CDK's asset bucket and roles
+	$(CDK) bootstrap $(ARGS)
 
 deploy: build $(CDK)  ## deploy to the account and region in your AWS environment
 	$(CDK) deploy --all --require-approval broadening $(ARGS)

@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# jsii prints a large banner about the Node.js version on every start; the end-of-life
+# one is silenced per major version.
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "16,18,20")
+
 from aws_cdk import App
 
 from conveyor.infra.settings import LAYERS_DIR, Settings
@@ -17,8 +23,10 @@ from conveyor.infra.stacks import build
 from conveyor.topology import TOPOLOGY
 
 
-def make_app(outdir: str | None = None, layers_dir: Path = LAYERS_DIR) -> App:
-    app = App(outdir=outdir) if outdir else App()
+def make_app(
+    outdir: str, layers_dir: Path = LAYERS_DIR, context: dict[str, str] | None = None
+) -> App:
+    app = App(outdir=outdir, context=context)
     problems = TOPOLOGY.problems()
     if problems:
         raise SystemExit("the topology is not sound:\n  " + "\n  ".join(problems))
@@ -27,9 +35,8 @@ def make_app(outdir: str | None = None, layers_dir: Path = LAYERS_DIR) -> App:
 
 
 def main() -> None:
-    os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    make_app().synth()
+    # The CDK CLI says where to write; run directly, the app writes to cdk.out/.
+    make_app(os.environ.get("CDK_OUTDIR", "cdk.out")).synth()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""The app synthesized once per session, offline, and helpers to read its templates."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "16,18,20")
+
+from aws_cdk import Stack
+
+from conveyor.infra.app import make_app
+from conveyor.infra.data import NAME_TAG
+
+
+@dataclass
+class Template:
+    """One synthesized stack's template, with its resources indexed by topology name."""
+
+    stack: Stack
+    body: dict[str, Any]
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return dict(self.body["Resources"])
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
+
+    def named(self, kind: str) -> dict[str, str]:
+        """Topology name -> logical id, for resources of ``kind`` tagged with their name."""
+        found = {}
+        for logical_id, resource in self.of_type(kind).items():
+            for tag in resource.get("Properties", {}).get("Tags", []):
+                if tag["Key"] == NAME_TAG:
+                    found[tag["Value"]] = logical_id
+        return found
+
+    def name_of(self, logical_id: str) -> str:
+        for tag in self.resources[logical_id].get("Properties", {}).get("Tags", []):
+            if tag["Key"] == NAME_TAG:
+                return str(tag["Value"])
+        raise KeyError(f"{logical_id} carries no {NAME_TAG} tag")
+
+    def describe(self, expression: Any) -> str:
+        """A readable ``kind:name[/scope]`` for a resource reference in a policy."""
+        if isinstance(expression, dict) and "Fn::Join" in expression:
+            parts = expression["Fn::Join"][1]
+            return self.describe(parts[0]) + "".join(p for p in parts[1:] if isinstance(p, str))
+        if isinstance(expression, dict) and ("Ref" in expression or "Fn::GetAtt" in expression):
+            logical_id = expression.get("Ref") or expression["Fn::GetAtt"][0]
+            kind = self.resources[logical_id]["Type"].split("::")[-1].lower()
+            return (
+                f"{kind}:{self.name_of(logical_id)}"
+                if kind != "loggroup"
+                else (f"loggroup:{logical_id}")
+            )
+        return f"literal:{expression}"
+
+
+@dataclass
+class Synthesized:
+    network: Template
+    app: Template
+    outdir: Path
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    root = tmp_path_factory.mktemp("synth")
+    app = make_app(str(root / "cdk.out"), layers_dir=root / "layers")
+    assembly = app.synth()
+    stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
+    return Synthesized(
+        network=Template(
+            stacks["Conveyor-Network"], assembly.get_stack_by_name("Conveyor-Network").template
+        ),
+        app=Template(stacks["Conveyor-App"], assembly.get_stack_by_name("Conveyor-App").template),
+        outdir=root / "cdk.out",
+    )
+
+
+def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
