@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
-.PHONY: demo up test lint unit build synth bootstrap deploy destroy clean
+.PHONY: demo up test lint soak unit build synth bootstrap deploy destroy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
+
+soak: $(STAMP)  ## orders and images through the local stack under injected faults
+	$(BIN)/conveyor soak $(ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(ARGS)

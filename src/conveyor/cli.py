@@ -415,6 +415,48 @@ def _run_media_demo(runtime: LocalRuntime, timeout: float) -> bool:
     return True
 
 
+@app.command()
+def soak(
+    directory: StateDir = Path(".conveyor/soak"),
+    orders: Annotated[int, typer.Option(min=1, help="Order requests to send.")] = 5000,
+    images: Annotated[int, typer.Option(min=0, help="Images to upload.")] = 40,
+    raise_rate: Annotated[float, typer.Option(help="Records failing as if they raised.")] = 0.05,
+    crash_rate: Annotated[float, typer.Option(help="Invocations whose worker dies.")] = 0.05,
+    aws_error_rate: Annotated[float, typer.Option(help="AWS calls throttled.")] = 0.02,
+    duplicate_rate: Annotated[float, typer.Option(help="Messages delivered twice.")] = 0.05,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipelines.")] = 600.0,
+) -> None:
+    """Push orders and images through a local stack while injecting faults, then check
+    that nothing accepted was lost or done twice. Exits 1 if the invariant breaks."""
+    from conveyor.local.chaos import FaultPlan
+    from conveyor.local.soak import run_soak
+
+    plan = FaultPlan(
+        raise_rate=raise_rate,
+        crash_rate=crash_rate,
+        aws_error_rate=aws_error_rate,
+        duplicate_rate=duplicate_rate,
+    )
+    with console.status("soaking") as spinner:
+        report = run_soak(
+            directory, orders, images, plan, timeout_s=timeout, progress=spinner.update
+        )
+    table = Table(title="soak: injected and found", show_header=False)
+    table.add_column()
+    table.add_column(justify="right")
+    for label, value in report.rows():
+        table.add_row(label, value)
+    console.print(table)
+    if not report.ok:
+        console.print(
+            f"[red]invariant broken[/]: lost {report.lost[:10]}, "
+            f"done twice {report.duplicated[:10]}, "
+            f"images unaccounted {report.images_unaccounted[:10]}"
+        )
+        raise typer.Exit(1)
+    console.print("[green]nothing lost, nothing done twice[/]")
+
+
 def main() -> None:
     try:
         app()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -45,6 +46,25 @@ class UploadError(Exception):
         self.detail = detail
 
 
+class HmacAuth(requests.auth.AuthBase):
+    """Signs whatever request ``requests`` is about to send, over its exact body bytes."""
+
+    def __init__(self, client_id: str, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self.client_id = client_id
+        self.secret = secret
+        self.clock = clock
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        path = urlsplit(request.url or "").path
+        request.headers.update(
+            sign(self.client_id, self.secret, str(request.method), path, bytes(body), self.clock())
+        )
+        return request
+
+
 class ConveyorClient:
     def __init__(
         self,
@@ -62,6 +82,7 @@ class ConveyorClient:
         self.timeout_s = timeout_s
         self.clock = clock
         self.session = session or requests.Session()
+        self.auth = HmacAuth(client_id, secret, clock)
 
     def signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return sign(self.client_id, self.secret, method, path, body, self.clock())
@@ -76,11 +97,13 @@ class ConveyorClient:
         headers: Mapping[str, str] | None = None,
         signed: bool = True,
     ) -> requests.Response:
-        all_headers = {"Content-Type": content_type, **(headers or {})}
-        if signed:
-            all_headers.update(self.signed_headers(method, path, body))
         return self.session.request(
-            method, self.base_url + path, data=body, headers=all_headers, timeout=self.timeout_s
+            method,
+            self.base_url + path,
+            data=body,
+            headers={"Content-Type": content_type, **(headers or {})},
+            auth=self.auth if signed else None,
+            timeout=self.timeout_s,
         )
 
     def post_json(

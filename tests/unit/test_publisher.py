@@ -158,3 +158,12 @@ def test_malformed_secret_entries_authenticate_nobody(resources: Resources, tabl
     parameters.clear_caches()
     for secret in ("a", "short", "a-single-string-not-a-list", "unit-test-secret"):
         assert call(signed_alb_event(order_json(), secret=secret))[0] == 401
+
+
+def test_when_client_secrets_cannot_be_read_the_client_is_told_to_retry(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLIENT_SECRETS_ID", "no-such-secret")
+    status, body, _ = call(signed_alb_event(order_json()))
+    assert status == 503
+    assert body["error"] == "unavailable"

@@ -125,6 +125,9 @@ def authenticate(event: dict[str, Any], body: bytes) -> str:
     )
     try:
         return verify(request, _client_secrets, now=time.time())
+    except parameters.exceptions.GetParameterError as exc:
+        logger.exception("client secrets unavailable")
+        raise HttpError(503, "unavailable", "authentication is unavailable; retry shortly") from exc
     except AuthenticationError as exc:
         logger.warning("request not authenticated", extra={"auth_failure": exc.reason})
         raise HttpError(401, "unauthorized", "request signature is missing or invalid") from exc

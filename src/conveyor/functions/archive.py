@@ -17,12 +17,13 @@ from pydantic import ValidationError
 from conveyor.aws import client, error_code
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, archive_key
-from conveyor.functions.consumer import correlate, send_to_dead_letter
+from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@logged_failures
 def archive(record: SQSRecord) -> None:
     correlate(record)
     try:

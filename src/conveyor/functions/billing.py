@@ -19,12 +19,13 @@ from conveyor import orders_table
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, order_total
-from conveyor.functions.consumer import correlate, send_to_dead_letter
+from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@logged_failures
 def bill(record: SQSRecord) -> None:
     correlate(record)
     try:

@@ -9,6 +9,9 @@ reported as batch item failures and reach the DLQ through the queue's redrive po
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -40,6 +43,32 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
         "message rejected permanently",
         extra={"message_id": record.message_id, "reason": reason},
     )
+
+
+RecordHandler = Callable[[SQSRecord], None]
+
+
+def logged_failures(handler: RecordHandler) -> RecordHandler:
+    """Log why a record failed, with its message id, before the batch reports it: SQS keeps
+    no reason with a message, so this line is where a DLQ message's last error is found
+    (``conveyor dlq`` locally, CloudWatch Logs Insights on ``message_id`` in the cloud)."""
+
+    @functools.wraps(handler)
+    def wrapper(record: SQSRecord) -> None:
+        try:
+            handler(record)
+        except Exception as exc:
+            logger.error(
+                "record failed",
+                extra={
+                    "message_id": record.message_id,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "receive_count": record.attributes.approximate_receive_count,
+                },
+            )
+            raise
+
+    return wrapper
 
 
 def correlate(record: SQSRecord) -> None:

@@ -42,7 +42,7 @@ from conveyor.core.media import (
     quarantine_key,
     variant_key,
 )
-from conveyor.functions.consumer import correlate, send_to_dead_letter
+from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
 
 EVENT_PROCESSED = "image.processed"
 EVENT_FAILED = "image.failed"
@@ -250,6 +250,7 @@ def _process(
     return item
 
 
+@logged_failures
 def handle(record: SQSRecord) -> None:
     correlate(record)
     try:

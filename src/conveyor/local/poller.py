@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ class PollerStats:
     deleted: int = 0
     retried: int = 0
     failed_batches: int = 0
+    duplicated: int = 0
 
 
 class SqsPoller:
@@ -44,6 +46,7 @@ class SqsPoller:
         invoke: Callable[[dict[str, Any]], Invocation],
         sqs: Any,
         clock: Callable[[], float] = time.monotonic,
+        duplicate_rate: float = 0.0,
     ) -> None:
         self.function = function
         self.trigger = trigger
@@ -53,6 +56,8 @@ class SqsPoller:
         self.invoke = invoke
         self.sqs = sqs
         self.clock = clock
+        self.duplicate_rate = duplicate_rate
+        self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
         self.stats = PollerStats()
         self._lock = threading.Lock()
 
@@ -98,16 +103,52 @@ class SqsPoller:
             report_batch_item_failures=self.trigger.report_batch_item_failures,
         )
         if outcome.failed:
-            log.warning("%s failed a batch of %d: %s", self.function, len(batch), outcome.error)
-        receipts = {m["MessageId"]: m["ReceiptHandle"] for m in batch}
-        self._delete([receipts[i] for i in settlement.delete])
+            # SQS keeps no reason with a message; this line is where `conveyor dlq` finds it.
+            log.warning(
+                "batch failed",
+                extra={
+                    "function": self.function,
+                    "error": outcome.error,
+                    "error_type": outcome.error_type,
+                    "message_ids": [m["MessageId"] for m in batch],
+                },
+            )
+        by_id = {m["MessageId"]: m for m in batch}
+        self._delete([by_id[i]["ReceiptHandle"] for i in settlement.delete])
+        duplicated = self._duplicate([by_id[i] for i in settlement.delete])
         with self._lock:
             self.stats.batches += 1
             self.stats.received += len(batch)
             self.stats.deleted += len(settlement.delete)
             self.stats.retried += len(settlement.retry)
             self.stats.failed_batches += settlement.whole_batch_failed
+            self.stats.duplicated += duplicated
         return outcome
+
+    def _duplicate(self, handled: list[dict[str, Any]]) -> int:
+        """Deliver some handled messages again, as SQS's at-least-once delivery may."""
+        count = 0
+        for message in handled:
+            if self.duplicate_rate and self._random.random() < self.duplicate_rate:
+                attributes = {
+                    name: {
+                        k: v
+                        for k, v in value.items()
+                        if k in ("DataType", "StringValue", "BinaryValue")
+                    }
+                    for name, value in message.get("MessageAttributes", {}).items()
+                }
+                self.sqs.send_message(
+                    QueueUrl=self.queue_url,
+                    MessageBody=message["Body"],
+                    MessageAttributes=attributes,
+                )
+                log.info(
+                    "chaos: duplicate delivery",
+                    extra={"function": self.function, "message_id": message["MessageId"]},
+                )
+                count += 1
+        return count
 
     def _delete(self, receipts: list[str]) -> None:
         for start in range(0, len(receipts), 10):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from conveyor.local import chaos, logs
+from conveyor.local.chaos import FaultPlan
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
 from conveyor.local.gateway import Gateway
@@ -77,9 +79,16 @@ def pollers(topology: Topology) -> list[tuple[Function, SqsTrigger]]:
 
 
 class LocalRuntime:
-    def __init__(self, options: RuntimeOptions, topology: Topology = TOPOLOGY) -> None:
+    def __init__(
+        self,
+        options: RuntimeOptions,
+        topology: Topology = TOPOLOGY,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self.options = options
         self.topology = topology
+        self.faults = faults
+        self._log_handler: logging.Handler | None = None
         self.emulator: Emulator | None = None
         self.pools: dict[str, FunctionPool] = {}
         self.pollers: list[SqsPoller] = []
@@ -103,6 +112,7 @@ class LocalRuntime:
 
     def _start(self, progress: Progress) -> RuntimeInfo:
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handler = logs.attach(self.logs_dir / "runtime.log")
         endpoint = self.options.endpoint_url
         if endpoint:
             progress(f"using the emulator at {endpoint}")
@@ -119,6 +129,9 @@ class LocalRuntime:
         progress(f"starting {len(self.topology.functions)} functions")
         for function in self.topology.functions:
             env = function_environment(function, resources, endpoint)
+            if self.faults and self.faults.applies_to(function.name):
+                function, chaos_env = chaos.wrap(function, self.faults)  # noqa: PLW2901
+                env.update(chaos_env)
             self.pools[function.name] = FunctionPool(function, env, self.logs_dir)
         with ThreadPoolExecutor(max_workers=len(self.pools)) as starter:
             list(starter.map(lambda pool: pool.start(), self.pools.values()))
@@ -133,6 +146,7 @@ class LocalRuntime:
                     region=EMULATOR_REGION,
                     invoke=self.pools[function.name].invoke,
                     sqs=emulator_client(endpoint, "sqs"),
+                    duplicate_rate=self.faults.duplicate_rate if self.faults else 0.0,
                 )
                 self.pollers.append(poller)
                 thread = threading.Thread(
@@ -196,6 +210,9 @@ class LocalRuntime:
         if self.info:
             (self.options.state_dir / "runtime.json").unlink(missing_ok=True)
             self.info = None
+        if self._log_handler:
+            logs.detach(self._log_handler)
+            self._log_handler = None
 
     def __enter__(self) -> LocalRuntime:
         self.start()

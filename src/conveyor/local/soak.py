@@ -1,0 +1,360 @@
+"""``conveyor soak``: orders and images through the local runtime under injected faults,
+then a check that nothing accepted was lost or done twice.
+
+The invariant: every order answered 202 is billed exactly once and archived exactly
+once, or sits in a DLQ; every uploaded image ends ``processed`` or ``failed`` with a
+reason, or sits in the DLQ; no 5xx reached a client except 503s that told it to retry
+(the client retries those with the same order id).
+
+Timeouts are shortened so that retries happen within the run: each consumer times out
+after 2 s, so its queue's visibility timeout is 12 s. The emulator is not restarted:
+moto keeps its state in memory, so a restart would lose every queued message, which no
+runtime could survive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor import images_table
+from conveyor.client import ConveyorClient, UploadError
+from conveyor.demo import submissions
+from conveyor.local.chaos import FaultPlan
+from conveyor.local.logs import read_json_lines
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.state import EmulatorClients
+from conveyor.local.status import read_status
+from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
+from conveyor.uploads import sample_photos
+
+SOAK_TIMEOUT_S = 2
+DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.02, aws_error_rate=0.02, duplicate_rate=0.05)
+MAX_RETRIES = 6
+
+
+def fast_topology(topology: Topology = TOPOLOGY) -> Topology:
+    """Every SQS consumer times out after 2 s and its queue hides a message for 12 s."""
+    consumers = {
+        f.name: f.trigger.queue
+        for f, _ in topology.sqs_triggered()
+        if isinstance(f.trigger, SqsTrigger)
+    }
+    return dataclasses.replace(
+        topology,
+        functions=tuple(
+            dataclasses.replace(f, timeout_s=SOAK_TIMEOUT_S) if f.name in consumers else f
+            for f in topology.functions
+        ),
+        queues=tuple(
+            dataclasses.replace(q, visibility_timeout_s=6 * SOAK_TIMEOUT_S)
+            if q.name in consumers.values()
+            else q
+            for q in topology.queues
+        ),
+    )
+
+
+@dataclass
+class SoakReport:
+    orders_sent: int = 0
+    orders_accepted: int = 0
+    orders_rejected: int = 0
+    told_to_retry: int = 0
+    unexpected_5xx: int = 0
+    images_uploaded: int = 0
+    injected: Counter[str] = field(default_factory=Counter)
+    billed: int = 0
+    archived: int = 0
+    in_dlq: Counter[str] = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    images: Counter[str] = field(default_factory=Counter)
+    images_unaccounted: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    settled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.settled
+            and not self.lost
+            and not self.duplicated
+            and not self.unexpected_5xx
+            and not self.images_unaccounted
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("orders sent", str(self.orders_sent)),
+            ("accepted (202)", str(self.orders_accepted)),
+            ("rejected on purpose (4xx)", str(self.orders_rejected)),
+            ("503 answered, retried by the client", str(self.told_to_retry)),
+            ("other 5xx", str(self.unexpected_5xx)),
+            ("images uploaded", str(self.images_uploaded)),
+        ]
+        rows += [(f"injected: {kind}", str(n)) for kind, n in sorted(self.injected.items())]
+        rows += [("billed", str(self.billed)), ("archived", str(self.archived))]
+        rows += [(f"in DLQ: {q}", str(n)) for q, n in sorted(self.in_dlq.items())]
+        rows += [(f"images {s}", str(n)) for s, n in sorted(self.images.items())]
+        rows += [
+            ("lost", str(len(self.lost))),
+            ("done twice", str(len(self.duplicated))),
+            ("images unaccounted for", str(len(self.images_unaccounted))),
+            ("settled", "yes" if self.settled else "NO"),
+            ("elapsed", f"{self.elapsed_s:.1f} s"),
+        ]
+        return rows
+
+
+def _send_with_retries(
+    client: ConveyorClient,
+    body: bytes,
+    content_type: str,
+    signed_with: str | None,
+    report: SoakReport,
+) -> tuple[int, Any]:
+    for attempt in range(MAX_RETRIES):
+        if signed_with:
+            headers = ConveyorClient(
+                client.base_url, client.client_id, signed_with, session=client.session
+            ).signed_headers("POST", "/orders", body)
+            response = client.request("POST", "/orders", body, headers=headers, signed=False)
+        else:
+            response = client.request("POST", "/orders", body, content_type=content_type)
+        if response.status_code != 503:
+            break
+        report.told_to_retry += 1
+        time.sleep(0.05 * 2**attempt)
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {}
+
+
+def _upload_with_retries(client: ConveyorClient, path: Path, report: SoakReport) -> str:
+    for attempt in range(MAX_RETRIES):
+        try:
+            return client.upload(path).upload_id
+        except UploadError as error:
+            if error.status != 503 or attempt == MAX_RETRIES - 1:
+                if error.status >= 500:
+                    report.unexpected_5xx += 1
+                raise
+            report.told_to_retry += 1
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _peek(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message in a queue, left in place (visible again at once)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            break
+        found.extend(batch)
+    for start in range(0, len(found), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(found[start : start + 10])
+            ],
+        )
+    return found
+
+
+def _bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    bodies = []
+    for message in messages:
+        try:
+            body = json.loads(message["Body"])
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            bodies.append(body)
+    return bodies
+
+
+def _order_ids(messages: list[dict[str, Any]]) -> set[str]:
+    return {str(b["order_id"]) for b in _bodies(messages) if "order_id" in b}
+
+
+def _upload_ids(messages: list[dict[str, Any]]) -> set[str]:
+    """Upload ids of the S3 events in a list of messages."""
+    keys = [
+        r.get("s3", {}).get("object", {}).get("key", "")
+        for b in _bodies(messages)
+        for r in b.get("Records", [])
+    ]
+    return {k.rsplit("/", 1)[-1].split(".")[0] for k in keys if k}
+
+
+def run_soak(
+    state_dir: Path,
+    orders: int,
+    images: int,
+    plan: FaultPlan = DEFAULT_PLAN,
+    concurrency: int = 16,
+    timeout_s: float = 300,
+    progress: Callable[[str], None] = lambda _: None,
+) -> SoakReport:
+    report = SoakReport()
+    runtime = LocalRuntime(
+        RuntimeOptions(state_dir=state_dir, port=0, endpoint_url=None), fast_topology(), faults=plan
+    )
+    started = time.monotonic()
+    runtime.start(progress)
+    try:
+        _drive(runtime, report, orders, images, concurrency, timeout_s, progress)
+    finally:
+        runtime.stop()
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+def _drive(
+    runtime: LocalRuntime,
+    report: SoakReport,
+    orders: int,
+    images: int,
+    concurrency: int,
+    timeout_s: float,
+    progress: Callable[[str], None],
+) -> None:
+    assert runtime.info is not None
+    assert runtime.credentials is not None
+    info, credentials = runtime.info, runtime.credentials
+    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    aws = EmulatorClients(info.emulator_url)
+    resources = info.resources
+
+    progress(f"sending {orders} orders and {images} images under faults")
+    batch = submissions(orders, seed=11)
+    accepted: list[str] = []
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = pool.map(
+            lambda s: _send_with_retries(client, s.body, s.content_type, s.signed_with, report),
+            batch,
+        )
+        for status, payload in results:
+            report.orders_sent += 1
+            if status == 202:
+                accepted.append(str(payload["order_id"]))
+            elif status >= 500:
+                report.unexpected_5xx += 1
+            else:
+                report.orders_rejected += 1
+    report.orders_accepted = len(accepted)
+    photos = sample_photos()
+    uploads = [_upload_with_retries(client, photos[n % len(photos)], report) for n in range(images)]
+    report.images_uploaded = len(uploads)
+
+    progress("waiting for the pipelines to settle")
+    deadline = time.monotonic() + timeout_s
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        current = read_status(aws, resources, TOPOLOGY)
+        busy = sum(q.visible + q.in_flight for q in current.queues if q.name != "media-events-tap")
+        quiet_since = (quiet_since or time.monotonic()) if busy == 0 else None
+        if quiet_since and time.monotonic() - quiet_since > 1.0:
+            report.settled = True
+            break
+        time.sleep(0.5)
+    _check(runtime, report, accepted, uploads)
+
+
+def _check(
+    runtime: LocalRuntime, report: SoakReport, accepted: list[str], uploads: list[str]
+) -> None:
+    assert runtime.info is not None
+    aws, resources = EmulatorClients(runtime.info.emulator_url), runtime.info.resources
+    dead = {
+        q: _peek(aws("sqs"), resources.queues[f"{q}-dlq"]) for q in ("billing", "archive", "images")
+    }
+    report.in_dlq = Counter({f"{q}-dlq": len(m) for q, m in dead.items() if m})
+    _check_orders(aws, resources, report, accepted, dead)
+    _check_images(aws, resources, report, uploads, _upload_ids(dead["images"]))
+    _count_injected(runtime.logs_dir, report)
+
+
+def _check_orders(
+    aws: EmulatorClients,
+    resources: Any,
+    report: SoakReport,
+    accepted: list[str],
+    dead: dict[str, list[dict[str, Any]]],
+) -> None:
+    billed: set[str] = set()
+    for page in (
+        aws("dynamodb")
+        .get_paginator("scan")
+        .paginate(TableName=resources.tables["orders"], ProjectionExpression="order_id")
+    ):
+        billed.update(item["order_id"]["S"] for item in page["Items"])
+    versions: Counter[str] = Counter()
+    for page in (
+        aws("s3")
+        .get_paginator("list_object_versions")
+        .paginate(Bucket=resources.buckets["archive"], Prefix="archive/orders/")
+    ):
+        for version in page.get("Versions", []):
+            versions[version["Key"].rsplit("/", 1)[-1].removesuffix(".json")] += 1
+    billing_dlq, archive_dlq = _order_ids(dead["billing"]), _order_ids(dead["archive"])
+    report.billed = len(billed & set(accepted))
+    report.archived = len(set(versions) & set(accepted))
+    for order_id in accepted:
+        if order_id not in billed and order_id not in billing_dlq:
+            report.lost.append(f"billing:{order_id}")
+        if order_id not in versions and order_id not in archive_dlq:
+            report.lost.append(f"archive:{order_id}")
+        if versions[order_id] > 1:
+            report.duplicated.append(f"archive:{order_id}")
+
+
+def _check_images(
+    aws: EmulatorClients, resources: Any, report: SoakReport, uploads: list[str], in_dlq: set[str]
+) -> None:
+    for upload_id in uploads:
+        item = images_table.get(aws("dynamodb"), resources.tables["images"], upload_id)
+        status = str(item["status"]) if item else "missing"
+        if status in (images_table.PROCESSED, images_table.FAILED):
+            report.images[status] += 1
+            if status == images_table.FAILED and not (item or {}).get("reason"):
+                report.images_unaccounted.append(upload_id)
+        elif upload_id in in_dlq:
+            report.images["in DLQ"] += 1
+        else:
+            report.images_unaccounted.append(upload_id)
+
+
+def _count_injected(logs: Path, report: SoakReport) -> None:
+    billed_lines = Counter(
+        e.get("order_id")
+        for e in read_json_lines(logs / "billing.log")
+        if e.get("message") == "order billed"
+    )
+    report.duplicated += [f"billing:{o}" for o, n in billed_lines.items() if n > 1]
+    for name in ("publisher", "billing", "archive", "images"):
+        for entry in read_json_lines(logs / f"{name}.log"):
+            if "chaos" in entry:
+                report.injected[entry["chaos"]] += 1
+    report.injected["duplicate"] = sum(
+        1
+        for e in read_json_lines(logs / "runtime.log")
+        if e.get("message") == "chaos: duplicate delivery"
+    )

@@ -1,0 +1,31 @@
+"""A reduced soak (what `make soak` does with 5,000 orders) runs in every test run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conveyor.local.chaos import FaultPlan
+from conveyor.local.soak import run_soak
+
+pytestmark = pytest.mark.integration
+
+
+def test_under_every_kind_of_fault_nothing_accepted_is_lost_or_done_twice(
+    tmp_path: Path,
+) -> None:
+    plan = FaultPlan(raise_rate=0.05, crash_rate=0.15, aws_error_rate=0.02, duplicate_rate=0.05)
+    report = run_soak(tmp_path, orders=300, images=6, plan=plan, timeout_s=240)
+    summary = dict(report.rows())
+    assert report.settled, summary
+    for kind in ("raise", "crash", "aws_error", "duplicate"):
+        assert report.injected[kind] > 0, f"no {kind} was injected: {summary}"
+    assert report.orders_accepted == 270, "one request in ten is bad on purpose"
+    assert report.unexpected_5xx == 0
+    assert report.lost == []
+    assert report.duplicated == []
+    assert report.billed + report.in_dlq["billing-dlq"] >= report.orders_accepted
+    assert report.archived + report.in_dlq["archive-dlq"] >= report.orders_accepted
+    assert report.images_unaccounted == []
+    assert sum(report.images.values()) == 6
