@@ -415,6 +415,95 @@ def _run_media_demo(runtime: LocalRuntime, timeout: float) -> bool:
     return True
 
 
+def _queue_pair(info: RuntimeInfo, name: str) -> tuple[str, str]:
+    """(source queue, its DLQ) for a queue named either way."""
+    source = name.removesuffix("-dlq")
+    known = [q.name for q in TOPOLOGY.queues]
+    if source not in known:
+        _fail(f"no queue {name!r}; the queues are {', '.join(known)}")
+    return source, f"{source}-dlq"
+
+
+@app.command()
+def dlq(
+    queue: Annotated[str, typer.Argument(help="A queue (billing) or its DLQ (billing-dlq).")],
+    directory: StateDir = Path(".conveyor"),
+) -> None:
+    """List what is in a dead-letter queue: receive counts and the last error of each."""
+    from conveyor.redrive import dead_letters
+
+    try:
+        info = RuntimeInfo.load(directory)
+    except NotRunningError as exc:
+        _fail(str(exc))
+        return
+    _, dead = _queue_pair(info, queue)
+    logs = sorted((directory / "logs").glob("*.log"))
+    letters = dead_letters(
+        EmulatorClients(info.emulator_url)("sqs"), info.resources.queues[dead], logs
+    )
+    table = Table(title=f"{dead}: {len(letters)} message(s)")
+    for column in ("message id", "receives", "sent", "what", "last error"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            letter.message_id,
+            str(letter.receive_count),
+            f"{letter.sent_at:%H:%M:%S}",
+            letter.subject,
+            letter.reason,
+        )
+    console.print(table)
+
+
+@app.command()
+def redrive(
+    queue: Annotated[str, typer.Argument(help="The queue to move its DLQ's messages back to.")],
+    directory: StateDir = Path(".conveyor"),
+    max_messages: Annotated[
+        int | None, typer.Option("--max", min=1, help="Move at most this many.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would move.")] = False,
+) -> None:
+    """Move dead letters back to their source queue, never losing or duplicating one."""
+    from conveyor import redrive as dead_letters_module
+
+    try:
+        info = RuntimeInfo.load(directory)
+    except NotRunningError as exc:
+        _fail(str(exc))
+        return
+    source, dead = _queue_pair(info, queue)
+    sqs = EmulatorClients(info.emulator_url)("sqs")
+    if dry_run:
+        letters = dead_letters_module.dead_letters(sqs, info.resources.queues[dead])
+        shown = letters[:max_messages] if max_messages else letters
+        for letter in shown:
+            console.print(f"would move {letter.message_id} ({letter.subject}) to {source}")
+        console.print(f"{len(shown)} message(s) would move; nothing was changed")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    result = dead_letters_module.redrive(
+        sqs,
+        source_url=info.resources.queues[source],
+        source_arn=info.resources.queue_arns[source],
+        dlq_url=info.resources.queues[dead],
+        dlq_arn=info.resources.queue_arns[dead],
+        journal=directory / f"redrive-{dead}.journal",
+        max_messages=max_messages,
+        stop=stop,
+    )
+    console.print(f"moved {result.moved} message(s) from {dead} to {source} ({result.method})")
+    if result.finished_interrupted:
+        console.print(
+            f"finished {result.finished_interrupted} message(s) an interrupted run "
+            "had already sent (deleted from the DLQ, not sent again)"
+        )
+    if result.stopped_early:
+        console.print("stopped on request; run it again to move the rest")
+
+
 @app.command()
 def soak(
     directory: StateDir = Path(".conveyor/soak"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conveyor.local.state import emulator_client
 from tests import samples
 from tests.integration.conftest import eventually
 
@@ -62,7 +63,7 @@ def alive(pid: int) -> bool:
 def test_help_explains_every_command(tmp_path: Path) -> None:
     result = run("--help", state=tmp_path)
     assert result.returncode == 0
-    for command in ("up", "demo", "order", "status", "upload"):
+    for command in ("up", "demo", "order", "status", "upload", "dlq", "redrive", "soak"):
         assert re.search(rf"^\s*│?\s*{command}\s", result.stdout, re.MULTILINE), command
 
 
@@ -157,6 +158,36 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     assert mixed.returncode == 1, "a failed image is a failed command"
     assert "not_an_image" in mixed.stdout
     assert run("upload", str(state / "missing.jpg"), state=state).returncode == 1
+
+    # A message that failed three times sits in the billing DLQ; look, then move it back.
+    info = json.loads((state / "runtime.json").read_text())
+    order = {
+        "order_id": "from-dlq-1",
+        "customer_id": "c",
+        "currency": "EUR",
+        "client_id": "dev",
+        "items": [{"sku": "A", "quantity": 1, "unit_price": "2.50"}],
+        "accepted_at": "2026-11-24T10:00:00+00:00",
+        "correlation_id": "dlq-test",
+    }
+    sqs = emulator_client(info["emulator_url"], "sqs")
+    sqs.send_message(
+        QueueUrl=info["resources"]["queues"]["billing-dlq"], MessageBody=json.dumps(order)
+    )
+    listed = run("dlq", "billing", state=state)
+    assert listed.returncode == 0, listed.stdout
+    assert "order from-dlq-1" in listed.stdout
+    assert "1 message(s)" in listed.stdout
+    dry = run("redrive", "billing", "--dry-run", state=state)
+    assert "would move" in dry.stdout
+    assert "nothing was changed" in dry.stdout
+    moved = run("redrive", "billing", state=state)
+    assert "moved 1 message(s) from billing-dlq to billing" in moved.stdout, moved.stdout
+    eventually(
+        lambda: "billed: 2" in run("status", state=state).stdout, timeout_s=30, interval_s=0.5
+    )
+    assert "0 message(s)" in run("dlq", "billing-dlq", state=state).stdout
+    assert run("dlq", "nonsense", state=state).returncode == 1
 
     children = descendants(process.pid)
     assert len(children) >= 5, "emulator and one worker per function instance"

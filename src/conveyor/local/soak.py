@@ -32,6 +32,7 @@ from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
+from conveyor.redrive import peek
 from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
 from conveyor.uploads import sample_photos
 
@@ -153,31 +154,6 @@ def _upload_with_retries(client: ConveyorClient, path: Path, report: SoakReport)
     raise AssertionError("unreachable")
 
 
-def _peek(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Every message in a queue, left in place (visible again at once)."""
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=30,
-            MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
-        if not batch:
-            break
-        found.extend(batch)
-    for start in range(0, len(found), 10):
-        sqs.change_message_visibility_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(found[start : start + 10])
-            ],
-        )
-    return found
-
-
 def _bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     bodies = []
     for message in messages:
@@ -284,7 +260,7 @@ def _check(
     assert runtime.info is not None
     aws, resources = EmulatorClients(runtime.info.emulator_url), runtime.info.resources
     dead = {
-        q: _peek(aws("sqs"), resources.queues[f"{q}-dlq"]) for q in ("billing", "archive", "images")
+        q: peek(aws("sqs"), resources.queues[f"{q}-dlq"]) for q in ("billing", "archive", "images")
     }
     report.in_dlq = Counter({f"{q}-dlq": len(m) for q, m in dead.items() if m})
     _check_orders(aws, resources, report, accepted, dead)

@@ -1,0 +1,240 @@
+"""Dead-letter queues: see what is in one and why, and move it back to its source.
+
+On AWS, ``StartMessageMoveTask`` moves messages server-side. Where that call is missing
+(moto answers HTTP 500) or a ``--max`` is asked for (a move task cannot count), messages
+are moved one at a time: receive from the DLQ, send to the source, delete from the DLQ.
+A journal records each message sent before its DLQ copy is deleted, so a run that is
+interrupted between the two finds the journal entry when that copy reappears and deletes
+it instead of sending it twice. Ctrl-C lets the current message finish first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from conveyor.aws import error_code
+from conveyor.functions.consumer import FAILED_FUNCTION, FAILURE_REASON, SOURCE_MESSAGE_ID
+from conveyor.local.logs import read_json_lines
+
+REDRIVEN_FROM = "redriven_from"
+_FAILURE_ATTRIBUTES = {FAILURE_REASON, FAILED_FUNCTION, SOURCE_MESSAGE_ID, REDRIVEN_FROM}
+_NOT_IMPLEMENTED = {
+    "NotImplemented",
+    "InternalFailure",
+    "InternalError",
+    "500",
+    "UnsupportedOperation",
+}
+
+
+def peek(sqs: Any, url: str, hide_for_s: int = 30) -> list[dict[str, Any]]:
+    """Every message in a queue, left in place and visible again when this returns."""
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=hide_for_s,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            break
+        found.extend(batch)
+    _release(sqs, url, found)
+    return found
+
+
+def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+    for start in range(0, len(messages), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages[start : start + 10])
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    receive_count: int
+    sent_at: datetime
+    subject: str
+    reason: str
+
+
+def last_errors(log_files: Iterable[Path]) -> dict[str, str]:
+    """message id -> the last failure logged for it, by a function or by the poller."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in log_files:
+        for entry in read_json_lines(path):
+            stamp = str(entry.get("timestamp", ""))
+            if entry.get("message") == "record failed" and entry.get("message_id"):
+                pairs = [(str(entry["message_id"]), str(entry.get("error", "")))]
+            elif entry.get("message") == "batch failed":
+                error = f"{entry.get('function')}: {entry.get('error_type')}: {entry.get('error')}"
+                pairs = [(str(m), error) for m in entry.get("message_ids", [])]
+            else:
+                continue
+            for message_id, error in pairs:
+                if message_id not in found or found[message_id][0] <= stamp:
+                    found[message_id] = (stamp, error)
+    return {message_id: error for message_id, (_, error) in found.items()}
+
+
+def _subject(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:60]
+    if isinstance(data, dict) and "order_id" in data:
+        return f"order {data['order_id']}"
+    if isinstance(data, dict) and data.get("Records"):
+        return str(data["Records"][0].get("s3", {}).get("object", {}).get("key", "?"))
+    return body[:60]
+
+
+def dead_letters(sqs: Any, dlq_url: str, log_files: Iterable[Path] = ()) -> list[DeadLetter]:
+    errors = last_errors(log_files)
+    letters = []
+    for message in peek(sqs, dlq_url):
+        attributes = message.get("MessageAttributes", {})
+        reason = attributes.get(FAILURE_REASON, {}).get("StringValue") or errors.get(
+            message["MessageId"], "no failure was recorded for this message"
+        )
+        system = message.get("Attributes", {})
+        letters.append(
+            DeadLetter(
+                message_id=message["MessageId"],
+                receive_count=int(system.get("ApproximateReceiveCount", 0)),
+                sent_at=datetime.fromtimestamp(int(system.get("SentTimestamp", 0)) / 1000, UTC),
+                subject=_subject(message["Body"]),
+                reason=reason,
+            )
+        )
+    return letters
+
+
+class Journal:
+    """Which DLQ messages were already sent back: JSON lines, fsynced before any delete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sent: set[str] = set()
+        for entry in read_json_lines(path):
+            if entry.get("state") == "sent":
+                self.sent.add(str(entry["message_id"]))
+            elif entry.get("state") == "done":
+                self.sent.discard(str(entry["message_id"]))
+
+    def record(self, message_id: str, state: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"message_id": message_id, "state": state}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if state == "sent":
+            self.sent.add(message_id)
+        else:
+            self.sent.discard(message_id)
+
+
+@dataclass
+class RedriveResult:
+    method: str
+    moved: int = 0
+    finished_interrupted: int = 0
+    """Messages an interrupted run had sent already: deleted now, not sent again."""
+    stopped_early: bool = False
+
+
+def redrive(
+    sqs: Any,
+    *,
+    source_url: str,
+    source_arn: str,
+    dlq_url: str,
+    dlq_arn: str,
+    journal: Path,
+    max_messages: int | None = None,
+    stop: threading.Event | None = None,
+    hide_for_s: int = 60,
+) -> RedriveResult:
+    if max_messages is None:
+        try:
+            task = sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)
+            return RedriveResult(method=f"StartMessageMoveTask {task.get('TaskHandle', '')}")
+        except NotImplementedError:
+            pass  # moto in process
+        except Exception as exc:
+            if error_code(exc) not in _NOT_IMPLEMENTED:
+                raise
+    return _move_one_by_one(
+        sqs,
+        source_url,
+        dlq_url,
+        Journal(journal),
+        max_messages,
+        stop or threading.Event(),
+        hide_for_s,
+    )
+
+
+def _move_one_by_one(
+    sqs: Any,
+    source_url: str,
+    dlq_url: str,
+    journal: Journal,
+    max_messages: int | None,
+    stop: threading.Event,
+    hide_for_s: int,
+) -> RedriveResult:
+    result = RedriveResult(method="receive, send, delete")
+    while True:
+        remaining = 10 if max_messages is None else min(10, max_messages - result.moved)
+        if remaining <= 0 or stop.is_set():
+            result.stopped_early = stop.is_set()
+            return result
+        batch = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=remaining,
+            VisibilityTimeout=hide_for_s,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            return result
+        for index, message in enumerate(batch):
+            if stop.is_set():
+                _release(sqs, dlq_url, batch[index:])
+                result.stopped_early = True
+                return result
+            message_id = message["MessageId"]
+            if message_id in journal.sent:
+                result.finished_interrupted += 1
+            else:
+                attributes = {
+                    name: {
+                        k: v
+                        for k, v in value.items()
+                        if k in ("DataType", "StringValue", "BinaryValue")
+                    }
+                    for name, value in message.get("MessageAttributes", {}).items()
+                    if name not in _FAILURE_ATTRIBUTES
+                }
+                attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": message_id}
+                sqs.send_message(
+                    QueueUrl=source_url, MessageBody=message["Body"], MessageAttributes=attributes
+                )
+                journal.record(message_id, "sent")
+                result.moved += 1
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            journal.record(message_id, "done")
