@@ -18,10 +18,10 @@ from conveyor.core.orders import (
     Order,
     accept,
     archive_key,
-    field_errors,
     order_total,
     parse_order,
 )
+from conveyor.core.validation import field_errors
 
 identifiers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 prices = st.decimals(min_value=0, max_value=Decimal("999999999999.9999"), places=4).map(
@@ -80,7 +80,7 @@ def _required_field_mutations() -> st.SearchStrategy[tuple[str, Any]]:
                 st.integers(max_value=0),
                 st.integers(min_value=10_001),
                 st.just("2"),
-                st.just(2.0),
+                st.just(2.5),
                 st.just(True),
             ),
         ),
@@ -95,6 +95,8 @@ def _required_field_mutations() -> st.SearchStrategy[tuple[str, Any]]:
                 st.just("NaN"),
                 st.just(""),
                 st.just(" 1.00"),
+                st.just("1.00\n"),
+                st.just("\u0661\u0662"),
             ),
         ),
     )
@@ -210,3 +212,16 @@ def test_consumers_ignore_fields_added_to_the_message_later() -> None:
     )
     grown = {**json.loads(accepted.model_dump_json()), "loyalty_tier": "gold"}
     assert AcceptedOrder.model_validate_json(json.dumps(grown)) == accepted
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says() -> None:
+    body = {
+        "customer_id": "c",
+        "currency": "EUR",
+        "items": [{"sku": "a", "quantity": 2.0, "unit_price": "1"}],
+    }
+    assert parse_order(json.dumps(body)).items[0].quantity == 2
+    for wrong in (2.5, "2", True):
+        body["items"][0]["quantity"] = wrong  # type: ignore[index]
+        with pytest.raises(ValidationError):
+            parse_order(json.dumps(body))

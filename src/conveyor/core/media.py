@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Annotated
 
@@ -11,9 +10,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
-    model_validator,
 )
+
+from conveyor.core.validation import WholeNumber
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 PRESIGN_EXPIRES_S = 300
@@ -30,15 +31,28 @@ EXTENSIONS = {
 """Accepted content types; the first extension is the one stored objects get."""
 
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_PLAIN_FILENAME = r"^(?!\.{1,2}$)[^\x00-\x1f\x7f/\\]+$"
 _UPLOAD_KEY = re.compile(r"^uploads/([0-9a-f]{32})(\.[a-z]{3,4})$")
 
 
 class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    filename: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
-    content_type: Annotated[str, StringConstraints(strict=True)]
-    size: Annotated[int, Field(strict=True, ge=1, le=MAX_UPLOAD_BYTES)]
+    filename: Annotated[
+        str,
+        StringConstraints(strict=True, min_length=1, max_length=255),
+        WithJsonSchema(
+            {"type": "string", "minLength": 1, "maxLength": 255, "pattern": _PLAIN_FILENAME}
+        ),
+    ]
+    """For people only: the stored key takes its extension from ``content_type``, and the
+    image function checks the bytes themselves."""
+    content_type: Annotated[
+        str,
+        StringConstraints(strict=True),
+        WithJsonSchema({"type": "string", "enum": list(EXTENSIONS)}),
+    ]
+    size: Annotated[int, Field(strict=True, ge=1, le=MAX_UPLOAD_BYTES), WholeNumber]
 
     @field_validator("filename")
     @classmethod
@@ -55,15 +69,6 @@ class UploadRequest(BaseModel):
         if value not in EXTENSIONS:
             raise ValueError(f"must be one of {', '.join(EXTENSIONS)}")
         return value
-
-    @model_validator(mode="after")
-    def _extension_matches(self) -> UploadRequest:
-        extension = posixpath.splitext(self.filename)[1].lower()
-        if extension and extension not in EXTENSIONS[self.content_type]:
-            raise ValueError(
-                f"the file name's extension {extension} does not match {self.content_type}"
-            )
-        return self
 
     @property
     def extension(self) -> str:

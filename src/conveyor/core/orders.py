@@ -19,25 +19,20 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
+    WithJsonSchema,
 )
 
 from conveyor.core.currencies import MINOR_UNITS
+from conveyor.core.validation import Identifier, WholeNumber
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
 MAX_METADATA_KEYS = 32
 EVENT_ORDER_ACCEPTED = "order.accepted"
 
-_PRICE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
-
-Identifier = Annotated[
-    str,
-    StringConstraints(
-        strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-    ),
-]
-"""Ids end up in S3 keys and DynamoDB keys, so they are restricted to a safe alphabet."""
+_PRICE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,4})?")
+# Matched in full, ASCII digits only: a backslash-d would admit other scripts' digits,
+# and a dollar anchor a trailing newline, both of which Decimal() then accepts.
 
 
 def _parse_price(value: Any) -> Decimal:
@@ -45,7 +40,7 @@ def _parse_price(value: Any) -> Decimal:
     # have been rounded by a float somewhere on the way.
     if not isinstance(value, str):
         raise ValueError('must be a decimal string such as "12.50"')
-    if not _PRICE.match(value):
+    if not _PRICE.fullmatch(value):
         raise ValueError("must be a non-negative decimal string with at most 4 decimal places")
     return Decimal(value)
 
@@ -56,9 +51,18 @@ def _known_currency(value: str) -> str:
     return value
 
 
-Price = Annotated[Decimal, BeforeValidator(_parse_price)]
-Currency = Annotated[str, StringConstraints(strict=True), AfterValidator(_known_currency)]
-Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_parse_price),
+    WithJsonSchema({"type": "string", "pattern": f"^{_PRICE.pattern}$", "examples": ["12.50"]}),
+]
+Currency = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_known_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)}),
+]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY), WholeNumber]
 MetadataKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(strict=True, max_length=512)]
 
@@ -115,14 +119,6 @@ def accept(
         accepted_at=now.astimezone(UTC),
         correlation_id=correlation_id,
     )
-
-
-def field_errors(error: ValidationError) -> list[dict[str, str]]:
-    """Validation errors as ``{field, message}`` pairs a client can act on."""
-    return [
-        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
-        for item in error.errors(include_url=False, include_input=False, include_context=False)
-    ]
 
 
 def order_total(order: Order) -> Decimal:

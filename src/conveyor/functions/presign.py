@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, UploadRequest, upload_key
-from conveyor.core.orders import field_errors
+from conveyor.core.validation import field_errors
 from conveyor.functions.alb import (
     HttpError,
     authenticate,

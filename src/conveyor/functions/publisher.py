@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from conveyor.aws import client
 from conveyor.config import required
-from conveyor.core.orders import EVENT_ORDER_ACCEPTED, accept, field_errors, parse_order
+from conveyor.core.orders import EVENT_ORDER_ACCEPTED, accept, parse_order
+from conveyor.core.validation import field_errors
 from conveyor.functions.alb import (
     HttpError,
     authenticate,

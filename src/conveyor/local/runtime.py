@@ -7,20 +7,22 @@ ends with it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from conveyor import openapi
 from conveyor.local import chaos, logs
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
-from conveyor.local.gateway import Gateway
+from conveyor.local.gateway import Gateway, HttpResponse
 from conveyor.local.poller import SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
 from conveyor.local.state import Credentials, EmulatorClients, RuntimeInfo, emulator_client
@@ -66,6 +68,17 @@ def function_environment(function: Function, resources: Resources, endpoint: str
         if grant.env:
             env[grant.env] = resources.identifier(grant.kind, grant.resource)
     return env
+
+
+OPENAPI_PATH = "/openapi.json"
+
+
+def openapi_handler(
+    method: str, target: str, headers: Mapping[str, str], body: bytes
+) -> HttpResponse:
+    """The API description, for people and for schemathesis."""
+    payload = json.dumps(openapi.document(), indent=2).encode()
+    return HttpResponse(200, payload, {"Content-Type": "application/json"})
 
 
 def gateway_routes(topology: Topology) -> dict[str, str]:
@@ -164,7 +177,10 @@ class LocalRuntime:
                     path: self.pools[name].invoke
                     for path, name in gateway_routes(self.topology).items()
                 },
-                {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])},
+                {
+                    MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET]),
+                    OPENAPI_PATH: openapi_handler,
+                },
                 host=self.options.host,
                 port=self.options.port,
             )
