@@ -126,3 +126,39 @@ def jpeg_zip_polyglot() -> bytes:
 
 def gif_with_script() -> bytes:
     return encode(photo("chelsea.png").convert("P"), "GIF", comment=b"<script>alert(1)</script>")
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
+
+
+def png_text_bomb() -> bytes:
+    """A small PNG whose compressed text chunk inflates to 50 MB."""
+    png = encode(photo("chelsea.png").resize((64, 64)), "PNG")
+    bomb = zlib.compress(b"\0" * (50 * 1024 * 1024), 9)
+    return png[:33] + _png_chunk(b"zTXt", b"Comment\0\0" + bomb) + png[33:]
+
+
+def jpeg_with_huge_comments() -> bytes:
+    """A real photo carrying 2.5 MB of comment segments."""
+    jpeg = encode(photo("rocket.jpg"), "JPEG", quality=80)
+    comment = b"\xff\xfe" + struct.pack(">H", 65535) + b"x" * 65533
+    return jpeg[:2] + comment * 40 + jpeg[2:]
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A real JPEG whose frame header claims another size."""
+    data = bytearray(encode(photo("rocket.jpg"), "JPEG", quality=80))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def png_high_ratio(width: int = 6000, height: int = 6000) -> bytes:
+    """36 MP (inside the limit) in a few hundred kilobytes: it inflates to ~100 MB."""
+    return encode(Image.new("RGB", (width, height), (200, 30, 30)), "PNG")

@@ -365,7 +365,7 @@ def _run_demo(
             )
             if settled or time.monotonic() > deadline:
                 break
-            time.sleep(0.2)
+            time.sleep(0.5)  # each look costs the emulator time in proportion to the backlog
     elapsed = time.perf_counter() - started
 
     summary = Table(title="demo summary", show_header=False)

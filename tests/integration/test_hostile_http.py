@@ -269,3 +269,23 @@ def test_the_api_honours_its_openapi_document(
 
     honours()
     assert len(checked) >= 20
+
+
+def test_no_secret_appears_in_any_log_line_or_error_body(
+    stack: LocalRuntime, client: ConveyorClient
+) -> None:
+    wrong = "wrong-but-plausible-secret-123456"
+    bodies = []
+    for secret in (client.secret, wrong):
+        other = ConveyorClient(client.base_url, client.client_id, secret)
+        for body in (json.dumps(valid_order()).encode(), b"{", b'{"currency": "X"}'):
+            bodies.append(other.request("POST", "/orders", body).text)
+            bodies.append(other.request("POST", "/uploads", body).text)
+    bodies.append(client.request("POST", "/orders", b"{}", content_type="text/plain").text)
+    eventually(lambda: accepted_count(stack) > 0)
+    assert stack.credentials_path is not None
+    logs = {p.name: p.read_text(errors="replace") for p in stack.logs_dir.glob("*.log")}
+    assert {"publisher.log", "presign.log", "runtime.log"} <= set(logs)
+    for secret in (client.secret, wrong):
+        assert not [name for name, text in logs.items() if secret in text]
+        assert not [b for b in bodies if secret in b]

@@ -48,6 +48,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MAX_FRAMES = 300
 MAX_ANIMATION_PIXELS = 120_000_000
 """Frames x width x height an animation may decode to."""
+MAX_METADATA_BYTES = 1024 * 1024
+"""EXIF, XMP, ICC, comments and text chunks together; a photo carries tens of kilobytes."""
 
 _FORMAT_TYPES = {
     "JPEG": "image/jpeg",
@@ -129,7 +131,11 @@ def open_checked(data: bytes, declared_type: str, max_pixels: int) -> Image.Imag
         image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("too_many_pixels", str(exc)) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except ValueError as exc:
+        if "too large" in str(exc).lower() or "too much memory" in str(exc).lower():
+            raise ImageRejected("metadata_too_large", str(exc)) from exc
+        raise ImageRejected("not_an_image", "the content is not a JPEG, PNG, WebP or GIF") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageRejected("not_an_image", "the content is not a JPEG, PNG, WebP or GIF") from exc
     detected = _FORMAT_TYPES[image.format or ""]
     if detected != declared_type:
@@ -144,8 +150,22 @@ def open_checked(data: bytes, declared_type: str, max_pixels: int) -> Image.Imag
     frames = getattr(image, "n_frames", 1)
     if frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS:
         raise ImageRejected("too_many_frames", f"{frames} frames of {width}x{height}")
+    metadata = metadata_bytes(image)
+    if metadata > MAX_METADATA_BYTES:
+        raise ImageRejected(
+            "metadata_too_large", f"{metadata} bytes of metadata is over {MAX_METADATA_BYTES}"
+        )
     check_not_polyglot(data)
     return image
+
+
+def metadata_bytes(image: Image.Image) -> int:
+    """How much non-pixel data came with the image (JPEG segments, PNG text, ICC, EXIF)."""
+    total = sum(len(segment) for _, segment in getattr(image, "applist", []))
+    for key, value in image.info.items():
+        if key != "transparency" and isinstance(value, str | bytes):
+            total += len(value)
+    return total
 
 
 def _orientation(image: Image.Image) -> int:

@@ -31,7 +31,6 @@ from conveyor.local.chaos import FaultPlan
 from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
-from conveyor.local.status import read_status
 from conveyor.redrive import peek
 from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
 from conveyor.uploads import sample_photos
@@ -154,6 +153,32 @@ def _upload_with_retries(client: ConveyorClient, path: Path, report: SoakReport)
     raise AssertionError("unreachable")
 
 
+SETTLE_POLL_S = 2.0
+"""How often the wait polls queue depths: every call costs the emulator time in
+proportion to the backlog (moto checks each message's visibility), so poll gently."""
+
+
+def _wait_until_drained(sqs: Any, urls: list[str], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        busy = 0
+        for url in urls:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            busy += sum(int(v) for v in attributes.values())
+        quiet = quiet + 1 if busy == 0 else 0
+        if quiet >= 2:  # empty twice in a row: nothing was merely between receive and delete
+            return True
+        time.sleep(SETTLE_POLL_S)
+    return False
+
+
 def _bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     bodies = []
     for message in messages:
@@ -241,16 +266,9 @@ def _drive(
     report.images_uploaded = len(uploads)
 
     progress("waiting for the pipelines to settle")
-    deadline = time.monotonic() + timeout_s
-    quiet_since: float | None = None
-    while time.monotonic() < deadline:
-        current = read_status(aws, resources, TOPOLOGY)
-        busy = sum(q.visible + q.in_flight for q in current.queues if q.name != "media-events-tap")
-        quiet_since = (quiet_since or time.monotonic()) if busy == 0 else None
-        if quiet_since and time.monotonic() - quiet_since > 1.0:
-            report.settled = True
-            break
-        time.sleep(0.5)
+    report.settled = _wait_until_drained(
+        aws("sqs"), [resources.queues[name] for name in ("billing", "archive", "images")], timeout_s
+    )
     _check(runtime, report, accepted, uploads)
 
 
