@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -48,9 +48,23 @@ StateDir = Annotated[
 Port = Annotated[int, typer.Option(help="Port of the local gateway (0 picks a free one).")]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(1)
+
+
+def _running(directory: Path) -> RuntimeInfo:
+    try:
+        return RuntimeInfo.load(directory)
+    except NotRunningError as exc:
+        _fail(str(exc))
+
+
+def _dev_credentials(directory: Path) -> Credentials:
+    try:
+        return Credentials.load(directory)
+    except NotRunningError as exc:
+        _fail(str(exc))
 
 
 def _wait_for_interrupt() -> None:
@@ -125,15 +139,11 @@ def _status_table(status: Status) -> Table:
 @app.command()
 def status(directory: StateDir = Path(".conveyor")) -> None:
     """Queue depths (visible / in flight / DLQ) and counts of billed and archived orders."""
+    info = _running(directory)
     try:
-        info = RuntimeInfo.load(directory)
         current = read_status(EmulatorClients(info.emulator_url), info.resources, TOPOLOGY)
-    except NotRunningError as exc:
-        _fail(str(exc))
-        return
     except Exception as exc:
         _fail(f"the local stack is not answering ({exc}); is `conveyor up` still running?")
-        return
     console.print(_status_table(current))
     console.print(
         f"orders billed: [bold]{current.billed}[/]   archived: [bold]{current.archived}[/]   "
@@ -170,11 +180,9 @@ def order(
             payload = json.loads(file.read_text())
         except (OSError, ValueError) as exc:
             _fail(f"cannot read an order from {file}: {exc}")
-            return
     else:
         if not customer or not item:
             _fail("give --customer and at least one --item, or --file")
-            return
         payload = {
             "customer_id": customer,
             "currency": currency,
@@ -182,17 +190,12 @@ def order(
         }
         if order_id:
             payload["order_id"] = order_id
-    try:
-        credentials = Credentials.load(directory)
-    except NotRunningError as exc:
-        _fail(str(exc))
-        return
+    credentials = _dev_credentials(directory)
     client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
     try:
         response = client.send_order(payload)
     except OSError as exc:
         _fail(f"cannot reach {credentials.endpoint}: {exc}; is `conveyor up` running?")
-        return
     style = "green" if response.status_code < 300 else "red"
     console.print(f"[{style}]{response.status_code}[/]", end=" ")
     console.print_json(response.text) if response.text else console.print("")
@@ -268,11 +271,7 @@ def upload(
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         _fail(f"not a file: {', '.join(missing)}")
-    try:
-        credentials, info = Credentials.load(directory), RuntimeInfo.load(directory)
-    except NotRunningError as exc:
-        _fail(str(exc))
-        return
+    credentials, info = _dev_credentials(directory), _running(directory)
     client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
     try:
         batch, complete = _upload_and_wait(
@@ -280,7 +279,6 @@ def upload(
         )
     except OSError as exc:
         _fail(f"cannot reach the local stack: {exc}; is `conveyor up` running?")
-        return
     console.print(_results_table(batch, info.gateway_url))
     _print_download_links(batch, info.gateway_url)
     if not complete:
@@ -432,11 +430,7 @@ def dlq(
     """List what is in a dead-letter queue: receive counts and the last error of each."""
     from conveyor.redrive import dead_letters
 
-    try:
-        info = RuntimeInfo.load(directory)
-    except NotRunningError as exc:
-        _fail(str(exc))
-        return
+    info = _running(directory)
     _, dead = _queue_pair(info, queue)
     logs = sorted((directory / "logs").glob("*.log"))
     letters = dead_letters(
@@ -468,11 +462,7 @@ def redrive(
     """Move dead letters back to their source queue, never losing or duplicating one."""
     from conveyor import redrive as dead_letters_module
 
-    try:
-        info = RuntimeInfo.load(directory)
-    except NotRunningError as exc:
-        _fail(str(exc))
-        return
+    info = _running(directory)
     source, dead = _queue_pair(info, queue)
     sqs = EmulatorClients(info.emulator_url)("sqs")
     if dry_run:

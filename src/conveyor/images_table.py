@@ -14,30 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from conveyor.aws import error_code
+from conveyor.dynamo import from_attributes, items, to_attributes
 
 PROCESSING = "processing"
 PROCESSED = "processed"
 FAILED = "failed"
 RETENTION = timedelta(days=90)
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _values(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items()}
-
-
-def _item(raw: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {k: _deserializer.deserialize(v) for k, v in raw.items()} if raw else None
-
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of trying to start work on one object version."""
+    """The outcome of trying to start work on one object's content."""
 
     state: str  # "claimed", "done" (processed or failed before), "busy" (someone else has it)
     item: dict[str, Any] | None = None
@@ -47,7 +35,7 @@ def get(dynamodb: Any, table: str, image_id: str) -> dict[str, Any] | None:
     response = dynamodb.get_item(
         TableName=table, Key={"image_id": {"S": image_id}}, ConsistentRead=True
     )
-    return _item(response.get("Item"))
+    return from_attributes(response.get("Item"))
 
 
 def claim(
@@ -78,7 +66,7 @@ def claim(
                 "OR (#status = :processing AND lease_until < :epoch)"
             ),
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=_values(
+            ExpressionAttributeValues=to_attributes(
                 {
                     ":processing": PROCESSING,
                     ":key": source_key,
@@ -111,7 +99,7 @@ def release(dynamodb: Any, table: str, image_id: str, etag: str) -> None:
             UpdateExpression="SET lease_until = :zero",
             ConditionExpression="#status = :processing AND source_etag = :etag",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=_values(
+            ExpressionAttributeValues=to_attributes(
                 {":zero": 0, ":processing": PROCESSING, ":etag": etag}
             ),
         )
@@ -145,10 +133,10 @@ def finish(
         UpdateExpression=f"SET #status = :status, updated_at = :now, {sets} REMOVE lease_until",
         ConditionExpression="#status = :processing AND source_etag = :etag",
         ExpressionAttributeNames=names,
-        ExpressionAttributeValues=_values(values),
+        ExpressionAttributeValues=to_attributes(values),
         ReturnValues="ALL_NEW",
     )
-    item = _item(response["Attributes"])
+    item = from_attributes(response["Attributes"])
     assert item is not None
     return item
 
@@ -173,16 +161,4 @@ def in_status(dynamodb: Any, table: str, status: str, limit: int = 50) -> list[d
         ScanIndexForward=False,
         Limit=limit,
     )
-    return [i for i in (_item(raw) for raw in response.get("Items", [])) if i]
-
-
-def count_in_status(dynamodb: Any, table: str, status: str) -> int:
-    pages = dynamodb.get_paginator("query").paginate(
-        TableName=table,
-        IndexName="by_status",
-        KeyConditionExpression="#s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": status}},
-        Select="COUNT",
-    )
-    return sum(int(page["Count"]) for page in pages)
+    return items(response)

@@ -13,15 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from conveyor.aws import error_code
 from conveyor.core.orders import AcceptedOrder
+from conveyor.dynamo import from_attributes, items, to_attributes
 
 STATUS_BILLED = "billed"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def billed_item(order: AcceptedOrder, total: Decimal, billed_at: datetime) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def put_new(dynamodb: Any, table: str, item: dict[str, Any]) -> bool:
     try:
         dynamodb.put_item(
             TableName=table,
-            Item={k: _serializer.serialize(v) for k, v in item.items()},
+            Item=to_attributes(item),
             ConditionExpression="attribute_not_exists(order_id)",
         )
     except Exception as exc:
@@ -59,26 +55,19 @@ def put_new(dynamodb: Any, table: str, item: dict[str, Any]) -> bool:
     return True
 
 
-def _items(response: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {k: _deserializer.deserialize(v) for k, v in raw.items()}
-        for raw in response.get("Items", [])
-    ]
-
-
 def get(dynamodb: Any, table: str, order_id: str) -> dict[str, Any] | None:
     response = dynamodb.get_item(
         TableName=table, Key={"order_id": {"S": order_id}}, ConsistentRead=True
     )
     raw = response.get("Item")
-    return {k: _deserializer.deserialize(v) for k, v in raw.items()} if raw else None
+    return from_attributes(raw)
 
 
 def of_customer(
     dynamodb: Any, table: str, customer_id: str, limit: int = 50
 ) -> list[dict[str, Any]]:
     """A customer's orders, newest first."""
-    return _items(
+    return items(
         dynamodb.query(
             TableName=table,
             IndexName="by_customer",
@@ -88,16 +77,3 @@ def of_customer(
             Limit=limit,
         )
     )
-
-
-def count_in_status(dynamodb: Any, table: str, status: str) -> int:
-    paginator = dynamodb.get_paginator("query")
-    pages = paginator.paginate(
-        TableName=table,
-        IndexName="by_status",
-        KeyConditionExpression="#s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": status}},
-        Select="COUNT",
-    )
-    return sum(int(page["Count"]) for page in pages)

@@ -22,9 +22,10 @@ from typing import Any
 from conveyor.aws import error_code
 from conveyor.functions.consumer import FAILED_FUNCTION, FAILURE_REASON, SOURCE_MESSAGE_ID
 from conveyor.local.logs import read_json_lines
+from conveyor.local.mapping import resendable_attributes
 
 REDRIVEN_FROM = "redriven_from"
-_FAILURE_ATTRIBUTES = {FAILURE_REASON, FAILED_FUNCTION, SOURCE_MESSAGE_ID, REDRIVEN_FROM}
+_FAILURE_ATTRIBUTES = frozenset({FAILURE_REASON, FAILED_FUNCTION, SOURCE_MESSAGE_ID, REDRIVEN_FROM})
 _NOT_IMPLEMENTED = {
     "NotImplemented",
     "InternalFailure",
@@ -221,15 +222,7 @@ def _move_one_by_one(
             if message_id in journal.sent:
                 result.finished_interrupted += 1
             else:
-                attributes = {
-                    name: {
-                        k: v
-                        for k, v in value.items()
-                        if k in ("DataType", "StringValue", "BinaryValue")
-                    }
-                    for name, value in message.get("MessageAttributes", {}).items()
-                    if name not in _FAILURE_ATTRIBUTES
-                }
+                attributes = resendable_attributes(message, _FAILURE_ATTRIBUTES)
                 attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": message_id}
                 sqs.send_message(
                     QueueUrl=source_url, MessageBody=message["Body"], MessageAttributes=attributes

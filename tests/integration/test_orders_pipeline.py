@@ -11,7 +11,7 @@ import pytest
 
 from conveyor import orders_table
 from conveyor.client import ConveyorClient
-from conveyor.core.orders import accept, parse_order
+from conveyor.core.orders import Order, accept
 from conveyor.local.runtime import LocalRuntime
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
@@ -94,7 +94,7 @@ def test_a_redelivered_sqs_message_does_not_bill_twice(
 ) -> None:
     assert stack.info is not None
     message = accept(
-        parse_order(json.dumps(new_order())),
+        Order.model_validate_json(json.dumps(new_order())),
         order_id="-",
         client_id="dev",
         correlation_id="redelivery",
@@ -136,7 +136,7 @@ def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq
         {
             "Id": str(n),
             "MessageBody": accept(
-                parse_order(json.dumps(o)),
+                Order.model_validate_json(json.dumps(o)),
                 order_id="-",
                 client_id="dev",
                 correlation_id=f"c{n}",

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 
 from conveyor import orders_table
-from conveyor.core.orders import accept, parse_order
+from conveyor.core.orders import Order, accept
+from conveyor.dynamo import count_in_status
 from conveyor.functions import archive, billing
 from conveyor.functions.consumer import FAILURE_REASON
 from conveyor.local.provision import Resources
@@ -20,7 +21,7 @@ from tests.unit.conftest import context, drain, order_json, sqs_records, use_fun
 
 
 def accepted_json(order_id: str, customer: str = "cust-1", day: int = 5, **fields: object) -> str:
-    order = parse_order(order_json(order_id=order_id, customer_id=customer, **fields))
+    order = Order.model_validate_json(order_json(order_id=order_id, customer_id=customer, **fields))
     return accept(
         order,
         order_id="unused",
@@ -61,7 +62,7 @@ def test_a_redelivered_order_is_billed_once(billing_env: Resources) -> None:
     )
     assert response == {"batchItemFailures": []}
     assert orders_table.get(dynamodb, table, "o-dup") == first, "billed_at is not rewritten"
-    assert orders_table.count_in_status(dynamodb, table, "billed") == 1
+    assert count_in_status(dynamodb, table, "billed") == 1
 
 
 def test_a_malformed_message_goes_to_the_dlq_with_its_reason_without_retries(

@@ -104,11 +104,6 @@ class AcceptedOrder(Order):
     correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-def parse_order(body: bytes | str) -> Order:
-    """Validate a request body; raises :class:`pydantic.ValidationError`."""
-    return Order.model_validate_json(body)
-
-
 def accept(
     order: Order, *, order_id: str, client_id: str, correlation_id: str, now: datetime
 ) -> AcceptedOrder:

@@ -13,14 +13,17 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import ALBResolver, Response
 from aws_lambda_powertools.utilities import parameters
+from pydantic import BaseModel, ValidationError
 
 from conveyor.config import required
 from conveyor.core.signing import AuthenticationError, SignedRequest, verify
+from conveyor.core.validation import field_errors
 
 SECRETS_MAX_AGE_S = 300
 """How long a function trusts its cached copy of the client secrets. A rotated-in secret
@@ -131,6 +134,36 @@ def authenticate(event: dict[str, Any], body: bytes) -> str:
     except AuthenticationError as exc:
         logger.warning("request not authenticated", extra={"auth_failure": exc.reason})
         raise HttpError(401, "unauthorized", "request signature is missing or invalid") from exc
+
+
+Payload = TypeVar("Payload", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Verified(Generic[Payload]):
+    """A request that passed every check: size, signature, content type, schema."""
+
+    request_id: str
+    client_id: str
+    payload: Payload
+
+
+def verified_json(
+    event: dict[str, Any], model: type[Payload], *, max_bytes: int, error: str, what: str
+) -> Verified[Payload]:
+    """Run the checks every signed JSON endpoint runs, in the order that does the least
+    work for a bad request: size, then signature, then content type, then the model."""
+    request_id = correlation_id(event)
+    logger.set_correlation_id(request_id)
+    body = raw_body(event)
+    check_size(body, max_bytes)
+    client_id = authenticate(event, body)
+    check_json(event)
+    try:
+        payload = model.model_validate_json(body)
+    except ValidationError as exc:
+        raise HttpError(400, error, f"the {what} is not valid", fields=field_errors(exc)) from exc
+    return Verified(request_id, client_id, payload)
 
 
 def resolver(path: str, allowed: Sequence[str]) -> ALBResolver:

@@ -12,12 +12,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from conveyor.aws import client, error_code
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, archive_key
-from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
+from conveyor.functions.consumer import correlate, logged_failures, parse_or_dead_letter
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -26,10 +25,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @logged_failures
 def archive(record: SQSRecord) -> None:
     correlate(record)
-    try:
-        order = AcceptedOrder.model_validate_json(record.body)
-    except ValidationError as exc:
-        send_to_dead_letter(record, f"invalid order message: {exc.error_count()} errors", "archive")
+    order = parse_or_dead_letter(record, AcceptedOrder, "order", "archive")
+    if order is None:
         return
     key = archive_key(order)
     try:

@@ -13,13 +13,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from conveyor import orders_table
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, order_total
-from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
+from conveyor.functions.consumer import correlate, logged_failures, parse_or_dead_letter
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -28,10 +27,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @logged_failures
 def bill(record: SQSRecord) -> None:
     correlate(record)
-    try:
-        order = AcceptedOrder.model_validate_json(record.body)
-    except ValidationError as exc:
-        send_to_dead_letter(record, f"invalid order message: {exc.error_count()} errors", "billing")
+    order = parse_or_dead_letter(record, AcceptedOrder, "order", "billing")
+    if order is None:
         return
     item = orders_table.billed_item(order, order_total(order), datetime.now(UTC))
     if orders_table.put_new(client("dynamodb"), required("ORDERS_TABLE"), item):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ValidationError
 
 from conveyor.aws import client
 from conveyor.config import required
@@ -46,6 +48,19 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
 
 
 RecordHandler = Callable[[SQSRecord], None]
+Message = TypeVar("Message", bound=BaseModel)
+
+
+def parse_or_dead_letter(
+    record: SQSRecord, model: type[Message], what: str, function: str
+) -> Message | None:
+    """The record's body as ``model``; a body that can never be one goes to the DLQ with
+    the reason, and None tells the caller the record is handled."""
+    try:
+        return model.model_validate_json(record.body)
+    except ValidationError as exc:
+        send_to_dead_letter(record, f"invalid {what} message: {exc.error_count()} errors", function)
+        return None
 
 
 def logged_failures(handler: RecordHandler) -> RecordHandler:

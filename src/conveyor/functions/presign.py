@@ -14,21 +14,14 @@ from urllib.parse import quote
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, UploadRequest, upload_key
-from conveyor.core.validation import field_errors
 from conveyor.functions.alb import (
-    HttpError,
-    authenticate,
-    check_json,
-    check_size,
-    correlation_id,
     json_response,
-    raw_body,
     resolver,
+    verified_json,
 )
 
 MAX_BODY_BYTES = 4 * 1024
@@ -39,19 +32,14 @@ app = resolver("/uploads", allowed=("POST",))
 
 @app.post("/uploads")
 def create_upload() -> Response[str]:
-    event: dict[str, Any] = app.current_event.raw_event
-    request_id = correlation_id(event)
-    logger.set_correlation_id(request_id)
-    body = raw_body(event)
-    check_size(body, MAX_BODY_BYTES)
-    client_id = authenticate(event, body)
-    check_json(event)
-    try:
-        request = UploadRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise HttpError(
-            400, "invalid_upload", "the upload request is not valid", fields=field_errors(exc)
-        ) from exc
+    verified = verified_json(
+        app.current_event.raw_event,
+        UploadRequest,
+        max_bytes=MAX_BODY_BYTES,
+        error="invalid_upload",
+        what="upload request",
+    )
+    request, request_id, client_id = verified.payload, verified.request_id, verified.client_id
 
     upload_id = uuid.uuid4().hex
     metadata = {

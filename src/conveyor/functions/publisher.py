@@ -14,21 +14,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from conveyor.aws import client
 from conveyor.config import required
-from conveyor.core.orders import EVENT_ORDER_ACCEPTED, accept, parse_order
-from conveyor.core.validation import field_errors
+from conveyor.core.orders import EVENT_ORDER_ACCEPTED, Order, accept
 from conveyor.functions.alb import (
     HttpError,
-    authenticate,
-    check_json,
-    check_size,
-    correlation_id,
     json_response,
-    raw_body,
     resolver,
+    verified_json,
 )
 
 MAX_BODY_BYTES = 64 * 1024
@@ -39,24 +33,18 @@ app = resolver("/orders", allowed=("POST",))
 
 @app.post("/orders")
 def create_order() -> Response[str]:
-    event: dict[str, Any] = app.current_event.raw_event
-    request_id = correlation_id(event)
-    logger.set_correlation_id(request_id)
+    request = verified_json(
+        app.current_event.raw_event,
+        Order,
+        max_bytes=MAX_BODY_BYTES,
+        error="invalid_order",
+        what="order",
+    )
+    request_id, client_id = request.request_id, request.client_id
     headers = {"X-Request-Id": request_id}
 
-    body = raw_body(event)
-    check_size(body, MAX_BODY_BYTES)
-    client_id = authenticate(event, body)
-    check_json(event)
-    try:
-        order = parse_order(body)
-    except ValidationError as exc:
-        raise HttpError(
-            400, "invalid_order", "the order is not valid", fields=field_errors(exc)
-        ) from exc
-
     accepted = accept(
-        order,
+        request.payload,
         order_id=uuid.uuid4().hex,
         client_id=client_id,
         correlation_id=request_id,

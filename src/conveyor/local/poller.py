@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
+from conveyor.local.mapping import (
+    batch_ready,
+    receive_count,
+    resendable_attributes,
+    settle,
+    sqs_event,
+)
 from conveyor.local.workers import Invocation
 from conveyor.topology import SqsTrigger
 
@@ -130,18 +136,10 @@ class SqsPoller:
         count = 0
         for message in handled:
             if self.duplicate_rate and self._random.random() < self.duplicate_rate:
-                attributes = {
-                    name: {
-                        k: v
-                        for k, v in value.items()
-                        if k in ("DataType", "StringValue", "BinaryValue")
-                    }
-                    for name, value in message.get("MessageAttributes", {}).items()
-                }
                 self.sqs.send_message(
                     QueueUrl=self.queue_url,
                     MessageBody=message["Body"],
-                    MessageAttributes=attributes,
+                    MessageAttributes=resendable_attributes(message),
                 )
                 log.info(
                     "chaos: duplicate delivery",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor import images_table, orders_table
+from conveyor.dynamo import count_in_status
 from conveyor.local.provision import Resources
 from conveyor.topology import ARCHIVE_BUCKET, IMAGES_TABLE, ORDERS_TABLE, Topology
 
@@ -62,14 +63,14 @@ def read_status(clients: Any, resources: Resources, topology: Topology) -> Statu
         depths.append(QueueDepth(queue.name, visible, in_flight, dead + dead_in_flight))
     return Status(
         queues=tuple(depths),
-        billed=orders_table.count_in_status(
+        billed=count_in_status(
             clients("dynamodb"), resources.tables[ORDERS_TABLE], orders_table.STATUS_BILLED
         ),
         archived=count_objects(clients("s3"), resources.buckets[ARCHIVE_BUCKET], ARCHIVE_PREFIX),
-        images_processed=images_table.count_in_status(
+        images_processed=count_in_status(
             clients("dynamodb"), resources.tables[IMAGES_TABLE], images_table.PROCESSED
         ),
-        images_failed=images_table.count_in_status(
+        images_failed=count_in_status(
             clients("dynamodb"), resources.tables[IMAGES_TABLE], images_table.FAILED
         ),
     )

@@ -1,0 +1,35 @@
+"""DynamoDB plumbing the tables share: attribute (de)serialisation and index counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def from_attributes(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: _deserializer.deserialize(v) for k, v in raw.items()} if raw else None
+
+
+def items(response: dict[str, Any]) -> list[dict[str, Any]]:
+    return [i for i in (from_attributes(raw) for raw in response.get("Items", [])) if i]
+
+
+def count_in_status(dynamodb: Any, table: str, status: str, index: str = "by_status") -> int:
+    """How many items an index holds under one ``status``, page by page."""
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=index,
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": status}},
+        Select="COUNT",
+    )
+    return sum(int(page["Count"]) for page in pages)
