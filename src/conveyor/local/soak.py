@@ -6,10 +6,11 @@ once, or sits in a DLQ; every uploaded image ends ``processed`` or ``failed`` wi
 reason, or sits in the DLQ; no 5xx reached a client except 503s that told it to retry
 (the client retries those with the same order id).
 
-Timeouts are shortened so that retries happen within the run: each consumer times out
-after 2 s, so its queue's visibility timeout is 12 s. The emulator is not restarted:
-moto keeps its state in memory, so a restart would lose every queued message, which no
-runtime could survive.
+Timeouts are shortened so that retries happen within the run: billing and archive time
+out after 2 s and the image function after 5 s, so their queues hide a message for 12 s
+and 30 s. Sending pauses while the backlog is large (see MAX_BACKLOG). The emulator is
+not restarted: moto keeps its state in memory, so a restart would lose every queued
+message, which no runtime could survive.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from conveyor import images_table
 from conveyor.client import ConveyorClient, UploadError
@@ -32,30 +34,29 @@ from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
 from conveyor.redrive import peek
-from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
+from conveyor.topology import TOPOLOGY, Topology
 from conveyor.uploads import sample_photos
 
-SOAK_TIMEOUT_S = 2
+SOAK_TIMEOUT_S = {"billing": 2, "archive": 2, "images": 5}
+"""Seconds each consumer may run in the soak; its queue hides a message six times that."""
 DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.02, aws_error_rate=0.02, duplicate_rate=0.05)
 MAX_RETRIES = 6
 
 
 def fast_topology(topology: Topology = TOPOLOGY) -> Topology:
-    """Every SQS consumer times out after 2 s and its queue hides a message for 12 s."""
-    consumers = {
-        f.name: f.trigger.queue
-        for f, _ in topology.sqs_triggered()
-        if isinstance(f.trigger, SqsTrigger)
-    }
+    """Consumers time out after seconds, not minutes, so retries happen within the run."""
+    timeouts = {t.queue: SOAK_TIMEOUT_S[f.name] for f, t in topology.sqs_triggered()}
     return dataclasses.replace(
         topology,
         functions=tuple(
-            dataclasses.replace(f, timeout_s=SOAK_TIMEOUT_S) if f.name in consumers else f
+            dataclasses.replace(f, timeout_s=SOAK_TIMEOUT_S[f.name])
+            if f.name in SOAK_TIMEOUT_S
+            else f
             for f in topology.functions
         ),
         queues=tuple(
-            dataclasses.replace(q, visibility_timeout_s=6 * SOAK_TIMEOUT_S)
-            if q.name in consumers.values()
+            dataclasses.replace(q, visibility_timeout_s=6 * timeouts[q.name])
+            if q.name in timeouts
             else q
             for q in topology.queues
         ),
@@ -158,22 +159,32 @@ SETTLE_POLL_S = 2.0
 proportion to the backlog (moto checks each message's visibility), so poll gently."""
 
 
-def _wait_until_drained(sqs: Any, urls: list[str], timeout_s: float) -> bool:
+PACE_EVERY = 200
+MAX_BACKLOG = 400
+"""The soak pauses sending while more messages than this wait in the consumer queues: a
+backlog costs the emulator time on every call (moto scans each queue's messages), which
+real SQS does not, so an unbounded one would measure the emulator, not the system."""
+
+
+def _backlog(sqs: Any, urls: list[str]) -> int:
+    total = 0
+    for url in urls:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        total += sum(int(v) for v in attributes.values())
+    return total
+
+
+def _wait_for_backlog(sqs: Any, urls: list[str], at_most: int, timeout_s: float) -> bool:
+    """Wait until the queues hold at most ``at_most`` messages, twice in a row (a message
+    can be between receive and delete); False if that did not happen in time."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while time.monotonic() < deadline:
-        busy = 0
-        for url in urls:
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            busy += sum(int(v) for v in attributes.values())
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 2:  # empty twice in a row: nothing was merely between receive and delete
+        quiet = quiet + 1 if _backlog(sqs, urls) <= at_most else 0
+        if quiet >= 2:
             return True
         time.sleep(SETTLE_POLL_S)
     return False
@@ -196,13 +207,13 @@ def _order_ids(messages: list[dict[str, Any]]) -> set[str]:
 
 
 def _upload_ids(messages: list[dict[str, Any]]) -> set[str]:
-    """Upload ids of the S3 events in a list of messages."""
+    """Upload ids of the S3 events in a list of messages (S3 URL-encodes event keys)."""
     keys = [
-        r.get("s3", {}).get("object", {}).get("key", "")
-        for b in _bodies(messages)
-        for r in b.get("Records", [])
+        unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
+        for body in _bodies(messages)
+        for record in body.get("Records", [])
     ]
-    return {k.rsplit("/", 1)[-1].split(".")[0] for k in keys if k}
+    return {key.rsplit("/", 1)[-1].split(".")[0] for key in keys if key}
 
 
 def run_soak(
@@ -247,28 +258,29 @@ def _drive(
     progress(f"sending {orders} orders and {images} images under faults")
     batch = submissions(orders, seed=11)
     accepted: list[str] = []
+    consumer_queues = [resources.queues[name] for name in ("billing", "archive", "images")]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = pool.map(
-            lambda s: _send_with_retries(client, s.body, s.content_type, s.signed_with, report),
-            batch,
-        )
-        for status, payload in results:
-            report.orders_sent += 1
-            if status == 202:
-                accepted.append(str(payload["order_id"]))
-            elif status >= 500:
-                report.unexpected_5xx += 1
-            else:
-                report.orders_rejected += 1
+        for start in range(0, len(batch), PACE_EVERY):
+            results = pool.map(
+                lambda s: _send_with_retries(client, s.body, s.content_type, s.signed_with, report),
+                batch[start : start + PACE_EVERY],
+            )
+            for status, payload in results:
+                report.orders_sent += 1
+                if status == 202:
+                    accepted.append(str(payload["order_id"]))
+                elif status >= 500:
+                    report.unexpected_5xx += 1
+                else:
+                    report.orders_rejected += 1
+            _wait_for_backlog(aws("sqs"), consumer_queues, MAX_BACKLOG, timeout_s)
     report.orders_accepted = len(accepted)
     photos = sample_photos()
     uploads = [_upload_with_retries(client, photos[n % len(photos)], report) for n in range(images)]
     report.images_uploaded = len(uploads)
 
     progress("waiting for the pipelines to settle")
-    report.settled = _wait_until_drained(
-        aws("sqs"), [resources.queues[name] for name in ("billing", "archive", "images")], timeout_s
-    )
+    report.settled = _wait_for_backlog(aws("sqs"), consumer_queues, 0, timeout_s)
     _check(runtime, report, accepted, uploads)
 
 
