@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
-.PHONY: demo up test lint soak unit build synth bootstrap deploy destroy clean
+.PHONY: demo up test lint bench soak unit build synth bootstrap deploy destroy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,16 @@ up: $(STAMP)  ## start the local stack and keep it running until Ctrl-C
 	$(BIN)/conveyor up $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
+
+bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
+	$(BIN)/python -m bench.images
+	$(BIN)/python -m bench.functions
 
 soak: $(STAMP)  ## orders and images through the local stack under injected faults
 	$(BIN)/conveyor soak $(ARGS)

@@ -1,0 +1,199 @@
+"""Function costs: cold-start imports against a bare ``import boto3``, warm CPU time per
+request or batch with the AWS calls stubbed, and the size of what is deployed."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from conveyor.infra.compute import CODE_EXCLUDES
+from conveyor.infra.layers import LAYERS, build_layer, size_of
+from conveyor.infra.settings import LAYERS_DIR, SOURCE_DIR
+from conveyor.topology import TOPOLOGY
+
+COLD_RUNS = 9
+WARM_RUNS = 2000
+ENV = {
+    **os.environ,
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "x",
+}
+
+
+def import_ms(module: str) -> float:
+    """Median time to import ``module`` in a fresh interpreter (the interpreter's own
+    start-up excluded)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(COLD_RUNS)
+    ]
+    return statistics.median(times) * 1000
+
+
+def cold_starts() -> dict[str, float]:
+    found = {"boto3 (baseline)": round(import_ms("boto3"), 1)}
+    for function in TOPOLOGY.functions:
+        found[function.name] = round(import_ms(function.module), 1)
+    return found
+
+
+class _Stub:
+    """An AWS client whose every call answers at once, so only our code is measured."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
+        return lambda **_: self.answer
+
+
+def _cpu_ms(call: Callable[[], object], runs: int) -> float:
+    call()
+    samples = []
+    for _ in range(runs):
+        started = time.process_time()
+        call()
+        samples.append((time.process_time() - started) * 1000)
+    return statistics.median(samples)
+
+
+def warm_costs() -> dict[str, float]:
+    os.environ.update({k: v for k, v in ENV.items() if k.startswith("AWS_")})
+    os.environ.update(
+        {
+            "ORDERS_TOPIC_ARN": "arn:t",
+            "CLIENT_SECRETS_ID": "s",
+            "ORDERS_TABLE": "orders",
+            "ARCHIVE_BUCKET": "b",
+            "DEAD_LETTER_QUEUE_URL": "q",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
+    from aws_lambda_powertools.utilities import parameters
+
+    from conveyor import aws
+    from conveyor.core.orders import Order, accept
+    from conveyor.core.signing import sign
+    from conveyor.functions import archive, billing, publisher
+    from conveyor.local.gateway import alb_event
+    from conveyor.local.mapping import sqs_event
+    from conveyor.local.workers import LambdaContext
+
+    secret = "bench-secret-0123456789"  # noqa: S105 - a made-up client for the benchmark
+    # The steady state: the secret table is in the function's cache.
+    parameters.get_secret = lambda *a, **k: {"bench": [secret]}  # type: ignore[assignment]
+    stubs = {
+        "sns": _Stub({"MessageId": "m"}),
+        "dynamodb": _Stub({}),
+        "s3": _Stub({}),
+        "sqs": _Stub({}),
+    }
+    aws.client.cache_clear()
+    for module in (publisher, billing, archive):
+        module.client = stubs.__getitem__  # type: ignore[attr-defined]
+    context: Any = LambdaContext("bench", 256, "arn", "r", deadline=time.monotonic() + 3600)
+    order = {
+        "customer_id": "cust-1",
+        "currency": "EUR",
+        "items": [{"sku": f"SKU-{n}", "quantity": n + 1, "unit_price": "19.99"} for n in range(3)],
+    }
+    body = json.dumps(order).encode()
+
+    def post() -> object:
+        headers = {
+            "content-type": "application/json",
+            **sign("bench", secret, "POST", "/orders", body, time.time()),
+        }
+        return publisher.handler(alb_event("POST", "/orders", headers, body, "127.0.0.1"), context)
+
+    accepted = accept(
+        Order.model_validate(order),
+        order_id="o",
+        client_id="bench",
+        correlation_id="c",
+        now=datetime.now(UTC),
+    )
+    batch = sqs_event(
+        [
+            {
+                "MessageId": f"m{n}",
+                "ReceiptHandle": "r",
+                "Body": accepted.model_dump_json().replace('"o"', f'"o{n}"', 1),
+            }
+            for n in range(10)
+        ],
+        "arn:q",
+        "us-east-1",
+    )
+    assert post()["statusCode"] == 202  # type: ignore[index]
+    return {
+        "publisher per request": round(_cpu_ms(post, WARM_RUNS), 3),
+        "billing per batch of 10": round(
+            _cpu_ms(lambda: billing.handler(batch, context), WARM_RUNS // 4), 3
+        ),
+        "archive per batch of 10": round(
+            _cpu_ms(lambda: archive.handler(batch, context), WARM_RUNS // 4), 3
+        ),
+    }
+
+
+def package_sizes() -> dict[str, float]:
+    """MB zipped as Lambda receives them: the function code and each layer."""
+
+    def zipped(root: Path, skip: list[str]) -> float:
+        path = LAYERS_DIR.parent / f"{root.name}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive_file:
+            for file in sorted(root.rglob("*")):
+                relative = file.relative_to(root).as_posix()
+                if file.is_file() and not any(
+                    relative.startswith(s.rstrip("*").rstrip("/")) or "__pycache__" in relative
+                    for s in skip
+                ):
+                    archive_file.write(file, relative)
+        return round(path.stat().st_size / 1e6, 2)
+
+    sizes = {"function code (zipped)": zipped(SOURCE_DIR, CODE_EXCLUDES)}
+    for name in LAYERS:
+        layer = LAYERS_DIR / name
+        if not (layer / "python" / "NOT_BUILT").exists() and (layer / "python").is_dir():
+            path = layer
+        else:
+            path = build_layer(name)
+        sizes[f"layer {name} (unzipped)"] = round(size_of(path) / 1e6, 1)
+        sizes[f"layer {name} (zipped)"] = zipped(path, [])
+    return sizes
+
+
+def run() -> tuple[dict[str, dict[str, float]], list[str]]:
+    cold, warm, sizes = cold_starts(), warm_costs(), package_sizes()
+    missed = []
+    baseline = cold["boto3 (baseline)"]
+    for name, ms in cold.items():
+        if name != "boto3 (baseline)" and ms > 1.5 * baseline:
+            missed.append(f"cold start: {name} imports in {ms} ms, {ms / baseline:.2f}x boto3")
+    if warm["publisher per request"] > 1.0:
+        missed.append(f"publisher takes {warm['publisher per request']} ms of CPU per request")
+    result = {"cold start, ms": cold, "warm CPU, ms (median)": warm, "package MB": sizes}
+    print(json.dumps(result, indent=1))
+    return result, missed
+
+
+if __name__ == "__main__":
+    _, failures = run()
+    print("\n".join(failures) or "all function targets met")
+    sys.exit(1 if failures else 0)

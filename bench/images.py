@@ -1,0 +1,249 @@
+"""Image variants side by side: a tutorial's Pillow code, libvips, the JPEG decode floor,
+and ours (conveyor.core.imaging.render, what the image function runs).
+
+Run by ``make bench``; prints a table and returns the rows and the missed targets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from PIL import Image, ImageFilter
+
+from conveyor.core import imaging
+from conveyor.uploads import sample_photos
+
+SIZES = [box for _, box in imaging.VARIANTS]
+RUNS = 7
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    data: bytes
+    mime_type: str
+
+
+def _textured(photo: str, size: tuple[int, int]) -> Image.Image:
+    """A real photograph upscaled, with film grain so that it has a real photo's entropy
+    (an upscaled image alone is unrealistically smooth and decodes too fast)."""
+    with Image.open(next(p for p in sample_photos() if p.name == photo)) as source:
+        image = source.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    grain = Image.effect_noise(size, 24).convert("RGB")
+    return Image.blend(image, grain.filter(ImageFilter.SMOOTH), 0.12)
+
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "build" / "bench-samples"
+
+
+@cache
+def samples() -> list[Sample]:
+    """The test set, generated once and kept on disk (fresh processes only read it)."""
+    index = SAMPLES_DIR / "index.json"
+    if index.exists():
+        entries = json.loads(index.read_text())
+        return [
+            Sample(e["name"], (SAMPLES_DIR / e["file"]).read_bytes(), e["mime_type"])
+            for e in entries
+        ]
+    made = _make_samples()
+    SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+    for number, sample in enumerate(made):
+        (SAMPLES_DIR / f"{number}.bin").write_bytes(sample.data)
+    index.write_text(
+        json.dumps(
+            [
+                {"name": s.name, "file": f"{n}.bin", "mime_type": s.mime_type}
+                for n, s in enumerate(made)
+            ]
+        )
+    )
+    return made
+
+
+def _make_samples() -> list[Sample]:
+    def jpeg(image: Image.Image, **options: object) -> bytes:
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=90, **options)
+        return out.getvalue()
+
+    alpha = _textured("astronaut.png", (3000, 2000)).convert("RGBA")
+    alpha.putalpha(Image.linear_gradient("L").resize((3000, 2000)))
+    png = io.BytesIO()
+    alpha.save(png, "PNG")
+    return [
+        Sample("JPEG 2 MP", jpeg(_textured("coffee.png", (1732, 1155))), "image/jpeg"),
+        Sample("JPEG 12 MP", jpeg(_textured("coffee.png", (4000, 3000))), "image/jpeg"),
+        Sample("JPEG 24 MP", jpeg(_textured("motorcycle_left.png", (6000, 4000))), "image/jpeg"),
+        Sample(
+            "JPEG 12 MP progressive",
+            jpeg(_textured("chelsea.png", (4000, 3000)), progressive=True),
+            "image/jpeg",
+        ),
+        Sample("PNG 6 MP alpha", png.getvalue(), "image/png"),
+    ]
+
+
+# The four approaches; each returns the three variants' encoded bytes. -----------------
+
+
+def naive(sample: Sample) -> list[bytes]:
+    """What a typical tutorial does: copy the full image and thumbnail it, per size."""
+    image = Image.open(io.BytesIO(sample.data))
+    out = []
+    for size in SIZES:
+        copy = image.copy()
+        copy.thumbnail(size, Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        if sample.mime_type == "image/jpeg":
+            copy.convert("RGB").save(buffer, "JPEG", quality=85, optimize=True)
+        else:
+            copy.save(buffer, "PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def vips(sample: Sample) -> list[bytes]:
+    import pyvips
+
+    out = []
+    for width, height in SIZES:
+        image = pyvips.Image.thumbnail_buffer(sample.data, width, height=height)
+        if sample.mime_type == "image/jpeg":
+            out.append(image.jpegsave_buffer(Q=85))
+        else:
+            out.append(image.pngsave_buffer())
+    return out
+
+
+def floor(sample: Sample) -> list[bytes]:
+    """Only decoding, at 1/8 scale where the format allows it (JPEG); nothing encoded."""
+    image = Image.open(io.BytesIO(sample.data))
+    if image.format == "JPEG":
+        image.draft("RGB", (image.width // 8, image.height // 8))
+    image.load()
+    return []
+
+
+def ours(sample: Sample) -> list[bytes]:
+    return [v.data for v in imaging.render(sample.data, sample.mime_type).variants]
+
+
+APPROACHES: dict[str, Callable[[Sample], list[bytes]]] = {
+    "a tutorial": naive,
+    "b libvips": vips,
+    "c decode floor": floor,
+    "d ours": ours,
+}
+
+
+def median_ms(approach: Callable[[Sample], list[bytes]], sample: Sample) -> float:
+    approach(sample)  # warm-up
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        approach(sample)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    return imaging.flatten(image.convert("RGBA") if image.mode in ("LA", "P") else image)
+
+
+def psnr(candidate: bytes, reference: Image.Image) -> float:
+    image = _on_white(Image.open(io.BytesIO(candidate)))
+    if image.size != reference.size:
+        reference = reference.resize(image.size, Image.Resampling.LANCZOS)
+    import numpy as np  # only the parent measures quality; fresh RSS probes stay lean
+
+    a = np.asarray(image, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def worst_psnr(variants: list[bytes], sample: Sample) -> float:
+    """The lowest PSNR over the three variants, each against a high-quality reference:
+    the full image decoded and resized once, with Lanczos, straight to that size."""
+    full = Image.open(io.BytesIO(sample.data))
+    full.load()
+    scores = []
+    for data in variants:
+        size = Image.open(io.BytesIO(data)).size
+        # Resized with its alpha, then put on white like the candidates.
+        reference = _on_white(full.resize(size, Image.Resampling.LANCZOS))
+        scores.append(psnr(data, reference))
+    return min(scores)
+
+
+def peak_rss_mb(approach: str, sample_index: int) -> float:
+    """Peak RSS of a fresh interpreter that runs one approach once on one sample."""
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child would report the
+    # parent's peak; VmHWM belongs to the new address space.
+    code = (
+        "from pathlib import Path; from bench.images import APPROACHES, samples; "
+        f"s = samples()[{sample_index}]; APPROACHES[{approach!r}](s); "
+        "print(next(int(l.split()[1]) for l in Path('/proc/self/status').read_text()"
+        ".splitlines() if l.startswith('VmHWM')) / 1024)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip())
+
+
+def run() -> tuple[list[dict[str, object]], list[str]]:
+    rows: list[dict[str, object]] = []
+    for sample in samples():
+        row: dict[str, object] = {"image": sample.name, "bytes": len(sample.data)}
+        for label, approach in APPROACHES.items():
+            row[f"{label} ms"] = round(median_ms(approach, sample), 1)
+            if label != "c decode floor":
+                row[f"{label} PSNR"] = round(worst_psnr(approach(sample), sample), 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    index_24 = next(i for i, s in enumerate(samples()) if s.name == "JPEG 24 MP")
+    rss = {
+        label: round(peak_rss_mb(label, index_24), 1)
+        for label in ("a tutorial", "b libvips", "d ours")
+    }
+    print(json.dumps({"peak RSS MB at 24 MP": rss}), flush=True)
+    return [*rows, {"image": "peak RSS at 24 MP (MB, fresh process)", **rss}], _missed(rows, rss)
+
+
+def _missed(rows: list[dict[str, object]], rss: dict[str, float]) -> list[str]:
+    missed = []
+    at_12 = next(r for r in rows if r["image"] == "JPEG 12 MP")
+    ours_ms, naive_ms = float(at_12["d ours ms"]), float(at_12["a tutorial ms"])  # type: ignore[arg-type]
+    vips_ms, floor_ms = float(at_12["b libvips ms"]), float(at_12["c decode floor ms"])  # type: ignore[arg-type]
+    if naive_ms / ours_ms < 4:
+        missed.append(f"12 MP: ours is {naive_ms / ours_ms:.1f}x faster than the tutorial, not 4x")
+    if ours_ms > vips_ms:
+        missed.append(f"12 MP: ours {ours_ms} ms is slower than libvips {vips_ms} ms")
+    if ours_ms > 3 * floor_ms:
+        missed.append(f"12 MP: ours is {ours_ms / floor_ms:.1f}x the decode floor, not within 3x")
+    if rss["d ours"] > rss["a tutorial"] / 3:
+        missed.append(f"24 MP peak RSS {rss['d ours']} MB is over a third of {rss['a tutorial']}")
+    for row in rows:
+        if float(row["d ours PSNR"]) < float(row["a tutorial PSNR"]) - 0.5:  # type: ignore[arg-type]
+            missed.append(
+                f"{row['image']}: PSNR {row['d ours PSNR']} is over 0.5 dB below "
+                f"the tutorial's {row['a tutorial PSNR']}"
+            )
+    return missed
+
+
+if __name__ == "__main__":
+    _, failures = run()
+    print("\n".join(failures) or "all image targets met")
+    sys.exit(1 if failures else 0)
