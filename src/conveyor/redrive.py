@@ -25,6 +25,7 @@ from conveyor.local.logs import read_json_lines
 from conveyor.local.mapping import resendable_attributes
 
 REDRIVEN_FROM = "redriven_from"
+NO_REASON = "no failure was recorded for this message"
 _FAILURE_ATTRIBUTES = frozenset({FAILURE_REASON, FAILED_FUNCTION, SOURCE_MESSAGE_ID, REDRIVEN_FROM})
 _NOT_IMPLEMENTED = {
     "NotImplemented",

@@ -28,4 +28,5 @@ def test_under_every_kind_of_fault_nothing_accepted_is_lost_or_done_twice(
     assert report.billed + report.in_dlq["billing-dlq"] >= report.orders_accepted
     assert report.archived + report.in_dlq["archive-dlq"] >= report.orders_accepted
     assert report.images_unaccounted == []
+    assert report.dead_without_reason == [], "every dead letter can say why it is there"
     assert sum(report.images.values()) == 6

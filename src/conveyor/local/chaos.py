@@ -114,7 +114,13 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         os._exit(137)
     failing = [r for r in records if _random.random() < float(config["raise_rate"])]
     for record in failing:
-        _log("raise", message_id=record["messageId"])
+        # Written like a real record failure, so `conveyor dlq` finds the reason.
+        _log(
+            "raise",
+            message="record failed",
+            message_id=record["messageId"],
+            error="RuntimeError: injected by conveyor chaos",
+        )
     rest = [r for r in records if r not in failing]
     result = real({**event, "Records": rest}, context) if rest else {"batchItemFailures": []}
     failures = list((result or {}).get("batchItemFailures", []))

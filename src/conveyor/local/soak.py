@@ -33,7 +33,7 @@ from conveyor.local.chaos import FaultPlan
 from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
-from conveyor.redrive import peek
+from conveyor.redrive import NO_REASON, dead_letters, peek
 from conveyor.topology import TOPOLOGY, Topology
 from conveyor.uploads import sample_photos
 
@@ -79,6 +79,7 @@ class SoakReport:
     duplicated: list[str] = field(default_factory=list)
     images: Counter[str] = field(default_factory=Counter)
     images_unaccounted: list[str] = field(default_factory=list)
+    dead_without_reason: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     settled: bool = False
 
@@ -109,6 +110,7 @@ class SoakReport:
             ("lost", str(len(self.lost))),
             ("done twice", str(len(self.duplicated))),
             ("images unaccounted for", str(len(self.images_unaccounted))),
+            ("dead letters without a recorded reason", str(len(self.dead_without_reason))),
             ("settled", "yes" if self.settled else "NO"),
             ("elapsed", f"{self.elapsed_s:.1f} s"),
         ]
@@ -296,6 +298,11 @@ def _check(
     _check_orders(aws, resources, report, accepted, dead)
     _check_images(aws, resources, report, uploads, _upload_ids(dead["images"]))
     _count_injected(runtime.logs_dir, report)
+    log_files = sorted(runtime.logs_dir.glob("*.log"))
+    for queue in ("billing", "archive", "images"):
+        for letter in dead_letters(aws("sqs"), resources.queues[f"{queue}-dlq"], log_files):
+            if letter.reason == NO_REASON:
+                report.dead_without_reason.append(f"{queue}-dlq:{letter.message_id}")
 
 
 def _check_orders(
