@@ -233,6 +233,24 @@ def _results_table(batch: Batch, gateway_url: str) -> Table:
     return table
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _started(runtime: LocalRuntime) -> tuple[RuntimeInfo, ConveyorClient]:
+    """What a successful start leaves: where everything is, and a signed client."""
+    info, credentials = runtime.info, runtime.credentials
+    assert info is not None, "set by a successful start"
+    assert credentials is not None, "set by a successful start"
+    return info, ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+
+
 def _upload_and_wait(
     client: ConveyorClient,
     clients: EmulatorClients,
@@ -240,13 +258,7 @@ def _upload_and_wait(
     paths: list[Path],
     timeout: float,
 ) -> tuple[Batch, bool]:
-    progress = Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = _progress()
     with progress:
         uploading = progress.add_task("uploading", total=len(paths))
         batch = upload_all(client, paths, lambda: progress.advance(uploading))
@@ -333,18 +345,9 @@ def demo(
 def _run_demo(
     runtime: LocalRuntime, batch: list[Submission], concurrency: int, timeout: float
 ) -> bool:
-    credentials, info = runtime.credentials, runtime.info
-    assert info is not None, "set by a successful start"
-    assert credentials is not None, "set by a successful start"
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    info, client = _started(runtime)
     clients = EmulatorClients(info.emulator_url)
-    progress = Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = _progress()
     started = time.perf_counter()
     with progress:
         sending = progress.add_task("sending orders", total=len(batch))
@@ -392,10 +395,7 @@ def _run_demo(
 
 def _run_media_demo(runtime: LocalRuntime, timeout: float) -> bool:
     """Upload the sample photographs, plus one file that is not an image at all."""
-    credentials, info = runtime.credentials, runtime.info
-    assert info is not None, "set by a successful start"
-    assert credentials is not None, "set by a successful start"
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    info, client = _started(runtime)
     not_an_image = runtime.options.state_dir / "demo-not-an-image.jpg"
     not_an_image.write_bytes(b"%PDF-1.7 this is not a photograph\n" * 64)
     paths = [*sample_photos(), not_an_image]
