@@ -35,6 +35,7 @@ bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
 	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.functions
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.media
 
 soak: $(STAMP)  ## orders and images through the local stack under injected faults
 	$(BIN)/conveyor soak $(ARGS)

@@ -134,6 +134,21 @@ def run() -> tuple[dict[str, Any], list[str]]:
                 )
                 results[f"{level} clients"] = {**measured, "CPU s by process": cpu}
                 print(json.dumps({f"{level} clients": results[f"{level} clients"]}), flush=True)
+            results["per invocation"] = {
+                name: {
+                    "mean ms": round(pool.stats.total_duration_ms / pool.stats.invocations, 1),
+                    "invocations": pool.stats.invocations,
+                }
+                for name, pool in runtime.pools.items()
+                if pool.stats.invocations
+            }
+            for poller in runtime.pollers:
+                stats = results["per invocation"].get(poller.function)
+                if stats is not None and poller.stats.batches:
+                    stats["messages per batch"] = round(
+                        poller.stats.received / poller.stats.batches, 1
+                    )
+            print(json.dumps({"per invocation": results["per invocation"]}), flush=True)
         finally:
             runtime.stop()
     missed = [

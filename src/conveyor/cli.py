@@ -536,6 +536,36 @@ def soak(
     console.print("[green]nothing lost, nothing done twice[/]")
 
 
+@app.command()
+def cost(
+    orders: Annotated[int, typer.Option(min=0, help="Orders a month.")] = 1_000_000,
+    images: Annotated[int, typer.Option(min=0, help="Images uploaded a month.")] = 10_000,
+    downloads_per_image: Annotated[
+        int, typer.Option(min=0, help="Variant downloads per image through CloudFront.")
+    ] = 20,
+) -> None:
+    """Estimate the monthly AWS bill for a volume, from measured durations and list prices."""
+    from conveyor.cost import PRICES_AS_OF, Volume, estimate
+
+    result = estimate(Volume(orders=orders, images=images, downloads_per_image=downloads_per_image))
+    table = Table(title=f"monthly estimate, us-east-1 list prices as of {PRICES_AS_OF}")
+    table.add_column("line")
+    table.add_column("USD / month", justify="right")
+    table.add_column("share", justify="right")
+    for line, usd in sorted(result.lines.items(), key=lambda item: -item[1]):
+        style = "bold" if line == result.dominant else ""
+        table.add_row(
+            f"[{style}]{line}[/]" if style else line, f"{usd:,.2f}", f"{usd / result.total:.0%}"
+        )
+    table.add_row("[bold]total[/]", f"[bold]{result.total:,.2f}[/]", "100%")
+    console.print(table)
+    console.print(
+        f"{orders:,} orders and {images:,} images a month; the largest line is "
+        f"[bold]{result.dominant}[/]. Durations were measured on the local runtime "
+        "(bench/RESULTS.md), so compute is an upper bound."
+    )
+
+
 def main() -> None:
     try:
         app()

@@ -185,6 +185,7 @@ class FunctionStats:
     invocations: int = 0
     errors: int = 0
     last_duration_ms: float = 0.0
+    total_duration_ms: float = 0.0
 
 
 class FunctionPool:
@@ -227,6 +228,7 @@ class FunctionPool:
             self.stats.invocations += 1
             self.stats.errors += outcome.failed
             self.stats.last_duration_ms = outcome.duration_ms
+            self.stats.total_duration_ms += outcome.duration_ms
         return outcome
 
     def _replace(self, dead: _Worker) -> None:

@@ -1,0 +1,150 @@
+"""``conveyor cost``: the monthly AWS bill for a given volume, line by line.
+
+Prices are AWS list prices for us-east-1 as of ``PRICES_AS_OF`` (Lambda on arm64, no free
+tier, no savings plans); check them against the AWS pricing pages before relying on them.
+Function durations are what the local runtime measured (``bench/pipeline.py`` and
+``bench/media.py``, numbers in bench/RESULTS.md) and include the emulator's latency, so
+they are an upper bound for what Lambda would bill.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from conveyor.topology import TOPOLOGY
+
+PRICES_AS_OF = "2026-11"
+HOURS_PER_MONTH = 730
+MB = 1 / 1024
+
+
+@dataclass(frozen=True)
+class Prices:
+    lambda_gb_second: float = 0.0000133334
+    lambda_million_requests: float = 0.20
+    sqs_million_requests: float = 0.40
+    sns_million_publishes: float = 0.50
+    dynamodb_million_writes: float = 0.625
+    dynamodb_million_reads: float = 0.125
+    dynamodb_gb_month: float = 0.25
+    s3_thousand_puts: float = 0.005
+    s3_thousand_gets: float = 0.0004
+    s3_gb_month: float = 0.023
+    alb_hour: float = 0.0225
+    alb_lcu_hour: float = 0.008
+    endpoint_az_hour: float = 0.01
+    cloudfront_gb: float = 0.085
+    cloudfront_10k_requests: float = 0.01
+    logs_gb_ingested: float = 0.50
+    secret_month: float = 0.40
+    secrets_10k_calls: float = 0.05
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Milliseconds per invocation, measured through the local runtime on 2026-11-24."""
+
+    publisher_ms: float = 13.4
+    presign_ms: float = 13.4  # not measured separately: the same shape of work as publisher
+    billing_batch_ms: float = 19.1
+    archive_batch_ms: float = 26.7
+    messages_per_batch: float = 2.5
+    image_ms: float = 270.0  # one 12 MP JPEG
+
+
+@dataclass(frozen=True)
+class Volume:
+    orders: int = 1_000_000
+    images: int = 10_000
+    downloads_per_image: int = 20
+    order_kb: float = 1.0
+    image_mb: float = 3.0
+    variants_kb: float = 300.0
+    log_kb_per_invocation: float = 1.5
+
+
+@dataclass
+class Estimate:
+    lines: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.lines.values())
+
+    @property
+    def dominant(self) -> str:
+        return max(self.lines, key=lambda name: self.lines[name])
+
+
+def _gb_seconds(invocations: float, ms: float, memory_mb: int) -> float:
+    return invocations * math.ceil(ms) / 1000 * memory_mb / 1024
+
+
+def estimate(
+    volume: Volume = Volume(), measured: Measured = Measured(), prices: Prices = Prices()
+) -> Estimate:
+    memory = {f.name: f.memory_mb for f in TOPOLOGY.functions}
+    batches = volume.orders / measured.messages_per_batch
+    image_batches = volume.images  # images arrive one S3 event at a time
+    invocations = volume.orders + 2 * batches + volume.images + image_batches
+    gb_seconds = (
+        _gb_seconds(volume.orders, measured.publisher_ms, memory["publisher"])
+        + _gb_seconds(batches, measured.billing_batch_ms, memory["billing"])
+        + _gb_seconds(batches, measured.archive_batch_ms, memory["archive"])
+        + _gb_seconds(volume.images, measured.presign_ms, memory["presign"])
+        + _gb_seconds(image_batches, measured.image_ms, memory["images"])
+    )
+    consumer_queues = sum(1 for _ in TOPOLOGY.sqs_triggered())
+    # Lambda keeps polling each SQS source even when idle: about 5 pollers, each a 20 s
+    # long poll, so roughly 3 calls a minute each.
+    idle_polls = consumer_queues * 5 * 3 * 60 * HOURS_PER_MONTH
+    per_batch_calls = 2 * (2 * batches + image_batches)  # a receive and a batch delete
+    interface_endpoints = 4
+    total_requests = volume.orders + volume.images
+    lcu = max(total_requests / (HOURS_PER_MONTH * 3600) / 25, 0.0)  # new connections per s
+    downloads = volume.images * volume.downloads_per_image
+    secret_calls = invocations / 1000  # cached for 5 minutes in each warm environment
+    return Estimate(
+        lines={
+            "Lambda compute (GB-s)": gb_seconds * prices.lambda_gb_second,
+            "Lambda requests": invocations / 1e6 * prices.lambda_million_requests,
+            "SQS requests (batches and idle polling)": (per_batch_calls + idle_polls)
+            / 1e6
+            * prices.sqs_million_requests,
+            "SNS publishes": (volume.orders + volume.images) / 1e6 * prices.sns_million_publishes,
+            "DynamoDB on-demand writes and storage": (volume.orders * 3 + volume.images * 6)
+            / 1e6
+            * prices.dynamodb_million_writes
+            + volume.orders * volume.order_kb / 1024 / 1024 * prices.dynamodb_gb_month,
+            "S3 requests (archive, uploads, variants)": (volume.orders + 4 * volume.images)
+            / 1000
+            * prices.s3_thousand_puts
+            + volume.images / 1000 * prices.s3_thousand_gets,
+            "S3 storage (one month's objects)": (
+                volume.orders * volume.order_kb / 1024 / 1024
+                + volume.images * volume.image_mb / 1024 * 7 / 30
+                + volume.images * volume.variants_kb / 1024 / 1024
+            )
+            * prices.s3_gb_month,
+            "ALB hours and LCUs": HOURS_PER_MONTH * (prices.alb_hour + lcu * prices.alb_lcu_hour),
+            "VPC interface endpoints (4 x 2 AZs)": interface_endpoints
+            * 2
+            * HOURS_PER_MONTH
+            * prices.endpoint_az_hour,
+            "CloudFront (variant downloads)": downloads
+            * volume.variants_kb
+            / 3
+            / 1024
+            / 1024
+            * prices.cloudfront_gb
+            + downloads / 10_000 * prices.cloudfront_10k_requests,
+            "CloudWatch Logs ingestion": invocations
+            * volume.log_kb_per_invocation
+            / 1024
+            / 1024
+            * prices.logs_gb_ingested,
+            "Secrets Manager": prices.secret_month
+            + secret_calls / 10_000 * prices.secrets_10k_calls,
+        }
+    )

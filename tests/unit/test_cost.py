@@ -1,0 +1,41 @@
+"""The cost estimate's arithmetic, checked by hand on the lines that are easy to check."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.cost import HOURS_PER_MONTH, Measured, Prices, Volume, estimate
+
+
+def test_fixed_lines_do_not_depend_on_volume() -> None:
+    idle = estimate(Volume(orders=0, images=0))
+    busy = estimate(Volume(orders=5_000_000, images=100_000))
+    endpoints = "VPC interface endpoints (4 x 2 AZs)"
+    assert idle.lines[endpoints] == busy.lines[endpoints] == pytest.approx(4 * 2 * 730 * 0.01)
+    assert idle.lines["ALB hours and LCUs"] == pytest.approx(HOURS_PER_MONTH * 0.0225)
+
+
+def test_lambda_compute_is_billed_per_rounded_millisecond_and_memory() -> None:
+    measured = Measured(
+        publisher_ms=10.2, billing_batch_ms=0, archive_batch_ms=0, presign_ms=0, image_ms=0
+    )
+    result = estimate(Volume(orders=1_000_000, images=0), measured, Prices())
+    # 1 M invocations x 11 ms x 256 MB = 2,750 GB-s
+    assert result.lines["Lambda compute (GB-s)"] == pytest.approx(2750 * 0.0000133334)
+
+
+def test_volume_driven_lines_grow_with_volume_and_the_total_adds_up() -> None:
+    small, large = estimate(Volume(orders=100_000)), estimate(Volume(orders=10_000_000))
+    for line in (
+        "SNS publishes",
+        "S3 requests (archive, uploads, variants)",
+        "DynamoDB on-demand writes and storage",
+        "Lambda compute (GB-s)",
+    ):
+        assert large.lines[line] > small.lines[line] * 10, line
+    assert large.total == pytest.approx(sum(large.lines.values()))
+    assert large.dominant in large.lines
+
+
+def test_at_the_default_volume_the_private_network_dominates() -> None:
+    assert estimate().dominant == "VPC interface endpoints (4 x 2 AZs)"
