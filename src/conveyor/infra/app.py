@@ -22,11 +22,17 @@ from conveyor.infra.settings import LAYERS_DIR, Settings
 from conveyor.infra.stacks import build
 from conveyor.topology import TOPOLOGY
 
+FEATURE_FLAGS = {
+    # Keep today's behaviour explicitly: an exporting stack refuses to drop an export
+    # that another stack still imports.
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
+}
+
 
 def make_app(
     outdir: str, layers_dir: Path = LAYERS_DIR, context: dict[str, str] | None = None
 ) -> App:
-    app = App(outdir=outdir, context=context)
+    app = App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
     problems = TOPOLOGY.problems()
     if problems:
         raise SystemExit("the topology is not sound:\n  " + "\n  ".join(problems))

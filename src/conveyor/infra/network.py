@@ -77,6 +77,7 @@ class NetworkStack(Stack):
                 subnets=isolated,
                 security_groups=[endpoints_sg],
                 private_dns_enabled=True,
+                open=False,  # not the whole VPC CIDR: only the functions, by the rule above
             )
         for name, service_name in (("S3", "s3"), ("DynamoDb", "dynamodb")):
             prefix_list = self._prefix_list(name, f"com.amazonaws.{self.region}.{service_name}")
