@@ -170,6 +170,9 @@ def order(
     order_id: Annotated[
         str | None, typer.Option(help="Idempotency key; generated if absent.")
     ] = None,
+    request_id: Annotated[
+        str | None, typer.Option(help="Sent as X-Request-Id: the correlation id in every log.")
+    ] = None,
     file: Annotated[
         Path | None, typer.Option(help="A JSON file with the whole order instead of flags.")
     ] = None,
@@ -193,7 +196,9 @@ def order(
     credentials = _dev_credentials(directory)
     client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
     try:
-        response = client.send_order(payload)
+        response = client.send_order(
+            payload, headers={"X-Request-Id": request_id} if request_id else None
+        )
     except OSError as exc:
         _fail(f"cannot reach {credentials.endpoint}: {exc}; is `conveyor up` running?")
     style = "green" if response.status_code < 300 else "red"
@@ -534,6 +539,46 @@ def soak(
         )
         raise typer.Exit(1)
     console.print("[green]nothing lost, nothing done twice[/]")
+
+
+@app.command()
+def logs(
+    directory: StateDir = Path(".conveyor"),
+    function: Annotated[str | None, typer.Option(help="Only this function's log.")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option(help="Only entries of this correlation id (X-Request-Id).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new entries.")
+    ] = False,
+) -> None:
+    """Every local worker's and the runtime's log, merged in time order."""
+    from conveyor.local.logs import merged, render
+
+    folder = directory / "logs"
+    if not folder.is_dir():
+        _fail(f"no logs in {folder}; start the stack with `conveyor up`")
+    printed: set[tuple[str, str]] = set()
+    while True:
+        for entry in merged(sorted(folder.glob("*.log")), function, correlation_id):
+            key = (entry.source, json.dumps(entry.fields, sort_keys=True, default=str))
+            if key not in printed:  # by identity: a late entry may sort before earlier ones
+                printed.add(key)
+                console.print(render(entry), markup=False, highlight=False, soft_wrap=True)
+        if not follow:
+            return
+        try:
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+
+
+@app.command()
+def diagram() -> None:
+    """Print the architecture as a Mermaid flowchart, drawn from the topology."""
+    from conveyor.diagram import mermaid
+
+    print(mermaid(TOPOLOGY))
 
 
 @app.command()

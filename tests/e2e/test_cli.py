@@ -63,7 +63,19 @@ def alive(pid: int) -> bool:
 def test_help_explains_every_command(tmp_path: Path) -> None:
     result = run("--help", state=tmp_path)
     assert result.returncode == 0
-    for command in ("up", "demo", "order", "status", "upload", "dlq", "redrive", "soak"):
+    for command in (
+        "up",
+        "demo",
+        "order",
+        "status",
+        "upload",
+        "dlq",
+        "redrive",
+        "soak",
+        "logs",
+        "cost",
+        "diagram",
+    ):
         assert re.search(rf"^\s*│?\s*{command}\s", result.stdout, re.MULTILINE), command
 
 
@@ -126,6 +138,8 @@ def test_up_order_status_then_ctrl_c_stops_everything(
         "MOUSE:1:5",
         "--order-id",
         "cli-1",
+        "--request-id",
+        "trace-cli-1",
         state=state,
     )
     assert sent.returncode == 0, sent.stdout
@@ -136,6 +150,10 @@ def test_up_order_status_then_ctrl_c_stops_everything(
         return "billed: 1" in out and "archived: 1" in out
 
     eventually(billed_and_archived, timeout_s=30, interval_s=0.5)
+    traced = run("logs", "--correlation-id", "trace-cli-1", state=state)
+    for source in ("publisher", "billing", "archive"):
+        pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} {source} "
+        assert re.search(pattern, traced.stdout, re.MULTILINE), traced.stdout + traced.stderr
     rejected = run("order", "--customer", "c", "--item", "A:0:1", state=state)
     assert rejected.returncode == 1
     assert "invalid_order" in rejected.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,3 +58,56 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return entries
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    source: str
+    fields: dict[str, Any]
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """Powertools writes ``2026-11-24 06:23:22,077+0000``; the runtime writes ISO 8601."""
+    for candidate in (value, value.replace(",", ".")):
+        try:
+            parsed = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def entries(path: Path) -> Iterator[Entry]:
+    for fields in read_json_lines(path):
+        at = parse_timestamp(str(fields.get("timestamp", "")))
+        if at is not None:
+            yield Entry(at, path.stem, fields)
+
+
+def merged(
+    paths: Iterable[Path], function: str | None = None, correlation_id: str | None = None
+) -> list[Entry]:
+    """Every entry of the given logs in time order, optionally of one function or one
+    correlation id."""
+    found = [
+        entry
+        for path in paths
+        if function is None or path.stem == function
+        for entry in entries(path)
+        if correlation_id is None or entry.fields.get("correlation_id") == correlation_id
+    ]
+    return sorted(found, key=lambda entry: entry.at)
+
+
+def render(entry: Entry) -> str:
+    fields = entry.fields
+    skip = {"timestamp", "level", "message", "service", "location", "correlation_id"}
+    extra = " ".join(f"{k}={v}" for k, v in fields.items() if k not in skip)
+    correlation = fields.get("correlation_id")
+    return (
+        f"{entry.at:%H:%M:%S.%f}"[:-3] + f" {entry.source:<9} {fields.get('level', ''):<7} "
+        f"{fields.get('message', '')}"
+        + (f" [{correlation}]" if correlation else "")
+        + (f" {extra}" if extra else "")
+    )
