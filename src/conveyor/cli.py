@@ -79,10 +79,14 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def _start_runtime(directory: Path, port: int) -> LocalRuntime:
     runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port))
     # SIGTERM during start-up should clean up like Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     try:
         with console.status("starting the local stack") as spinner:

@@ -84,9 +84,6 @@ class ConveyorClient:
         self.session = session or requests.Session()
         self.auth = HmacAuth(client_id, secret, clock)
 
-    def signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        return sign(self.client_id, self.secret, method, path, body, self.clock())
-
     def request(
         self,
         method: str,

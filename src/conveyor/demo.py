@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+
 from conveyor.client import ConveyorClient
 
 CATALOG = {
@@ -38,6 +40,17 @@ class Submission:
     body: bytes
     content_type: str = "application/json"
     signed_with: str | None = None  # a wrong secret for "bad-signature"
+
+    def send(self, client: ConveyorClient) -> requests.Response:
+        """POST it, signed with the client's secret or, for a bad signature, the wrong one."""
+        signer = (
+            client
+            if self.signed_with is None
+            else ConveyorClient(
+                client.base_url, client.client_id, self.signed_with, session=client.session
+            )
+        )
+        return signer.request("POST", "/orders", self.body, content_type=self.content_type)
 
 
 def _valid_order(rng: random.Random, index: int) -> dict[str, Any]:
@@ -122,13 +135,7 @@ def send_all(
     started = time.perf_counter()
 
     def send(item: Submission) -> tuple[Submission, int, dict[str, Any]]:
-        if item.signed_with:
-            headers = ConveyorClient(
-                client.base_url, client.client_id, item.signed_with, session=client.session
-            ).signed_headers("POST", "/orders", item.body)
-            response = client.request("POST", "/orders", item.body, headers=headers, signed=False)
-        else:
-            response = client.request("POST", "/orders", item.body, content_type=item.content_type)
+        response = item.send(client)
         try:
             payload = response.json()
         except ValueError:

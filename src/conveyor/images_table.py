@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor.aws import error_code
-from conveyor.dynamo import from_attributes, items, to_attributes
+from conveyor.dynamo import from_attributes, to_attributes
 
 PROCESSING = "processing"
 PROCESSED = "processed"
@@ -148,17 +148,3 @@ def mark_notified(dynamodb: Any, table: str, image_id: str) -> None:
         UpdateExpression="SET notified = :true",
         ExpressionAttributeValues={":true": {"BOOL": True}},
     )
-
-
-def in_status(dynamodb: Any, table: str, status: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Images in a status, most recently updated first."""
-    response = dynamodb.query(
-        TableName=table,
-        IndexName="by_status",
-        KeyConditionExpression="#s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": status}},
-        ScanIndexForward=False,
-        Limit=limit,
-    )
-    return items(response)

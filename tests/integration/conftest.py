@@ -6,10 +6,11 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
+from conveyor import images_table
 from conveyor.client import ConveyorClient
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
@@ -88,3 +89,10 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
         time.sleep(interval_s)
+
+
+def settled(stack: LocalRuntime, aws: EmulatorClients, upload_id: str) -> dict[str, Any] | None:
+    """The image's item once it is processed or failed and its result event went out."""
+    assert stack.info is not None
+    item = images_table.get(aws("dynamodb"), stack.info.resources.tables["images"], upload_id)
+    return item if item and item["status"] != "processing" and item.get("notified") else None

@@ -4,25 +4,17 @@ and not retried, and the image workers' memory stays inside the function's limit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conveyor import images_table
 from conveyor.client import ConveyorClient
 from conveyor.local.runtime import LocalRuntime
 from conveyor.local.state import EmulatorClients
 from conveyor.topology import TOPOLOGY
 from tests import samples
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, settled
 
 pytestmark = pytest.mark.integration
-
-
-def settled(stack: LocalRuntime, aws: EmulatorClients, upload_id: str) -> dict[str, Any] | None:
-    assert stack.info is not None
-    item = images_table.get(aws("dynamodb"), stack.info.resources.tables["images"], upload_id)
-    return item if item and item["status"] != "processing" and item.get("notified") else None
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -11,22 +11,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from conveyor import images_table
 from conveyor.client import ConveyorClient, Upload
 from conveyor.local.runtime import LocalRuntime
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.topology import TOPOLOGY
 from tests import samples
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, settled
 
 pytestmark = pytest.mark.integration
-
-
-def settled(stack: LocalRuntime, aws: EmulatorClients, upload_id: str) -> dict[str, Any] | None:
-    assert stack.info is not None
-    item = images_table.get(aws("dynamodb"), stack.info.resources.tables["images"], upload_id)
-    return item if item and item["status"] != "processing" and item.get("notified") else None
 
 
 def tap_events(stack: LocalRuntime, aws: EmulatorClients) -> list[dict[str, Any]]:

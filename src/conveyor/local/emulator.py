@@ -79,11 +79,6 @@ class Emulator:
             self._process.stdout.close()
         self._process = None
 
-    def restart(self) -> None:
-        """A fresh emulator on a new port: all emulated state is gone."""
-        self.stop()
-        self.start()
-
 
 def wait_until_reachable(url: str, deadline: float) -> None:
     while True:

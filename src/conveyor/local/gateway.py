@@ -15,7 +15,6 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -130,12 +129,7 @@ class Gateway:
             def _handle(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 response = self._read_and_dispatch(headers)
-                self.send_response(
-                    response.status,
-                    HTTPStatus(response.status).phrase
-                    if response.status in HTTPStatus._value2member_map_
-                    else "",
-                )
+                self.send_response(response.status)
                 for name, value in response.headers.items():
                     if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                         self.send_header(name, value)

@@ -10,6 +10,7 @@ named by ``AWS_ENDPOINT_URL``) it finds them and changes nothing, secrets includ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets as random_secrets
 from dataclasses import dataclass, field
@@ -45,15 +46,7 @@ class Resources:
         return by_kind[name]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "prefix": self.prefix,
-            "topics": self.topics,
-            "queues": self.queues,
-            "queue_arns": self.queue_arns,
-            "tables": self.tables,
-            "buckets": self.buckets,
-            "secrets": self.secrets,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Resources:

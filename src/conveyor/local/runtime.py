@@ -203,12 +203,6 @@ class LocalRuntime:
         self.info.save(self.options.state_dir)
         return self.info
 
-    def child_pids(self) -> list[int]:
-        pids = [pid for pool in self.pools.values() for pid in pool.pids()]
-        if self.emulator and self.emulator.pid:
-            pids.append(self.emulator.pid)
-        return pids
-
     def stop(self) -> None:
         self._stop.set()
         if self.gateway:

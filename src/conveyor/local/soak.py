@@ -28,11 +28,12 @@ from urllib.parse import unquote_plus
 
 from conveyor import images_table
 from conveyor.client import ConveyorClient, UploadError
-from conveyor.demo import submissions
+from conveyor.demo import Submission, submissions
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import EmulatorClients
+from conveyor.local.status import queue_depth
 from conveyor.redrive import NO_REASON, dead_letters, peek
 from conveyor.topology import TOPOLOGY, Topology
 from conveyor.uploads import sample_photos
@@ -118,20 +119,10 @@ class SoakReport:
 
 
 def _send_with_retries(
-    client: ConveyorClient,
-    body: bytes,
-    content_type: str,
-    signed_with: str | None,
-    report: SoakReport,
+    client: ConveyorClient, submission: Submission, report: SoakReport
 ) -> tuple[int, Any]:
     for attempt in range(MAX_RETRIES):
-        if signed_with:
-            headers = ConveyorClient(
-                client.base_url, client.client_id, signed_with, session=client.session
-            ).signed_headers("POST", "/orders", body)
-            response = client.request("POST", "/orders", body, headers=headers, signed=False)
-        else:
-            response = client.request("POST", "/orders", body, content_type=content_type)
+        response = submission.send(client)
         if response.status_code != 503:
             break
         report.told_to_retry += 1
@@ -169,14 +160,7 @@ real SQS does not, so an unbounded one would measure the emulator, not the syste
 
 
 def _backlog(sqs: Any, urls: list[str]) -> int:
-    total = 0
-    for url in urls:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        total += sum(int(v) for v in attributes.values())
-    return total
+    return sum(sum(queue_depth(sqs, url)) for url in urls)
 
 
 def _wait_for_backlog(sqs: Any, urls: list[str], at_most: int, timeout_s: float) -> bool:
@@ -264,7 +248,7 @@ def _drive(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for start in range(0, len(batch), PACE_EVERY):
             results = pool.map(
-                lambda s: _send_with_retries(client, s.body, s.content_type, s.signed_with, report),
+                lambda s: _send_with_retries(client, s, report),
                 batch[start : start + PACE_EVERY],
             )
             for status, payload in results:

@@ -38,7 +38,8 @@ class Status:
         return sum(q.visible + q.in_flight for q in self.queues)
 
 
-def _depth(sqs: Any, url: str) -> tuple[int, int]:
+def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of one queue."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -58,8 +59,8 @@ def read_status(clients: Any, resources: Resources, topology: Topology) -> Statu
     sqs = clients("sqs")
     depths = []
     for queue in topology.queues:
-        visible, in_flight = _depth(sqs, resources.queues[queue.name])
-        dead, dead_in_flight = _depth(sqs, resources.queues[queue.dlq_name])
+        visible, in_flight = queue_depth(sqs, resources.queues[queue.name])
+        dead, dead_in_flight = queue_depth(sqs, resources.queues[queue.dlq_name])
         depths.append(QueueDepth(queue.name, visible, in_flight, dead + dead_in_flight))
     return Status(
         queues=tuple(depths),
