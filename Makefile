@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
-.PHONY: demo up test lint bench soak unit build synth bootstrap deploy destroy clean
+.PHONY: demo up test lint chromium bench soak unit build synth bootstrap deploy destroy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
+
+chromium:  ## Debian's Chromium for the console's browser tests (Playwright drives it)
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
 
 bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
 	$(BIN)/python -m bench.images

@@ -26,7 +26,7 @@ from conveyor.local.state import (
     NotRunningError,
     RuntimeInfo,
 )
-from conveyor.local.status import Status, read_status
+from conveyor.local.status import Status, read_status, runtime_overview
 from conveyor.topology import IMAGES_TABLE, TOPOLOGY
 from conveyor.uploads import Batch, await_results, sample_photos, upload_all
 
@@ -142,7 +142,8 @@ def _status_table(status: Status) -> Table:
 
 @app.command()
 def status(directory: StateDir = Path(".conveyor")) -> None:
-    """Queue depths (visible / in flight / DLQ) and counts of billed and archived orders."""
+    """Queue depths, billed / archived / processed counts, function invocations and the
+    metric totals the runtime read from the functions' EMF lines."""
     info = _running(directory)
     try:
         current = read_status(EmulatorClients(info.emulator_url), info.resources, TOPOLOGY)
@@ -154,6 +155,46 @@ def status(directory: StateDir = Path(".conveyor")) -> None:
         f"images processed: [bold]{current.images_processed}[/]   "
         f"failed: [bold]{current.images_failed}[/]"
     )
+    try:
+        overview = runtime_overview(info.gateway_url)
+    except Exception as exc:
+        console.print(
+            f"[yellow]no function or metric counters: the gateway did not answer[/] ({exc})"
+        )
+        return
+    console.print(_functions_table(overview["functions"]))
+    console.print(_metrics_table(overview["metrics"]))
+
+
+def _functions_table(functions: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="functions")
+    for column in ("function", "invocations", "errors", "last ms", "workers"):
+        table.add_column(column, justify="left" if column == "function" else "right")
+    for name, stats in functions.items():
+        table.add_row(
+            name,
+            str(stats["invocations"]),
+            f"[red]{stats['errors']}[/]" if stats["errors"] else "0",
+            f"{stats['last_duration_ms']:.1f}",
+            f"{stats['workers']}/{stats['concurrency']}",
+        )
+    return table
+
+
+def _metrics_table(series: list[dict[str, Any]]) -> Table:
+    table = Table(title="metrics (from the functions' EMF lines)")
+    for column in ("metric", "reason", "total", "mean", "max"):
+        table.add_column(column, justify="left" if column in ("metric", "reason") else "right")
+    for s in series:
+        timed = s["unit"] == "Milliseconds"
+        table.add_row(
+            s["name"],
+            s["dimensions"].get("reason", ""),
+            f"{s['samples']} samples" if timed else f"{s['sum']:g}",
+            f"{s['sum'] / s['samples']:.1f} ms" if timed else "",
+            f"{s['max']:.1f} ms" if timed else "",
+        )
+    return table
 
 
 def _parse_item(text: str) -> dict[str, Any]:
@@ -238,7 +279,7 @@ def _results_table(batch: Batch, gateway_url: str) -> Table:
             "-" if seconds is None else f"{seconds:.2f} s",
         )
     for error in batch.refused:
-        table.add_row(error.path.name, "-", "-", f"[red]refused[/]: {error.status}", "-")
+        table.add_row(error.filename, "-", "-", f"[red]refused[/]: {error.status}", "-")
     return table
 
 
@@ -483,15 +524,8 @@ def redrive(
         return
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    result = dead_letters_module.redrive(
-        sqs,
-        source_url=info.resources.queues[source],
-        source_arn=info.resources.queue_arns[source],
-        dlq_url=info.resources.queues[dead],
-        dlq_arn=info.resources.queue_arns[dead],
-        journal=directory / f"redrive-{dead}.journal",
-        max_messages=max_messages,
-        stop=stop,
+    result = dead_letters_module.redrive_queue(
+        sqs, info.resources, directory, source, max_messages=max_messages, stop=stop
     )
     console.print(f"moved {result.moved} message(s) from {dead} to {source} ({result.method})")
     if result.finished_interrupted:

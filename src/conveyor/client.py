@@ -39,9 +39,9 @@ class Upload:
 
 
 class UploadError(Exception):
-    def __init__(self, path: Path, status: int, detail: str) -> None:
-        super().__init__(f"{path.name}: {status} {detail}")
-        self.path = path
+    def __init__(self, filename: str, status: int, detail: str) -> None:
+        super().__init__(f"{filename}: {status} {detail}")
+        self.filename = filename
         self.status = status
         self.detail = detail
 
@@ -122,19 +122,25 @@ class ConveyorClient:
         """Presign, then POST the file straight to S3; raises :class:`UploadError`."""
         content_type = content_type or content_type_of(path)
         data = path.read_bytes()
-        presigned = self.presign_upload(path.name, content_type, len(data))
+        upload_id = self.upload_bytes(path.name, data, content_type)
+        return Upload(upload_id, path, len(data), content_type)
+
+    def upload_bytes(self, filename: str, data: bytes, content_type: str) -> str:
+        """Presign, then POST ``data`` straight to S3; the upload id, or
+        :class:`UploadError` with the status and body of the step that refused it."""
+        presigned = self.presign_upload(filename, content_type, len(data))
         if presigned.status_code != 200:
-            raise UploadError(path, presigned.status_code, presigned.text)
+            raise UploadError(filename, presigned.status_code, presigned.text)
         grant = presigned.json()
         stored = self.session.post(
             grant["url"],
             data=grant["fields"],
-            files={"file": (path.name, data, content_type)},
+            files={"file": (filename, data, content_type)},
             timeout=self.timeout_s,
         )
         if stored.status_code not in (200, 201, 204):
-            raise UploadError(path, stored.status_code, stored.text[:300])
-        return Upload(grant["upload_id"], path, len(data), content_type)
+            raise UploadError(filename, stored.status_code, stored.text[:300])
+        return str(grant["upload_id"])
 
     def close(self) -> None:
         self.session.close()

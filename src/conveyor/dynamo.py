@@ -22,6 +22,23 @@ def items(response: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for i in (from_attributes(raw) for raw in response.get("Items", [])) if i]
 
 
+def newest_in_status(
+    dynamodb: Any, table: str, status: str, limit: int, index: str = "by_status"
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` items under one ``status``, newest first by the index's sort key."""
+    return items(
+        dynamodb.query(
+            TableName=table,
+            IndexName=index,
+            KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+    )
+
+
 def count_in_status(dynamodb: Any, table: str, status: str, index: str = "by_status") -> int:
     """How many items an index holds under one ``status``, page by page."""
     pages = dynamodb.get_paginator("query").paginate(

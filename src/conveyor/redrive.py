@@ -23,6 +23,7 @@ from conveyor.aws import error_code
 from conveyor.functions.consumer import FAILED_FUNCTION, FAILURE_REASON, SOURCE_MESSAGE_ID
 from conveyor.local.logs import read_json_lines
 from conveyor.local.mapping import resendable_attributes
+from conveyor.local.provision import Resources
 
 REDRIVEN_FROM = "redriven_from"
 NO_REASON = "no failure was recorded for this message"
@@ -36,13 +37,16 @@ _NOT_IMPLEMENTED = {
 }
 
 
-def peek(sqs: Any, url: str, hide_for_s: int = 30) -> list[dict[str, Any]]:
-    """Every message in a queue, left in place and visible again when this returns."""
+def peek(
+    sqs: Any, url: str, hide_for_s: int = 30, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Every message in a queue (or the first ``limit``), left in place and visible
+    again when this returns."""
     found: list[dict[str, Any]] = []
-    while True:
+    while limit is None or len(found) < limit:
         batch = sqs.receive_message(
             QueueUrl=url,
-            MaxNumberOfMessages=10,
+            MaxNumberOfMessages=10 if limit is None else min(10, limit - len(found)),
             VisibilityTimeout=hide_for_s,
             MessageAttributeNames=["All"],
             MessageSystemAttributeNames=["All"],
@@ -105,13 +109,19 @@ def _subject(body: str) -> str:
     return body[:60]
 
 
-def dead_letters(sqs: Any, dlq_url: str, log_files: Iterable[Path] = ()) -> list[DeadLetter]:
-    errors = last_errors(log_files)
+def dead_letters(
+    sqs: Any, dlq_url: str, log_files: Iterable[Path] = (), limit: int | None = None
+) -> list[DeadLetter]:
+    messages = peek(sqs, dlq_url, limit=limit)
+    unexplained = any(
+        FAILURE_REASON not in m.get("MessageAttributes", {}) for m in messages
+    )  # only then are the logs worth reading
+    errors = last_errors(log_files) if unexplained else {}
     letters = []
-    for message in peek(sqs, dlq_url):
+    for message in messages:
         attributes = message.get("MessageAttributes", {})
         reason = attributes.get(FAILURE_REASON, {}).get("StringValue") or errors.get(
-            message["MessageId"], "no failure was recorded for this message"
+            message["MessageId"], NO_REASON
         )
         system = message.get("Attributes", {})
         letters.append(
@@ -188,6 +198,28 @@ def redrive(
         max_messages,
         stop or threading.Event(),
         hide_for_s,
+    )
+
+
+def redrive_queue(
+    sqs: Any,
+    resources: Resources,
+    state_dir: Path,
+    source: str,
+    max_messages: int | None = None,
+    stop: threading.Event | None = None,
+) -> RedriveResult:
+    """``redrive`` for a topology queue of the local stack, journalled in ``state_dir``."""
+    dead = f"{source}-dlq"
+    return redrive(
+        sqs,
+        source_url=resources.queues[source],
+        source_arn=resources.queue_arns[source],
+        dlq_url=resources.queues[dead],
+        dlq_arn=resources.queue_arns[dead],
+        journal=state_dir / f"redrive-{dead}.journal",
+        max_messages=max_messages,
+        stop=stop,
     )
 
 

@@ -157,6 +157,14 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     rejected = run("order", "--customer", "c", "--item", "A:0:1", state=state)
     assert rejected.returncode == 1
     assert "invalid_order" in rejected.stdout
+
+    def counted() -> str | None:
+        out = run("status", state=state).stdout
+        counts = re.search(r"OrdersRejected\s+.\s+invalid_order\s+.\s+1\b", out)
+        return out if counts and re.search(r"OrdersBilled\s+.\s+.\s+1\b", out) else None
+
+    shown = eventually(counted, timeout_s=15, interval_s=0.5)
+    assert re.search(r"publisher\s+.\s+2\s+.\s+0\b", shown), "two invocations, no errors"
     bad_flag = run("order", "--customer", "c", "--item", "nonsense", state=state)
     assert bad_flag.returncode != 0
     assert "SKU:QUANTITY:UNIT_PRICE" in bad_flag.stdout + bad_flag.stderr

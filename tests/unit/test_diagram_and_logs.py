@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conveyor.diagram import BEGIN, END, mermaid, readme_block
+from conveyor.diagram import BEGIN, END, graph, mermaid, pipelines, readme_block
 from conveyor.local.logs import merged, parse_timestamp, render
 from conveyor.topology import TOPOLOGY
 
@@ -29,6 +29,26 @@ def test_the_diagram_shows_every_trigger_subscription_and_notification() -> None
             in picture
         )
     assert "bucket_media -- uploads/ --> queue_images" in picture
+
+
+def test_the_console_lays_each_pipeline_out_left_to_right_from_its_route() -> None:
+    orders, media = pipelines(graph(TOPOLOGY))
+    assert (orders.title, media.title) == ("POST /orders", "POST /uploads")
+    assert [orders.columns[n] for n in ("route_orders", "fn_publisher", "topic_orders")] == [
+        0,
+        1,
+        2,
+    ]
+    assert orders.columns["queue_billing"] == orders.columns["queue_archive"] == 3
+    assert orders.columns["fn_billing"] == orders.columns["queue_billing_dlq"] == 4
+    # The image function writes into the bucket that feeds it: that loop does not push
+    # the bucket to the right of the function.
+    assert (
+        media.columns["bucket_media"] < media.columns["queue_images"] < media.columns["fn_images"]
+    )
+    assert {n.id for n in orders.nodes}.isdisjoint({n.id for n in media.nodes})
+    every = {n.id for n in graph(TOPOLOGY).nodes}
+    assert {n.id for n in orders.nodes} | {n.id for n in media.nodes} == every
 
 
 def test_both_timestamp_formats_parse() -> None:

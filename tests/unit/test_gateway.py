@@ -100,3 +100,28 @@ def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() ->
             assert len(seen) == 1, "an oversized body never reaches the function"
     finally:
         gateway.stop()
+
+
+def test_a_starting_gateway_serves_its_own_pages_and_503s_the_rest_until_opened() -> None:
+    def served(method: str, target: str, headers: Any, body: bytes) -> HttpResponse:
+        return HttpResponse(200, str(len(body)).encode(), {"Content-Type": "text/plain"})
+
+    def echo(event: dict[str, Any]) -> Invocation:
+        return Invocation(result={"statusCode": 204, "body": ""})
+
+    gateway = Gateway(None, {"/console": served}, served_max_body=3 * MAX_BODY_BYTES)
+    gateway.start()
+    try:
+        with requests.Session() as http:
+            assert http.get(gateway.url + "/console").status_code == 200
+            starting = http.post(gateway.url + "/orders", data=b"{}")
+            assert (starting.status_code, starting.json()["error"]) == (503, "starting")
+            big = b"x" * (2 * MAX_BODY_BYTES)
+            assert http.post(gateway.url + "/console/api/uploads", data=big).text == str(len(big))
+            gateway.open({"/orders": echo}, {"/media/": served})
+            assert http.post(gateway.url + "/orders", data=b"{}").status_code == 204
+            assert http.post(gateway.url + "/orders", data=big).status_code == 413
+            assert http.get(gateway.url + "/media/x").status_code == 200
+            assert http.get(gateway.url + "/nowhere").status_code == 404
+    finally:
+        gateway.stop()

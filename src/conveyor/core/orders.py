@@ -125,5 +125,9 @@ def order_total(order: Order) -> Decimal:
 def archive_key(order: AcceptedOrder) -> str:
     """Where an order's JSON copy lives; a function of the order alone, so rewrites land
     on the same key."""
-    day = order.accepted_at.astimezone(UTC)
-    return f"archive/orders/{day:%Y/%m/%d}/{order.order_id}.json"
+    return archive_key_of(order.order_id, order.accepted_at)
+
+
+def archive_key_of(order_id: str, accepted_at: datetime) -> str:
+    day = accepted_at.astimezone(UTC)
+    return f"archive/orders/{day:%Y/%m/%d}/{order_id}.json"

@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler import ALBResolver, Response
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ValidationError
 
+from conveyor import metrics
 from conveyor.config import required
 from conveyor.core.signing import AuthenticationError, SignedRequest, verify
 from conveyor.core.validation import field_errors
@@ -166,31 +167,34 @@ def verified_json(
     return Verified(request_id, client_id, payload)
 
 
-def resolver(path: str, allowed: Sequence[str]) -> ALBResolver:
-    """An ALB resolver with the JSON 404/405/500 answers every endpoint gives."""
+def resolver(path: str, allowed: Sequence[str], rejected_metric: str) -> ALBResolver:
+    """An ALB resolver with the JSON 404/405/500 answers every endpoint gives; each
+    error answer counts one ``rejected_metric`` with its error code as the reason."""
     app = ALBResolver()
     other = [m for m in ("GET", "PUT", "PATCH", "DELETE", "POST", "HEAD") if m not in allowed]
 
+    def reject(exc: HttpError, headers: dict[str, str] | None = None) -> Response[str]:
+        metrics.count(rejected_metric, reason=exc.error)
+        return error_response(exc, headers)
+
     @app.route(path, method=other)
     def method_not_allowed() -> Response[str]:
-        return error_response(
+        return reject(
             HttpError(405, "method_not_allowed", f"use {', '.join(allowed)} on {path}"),
             {"Allow": ", ".join(allowed)},
         )
 
     @app.not_found
     def not_found(_: Exception) -> Response[str]:
-        return error_response(HttpError(404, "not_found", "no such route"))
+        return reject(HttpError(404, "not_found", "no such route"))
 
     @app.exception_handler(HttpError)  # type: ignore[untyped-decorator]
     def http_error(exc: HttpError) -> Response[str]:
-        return error_response(exc)
+        return reject(exc)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def unexpected(exc: Exception) -> Response[str]:
         logger.exception("unhandled error")
-        return error_response(
-            HttpError(500, "internal_error", "the request failed; it is safe to retry")
-        )
+        return reject(HttpError(500, "internal_error", "the request failed; it is safe to retry"))
 
     return app

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from conveyor import metrics
 from conveyor.aws import client, error_code
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, archive_key
@@ -46,9 +47,11 @@ def archive(record: SQSRecord) -> None:
             raise
         logger.info("order already archived; duplicate delivery", extra={"key": key})
         return
+    metrics.count(metrics.ORDERS_ARCHIVED)
     logger.info("order archived", extra={"order_id": order.order_id, "key": key})
 
 
+@metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=archive, processor=processor, context=context

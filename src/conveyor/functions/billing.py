@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor import orders_table
+from conveyor import metrics, orders_table
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.orders import AcceptedOrder, order_total
@@ -32,11 +32,13 @@ def bill(record: SQSRecord) -> None:
         return
     item = orders_table.billed_item(order, order_total(order), datetime.now(UTC))
     if orders_table.put_new(client("dynamodb"), required("ORDERS_TABLE"), item):
+        metrics.count(metrics.ORDERS_BILLED)
         logger.info("order billed", extra={"order_id": order.order_id, "total": str(item["total"])})
     else:
         logger.info("order already billed; duplicate delivery", extra={"order_id": order.order_id})
 
 
+@metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=bill, processor=processor, context=context

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ValidationError
 
+from conveyor import metrics
 from conveyor.aws import client
 from conveyor.config import required
 
@@ -41,6 +42,7 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
         MessageBody=record.body,
         MessageAttributes=attributes,
     )
+    metrics.count(metrics.MESSAGES_DEAD_LETTERED)
     logger.error(
         "message rejected permanently",
         extra={"message_id": record.message_id, "reason": reason},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -32,7 +33,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor import images_table
+from conveyor import images_table, metrics
 from conveyor.aws import client, error_code
 from conveyor.config import required
 from conveyor.core import imaging
@@ -174,6 +175,7 @@ def _process(
 ) -> dict[str, Any]:
     table, dynamodb, s3 = required("IMAGES_TABLE"), client("dynamodb"), client("s3")
     started = datetime.now(UTC)
+    clock = time.perf_counter()
     content_type, size = "", 0
     metadata: dict[str, str] = {}
     try:
@@ -190,7 +192,7 @@ def _process(
             "image rejected",
             extra={"image_id": upload_id, "reason": rejected.code, "detail": rejected.detail},
         )
-        return images_table.finish(
+        failed = images_table.finish(
             dynamodb,
             table,
             upload_id,
@@ -206,6 +208,8 @@ def _process(
             },
             datetime.now(UTC),
         )
+        metrics.count(metrics.IMAGES_FAILED, reason=rejected.code)
+        return failed
 
     variants = {}
     for variant in rendition.variants:
@@ -246,6 +250,8 @@ def _process(
         },
         finished,
     )
+    metrics.count(metrics.IMAGES_PROCESSED)
+    metrics.milliseconds(metrics.IMAGE_PROCESSING_TIME, (time.perf_counter() - clock) * 1000)
     logger.info("image processed", extra={"image_id": upload_id, "variants": len(variants)})
     return item
 
@@ -276,6 +282,7 @@ def handle(record: SQSRecord) -> None:
         )
 
 
+@metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=handle, processor=processor, context=context

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from conveyor import metrics
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, UploadRequest, upload_key
@@ -27,7 +28,7 @@ from conveyor.functions.alb import (
 MAX_BODY_BYTES = 4 * 1024
 
 logger = Logger()
-app = resolver("/uploads", allowed=("POST",))
+app = resolver("/uploads", allowed=("POST",), rejected_metric=metrics.UPLOADS_REJECTED)
 
 
 @app.post("/uploads")
@@ -58,6 +59,7 @@ def create_upload() -> Response[str]:
         ],
         ExpiresIn=PRESIGN_EXPIRES_S,
     )
+    metrics.count(metrics.UPLOADS_PRESIGNED)
     logger.info("upload presigned", extra={"upload_id": upload_id, "client_id": client_id})
     return json_response(
         200,
@@ -71,5 +73,6 @@ def create_upload() -> Response[str]:
     )
 
 
+@metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

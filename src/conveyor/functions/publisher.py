@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from conveyor import metrics
 from conveyor.aws import client
 from conveyor.config import required
 from conveyor.core.orders import EVENT_ORDER_ACCEPTED, Order, accept
@@ -28,7 +29,7 @@ from conveyor.functions.alb import (
 MAX_BODY_BYTES = 64 * 1024
 
 logger = Logger()
-app = resolver("/orders", allowed=("POST",))
+app = resolver("/orders", allowed=("POST",), rejected_metric=metrics.ORDERS_REJECTED)
 
 
 @app.post("/orders")
@@ -68,9 +69,11 @@ def create_order() -> Response[str]:
             "the order was not accepted; retry with the same order_id",
             order_id=accepted.order_id,
         ) from exc
+    metrics.count(metrics.ORDERS_ACCEPTED)
     logger.info("order accepted", extra={"order_id": accepted.order_id, "client_id": client_id})
     return json_response(202, {"order_id": accepted.order_id, "status": "accepted"}, headers)
 
 
+@metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -64,6 +64,10 @@ class Emulator:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         if self._process is None:
             return

@@ -85,14 +85,19 @@ def from_alb_response(invocation: Invocation) -> HttpResponse:
 class Gateway:
     def __init__(
         self,
-        functions: Mapping[str, Invoke],
+        functions: Mapping[str, Invoke] | None,
         served: Mapping[str, Handler] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        served_max_body: int = MAX_BODY_BYTES,
     ) -> None:
-        """``functions``: exact path -> function; ``served``: path prefix -> handler."""
-        self.functions = dict(functions)
+        """``functions``: exact path -> function; ``served``: path prefix -> handler.
+
+        A gateway made with ``functions=None`` is starting: it serves ``served`` and
+        answers 503 to everything else until ``open`` gives it the functions."""
+        self.functions = dict(functions) if functions is not None else None
         self.served = dict(served or {})
+        self.served_max_body = served_max_body
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -101,6 +106,18 @@ class Gateway:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def open(self, functions: Mapping[str, Invoke], served: Mapping[str, Handler]) -> None:
+        self.served = {**self.served, **served}  # replaced whole: requests may be reading it
+        self.functions = dict(functions)
+
+    def max_body(self, target: str) -> int:
+        """ALB's limit for function routes; ``served_max_body`` for the gateway's own."""
+        path = urlsplit(target).path
+        if self.functions is not None and path in self.functions:
+            return MAX_BODY_BYTES
+        served = any(path.startswith(prefix) for prefix in self.served)
+        return self.served_max_body if served else MAX_BODY_BYTES
 
     def dispatch(
         self,
@@ -111,12 +128,14 @@ class Gateway:
         client_ip: str = "127.0.0.1",
     ) -> HttpResponse:
         path = urlsplit(target).path
-        invoke = self.functions.get(path)
+        invoke = self.functions.get(path) if self.functions is not None else None
         if invoke is not None:
             return from_alb_response(invoke(alb_event(method, target, headers, body, client_ip)))
         for prefix, handler in self.served.items():
             if path.startswith(prefix):
                 return handler(method, target, headers, body)
+        if self.functions is None:
+            return json_error(503, "starting", "the local stack is starting; retry shortly")
         return json_error(404, "not_found", f"no route for {path}")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -147,10 +166,11 @@ class Gateway:
                 except ValueError:
                     self.close_connection = True
                     return json_error(400, "bad_request", "Content-Length is not a number")
-                if length < 0 or length > MAX_BODY_BYTES:
+                limit = gateway.max_body(self.path)
+                if length < 0 or length > limit:
                     self.close_connection = True
                     return json_error(
-                        413, "payload_too_large", f"bodies over {MAX_BODY_BYTES} bytes are refused"
+                        413, "payload_too_large", f"bodies over {limit} bytes are refused"
                     )
                 body = self.rfile.read(length) if length else b""
                 try:

@@ -1,8 +1,9 @@
 """``conveyor up``: the whole system on one machine, built from the topology.
 
-Start order: emulator, resources, dev credentials, one worker pool per function, one
-poller per SQS trigger, the gateway. Stop order is the reverse, and every child process
-ends with it.
+Start order: the gateway (serving the console, which says the stack is starting, and
+503 to the API), the emulator, resources, dev credentials, one worker pool per function,
+the metrics reader, one poller per SQS trigger, then the gateway opens the API. Stop
+order is the reverse, and every child process ends with it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from conveyor import openapi
-from conveyor.local import chaos, logs
+from conveyor.core.media import MAX_UPLOAD_BYTES
+from conveyor.local import chaos, emf, logs
 from conveyor.local.chaos import FaultPlan
+from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
 from conveyor.local.gateway import Gateway, HttpResponse
@@ -109,6 +113,10 @@ class LocalRuntime:
         self.info: RuntimeInfo | None = None
         self.credentials: Credentials | None = None
         self.credentials_path: Path | None = None
+        self.metrics = emf.MetricTotals()
+        self._clients: EmulatorClients | None = None
+        self.phase = "stopped"
+        self.phase_detail = ""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -123,9 +131,28 @@ class LocalRuntime:
             self.stop()
             raise
 
-    def _start(self, progress: Progress) -> RuntimeInfo:
+    def _start(self, report: Progress) -> RuntimeInfo:
+        def progress(message: str) -> None:
+            self.phase_detail = message
+            report(message)
+
+        self.phase = "starting"
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
         self._log_handler = logs.attach(self.logs_dir / "runtime.log")
+        try:
+            self.gateway = Gateway(
+                None,
+                {CONSOLE_PATH: Console(self), OPENAPI_PATH: openapi_handler},
+                host=self.options.host,
+                port=self.options.port,
+                served_max_body=MAX_UPLOAD_BYTES + 64 * 1024,
+            )
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot listen on {self.options.host}:{self.options.port} ({exc.strerror}); "
+                "pass another --port"
+            ) from exc
+        self.gateway.start()
         endpoint = self.options.endpoint_url
         if endpoint:
             progress(f"using the emulator at {endpoint}")
@@ -134,6 +161,7 @@ class LocalRuntime:
             self.emulator = Emulator(self.logs_dir / "emulator.log")
             endpoint = self.emulator.start()
         clients = EmulatorClients(endpoint)
+        self._clients = clients
 
         progress("provisioning topics, queues, table, bucket and secrets")
         resources = Provisioner(self.topology, clients).run()
@@ -148,6 +176,13 @@ class LocalRuntime:
             self.pools[function.name] = FunctionPool(function, env, self.logs_dir)
         with ThreadPoolExecutor(max_workers=len(self.pools)) as starter:
             list(starter.map(lambda pool: pool.start(), self.pools.values()))
+        self._run(
+            "metrics",
+            emf.collect,
+            emf.LogFollower(pool.spec.log_path for pool in self.pools.values()),
+            self.metrics,
+            self._stop,
+        )
 
         for function, trigger in pollers(self.topology):
             for index in range(function.concurrency):
@@ -162,34 +197,7 @@ class LocalRuntime:
                     duplicate_rate=self.faults.duplicate_rate if self.faults else 0.0,
                 )
                 self.pollers.append(poller)
-                thread = threading.Thread(
-                    target=poller.run,
-                    args=(self._stop,),
-                    name=f"poller-{function.name}-{index}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
-
-        try:
-            self.gateway = Gateway(
-                {
-                    path: self.pools[name].invoke
-                    for path, name in gateway_routes(self.topology).items()
-                },
-                {
-                    MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET]),
-                    OPENAPI_PATH: openapi_handler,
-                },
-                host=self.options.host,
-                port=self.options.port,
-            )
-        except OSError as exc:
-            raise RuntimeError(
-                f"cannot listen on {self.options.host}:{self.options.port} ({exc.strerror}); "
-                "pass another --port"
-            ) from exc
-        self.gateway.start()
+                self._run(f"poller-{function.name}-{index}", poller.run, self._stop)
 
         self.credentials = Credentials(client_id, secret, self.gateway.url)
         self.credentials_path = self.credentials.save(self.options.state_dir)
@@ -201,9 +209,32 @@ class LocalRuntime:
             resources=resources,
         )
         self.info.save(self.options.state_dir)
+        self.gateway.open(
+            {path: self.pools[name].invoke for path, name in gateway_routes(self.topology).items()},
+            {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])},
+        )
+        self.phase, self.phase_detail = "running", ""
         return self.info
 
+    def _run(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def clients(self, service: str) -> Any:
+        """A client for the emulator this runtime uses (once it has started one)."""
+        if self._clients is None:
+            raise RuntimeError("the emulator is not started yet")
+        return self._clients(service)
+
+    def emulator_problem(self) -> str | None:
+        """Why the emulator this runtime started cannot answer, if it cannot."""
+        if self.emulator is not None and not self.emulator.running:
+            return "the AWS emulator process has exited; restart `conveyor up`"
+        return None
+
     def stop(self) -> None:
+        self.phase = "stopping"
         self._stop.set()
         if self.gateway:
             self.gateway.stop()
@@ -223,6 +254,7 @@ class LocalRuntime:
         if self._log_handler:
             logs.detach(self._log_handler)
             self._log_handler = None
+        self.phase = "stopped"
 
     def __enter__(self) -> LocalRuntime:
         self.start()

@@ -55,6 +55,16 @@ def count_objects(s3: Any, bucket: str, prefix: str) -> int:
     return sum(int(page.get("KeyCount", 0)) for page in pages)
 
 
+def runtime_overview(gateway_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """What only the runtime knows: function invocations and the EMF metric totals."""
+    import requests
+
+    response = requests.get(f"{gateway_url}/console/api/overview", timeout=timeout_s)
+    response.raise_for_status()
+    overview: dict[str, Any] = response.json()
+    return overview
+
+
 def read_status(clients: Any, resources: Resources, topology: Topology) -> Status:
     sqs = clients("sqs")
     depths = []

@@ -243,6 +243,10 @@ class FunctionPool:
             self._workers.append(fresh)
         self._idle.put(fresh)
 
+    def alive(self) -> int:
+        with self._lock:
+            return sum(worker.alive for worker in self._workers)
+
     def pids(self) -> list[int]:
         with self._lock:
             return [w.process.pid for w in self._workers if w.process.pid is not None]

@@ -1,0 +1,375 @@
+"""``/console``: the local web console and the small JSON API behind it.
+
+The page is plain HTML, CSS and JavaScript from ``console_assets/``; everything it shows
+comes from ``/console/api/...``, read from the runtime (function stats, EMF totals) and
+the emulator (queues, tables, dead letters). The helpers that act (send an order, upload
+an image, redrive a DLQ) sign with the dev credentials, so they are only mounted when
+the gateway listens on loopback, and every request must name this gateway as its host
+(a page elsewhere cannot reach them through DNS rebinding) and, when a browser says
+where it comes from, come from this page's own origin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from conveyor import diagram, images_table, orders_table
+from conveyor.aws import error_code
+from conveyor.client import ConveyorClient, UploadError
+from conveyor.core.orders import archive_key_of
+from conveyor.dynamo import newest_in_status
+from conveyor.local.gateway import HttpResponse, json_error
+from conveyor.local.status import queue_depth
+from conveyor.redrive import dead_letters, redrive_queue
+from conveyor.topology import ARCHIVE_BUCKET, IMAGES_TABLE, ORDERS_TABLE
+
+if TYPE_CHECKING:
+    from conveyor.local.runtime import LocalRuntime
+
+log = logging.getLogger(__name__)
+
+CONSOLE_PATH = "/console"
+API = f"{CONSOLE_PATH}/api/"
+RECENT = 12
+DEAD_LETTERS_SHOWN = 20
+_ASSETS = {
+    "": ("index.html", "text/html; charset=utf-8"),
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console.css": ("console.css", "text/css; charset=utf-8"),
+    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+}
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+
+
+def _json(payload: Any, status: int = 200) -> HttpResponse:
+    body = json.dumps(payload, default=_plain, separators=(",", ":")).encode()
+    return HttpResponse(status, body, {"Content-Type": "application/json", **_SECURITY_HEADERS})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Console:
+    """The console's routes, bound to one running (or starting) local runtime."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+        self.actions = is_loopback(runtime.options.host)
+        self._dead_letters = threading.Lock()  # a peek must not hide what a redrive moves
+        self._routes: dict[tuple[str, str], Callable[[Mapping[str, str], bytes], HttpResponse]]
+        self._routes = {
+            ("GET", "overview"): lambda h, b: self.overview(),
+            ("GET", "pipelines"): lambda h, b: self.pipelines(),
+            ("GET", "orders"): lambda h, b: self.orders(),
+            ("GET", "images"): lambda h, b: self.images(),
+            ("GET", "dead-letters"): lambda h, b: self.dead_letters(),
+        }
+        if self.actions:
+            self._routes |= {
+                ("POST", "orders"): self.send_order,
+                ("POST", "uploads"): self.upload,
+                ("POST", "redrive"): self.redrive,
+            }
+
+    # -- dispatch -------------------------------------------------------------------
+
+    def __call__(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpResponse:
+        refused = self._refused(method, headers)
+        if refused is not None:
+            return refused
+        path = urlsplit(target).path
+        if not path.startswith(API):
+            return self._asset(method, path.removeprefix(CONSOLE_PATH))
+        name = path.removeprefix(API)
+        route = self._routes.get((method, name))
+        if route is None:
+            return self._no_route(name)
+        if self.runtime.info is None and name != "overview":
+            return json_error(503, "starting", "the local stack is starting; retry shortly")
+        try:
+            return route(headers, body)
+        except Exception as exc:
+            log.exception("console %s %s failed", method, name)
+            return json_error(503, "unavailable", f"the local stack did not answer: {exc}")
+
+    def _no_route(self, name: str) -> HttpResponse:
+        allowed = sorted(m for m, n in self._routes if n == name)
+        if not allowed:
+            return json_error(404, "not_found", f"no console API {name!r}")
+        answer = json_error(405, "method_not_allowed", f"use {', '.join(allowed)}")
+        return HttpResponse(405, answer.body, {**answer.headers, "Allow": ", ".join(allowed)})
+
+    def _refused(self, method: str, headers: Mapping[str, str]) -> HttpResponse | None:
+        host = headers.get("host", "")
+        gateway = self.runtime.gateway
+        port = gateway.url.rsplit(":", 1)[1] if gateway else ""
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            return json_error(421, "wrong_host", "the console answers only to its own address")
+        origin = headers.get("origin")
+        if method not in ("GET", "HEAD") and origin is not None and origin != f"http://{host}":
+            return json_error(403, "cross_origin", "the console acts only for its own page")
+        if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return json_error(403, "cross_origin", "the console acts only for its own page")
+        return None
+
+    def _asset(self, method: str, name: str) -> HttpResponse:
+        if method not in ("GET", "HEAD"):
+            return json_error(405, "method_not_allowed", "use GET")
+        if name not in _ASSETS:
+            return json_error(404, "not_found", f"no console page {name!r}")
+        filename, content_type = _ASSETS[name]
+        data = resources.files("conveyor.local").joinpath("console_assets", filename).read_bytes()
+        return HttpResponse(200, data, {"Content-Type": content_type, **_SECURITY_HEADERS})
+
+    # -- reads ----------------------------------------------------------------------
+
+    def pipelines(self) -> HttpResponse:
+        parts = diagram.pipelines(diagram.graph(self.runtime.topology))
+        return _json(
+            [
+                {
+                    "title": part.title,
+                    "nodes": [{**asdict(n), "column": part.columns[n.id]} for n in part.nodes],
+                    "edges": [asdict(e) for e in part.edges],
+                }
+                for part in parts
+            ]
+        )
+
+    def overview(self) -> HttpResponse:
+        runtime = self.runtime
+        info = runtime.info
+        payload: dict[str, Any] = {
+            "phase": runtime.phase,
+            "detail": runtime.phase_detail,
+            "actions": self.actions,
+            "problems": [],
+            "functions": {},
+            "queues": {},
+            "metrics": runtime.metrics.snapshot(),
+        }
+        for name, pool in list(runtime.pools.items()):
+            stats = pool.stats
+            alive = pool.alive()
+            payload["functions"][name] = {
+                "invocations": stats.invocations,
+                "errors": stats.errors,
+                "last_duration_ms": round(stats.last_duration_ms, 1),
+                "workers": alive,
+                "concurrency": pool.function.concurrency,
+            }
+            if info is not None and alive < pool.function.concurrency:
+                payload["problems"].append(
+                    f"function {name}: {alive} of {pool.function.concurrency} workers running "
+                    "(a worker is being replaced)"
+                )
+        if info is None:
+            return _json(payload)
+        problem = runtime.emulator_problem()
+        if problem:
+            payload["problems"].append(problem)
+            return _json(payload)
+        sqs = runtime.clients("sqs")
+        try:
+            for name, url in info.resources.queues.items():
+                visible, in_flight = queue_depth(sqs, url)
+                payload["queues"][name] = {"visible": visible, "in_flight": in_flight}
+        except Exception as exc:
+            payload["problems"].append(f"the AWS emulator did not answer: {exc}")
+        return _json(payload)
+
+    def orders(self) -> HttpResponse:
+        info = self.runtime.info
+        assert info is not None
+        dynamodb, s3 = self.runtime.clients("dynamodb"), self.runtime.clients("s3")
+        bucket = info.resources.buckets[ARCHIVE_BUCKET]
+        rows = []
+        for item in newest_in_status(
+            dynamodb, info.resources.tables[ORDERS_TABLE], orders_table.STATUS_BILLED, RECENT
+        ):
+            key = archive_key_of(item["order_id"], datetime.fromisoformat(item["accepted_at"]))
+            rows.append(
+                {
+                    "order_id": item["order_id"],
+                    "customer_id": item["customer_id"],
+                    "total": item["total"],
+                    "currency": item["currency"],
+                    "status": item["status"],
+                    "billed_at": item.get("billed_at"),
+                    "archive_key": key,
+                    "archived": _exists(s3, bucket, key),
+                    "correlation_id": item.get("correlation_id"),
+                }
+            )
+        return _json(rows)
+
+    def images(self) -> HttpResponse:
+        info = self.runtime.info
+        assert info is not None
+        dynamodb, table = self.runtime.clients("dynamodb"), info.resources.tables[IMAGES_TABLE]
+        found = [
+            item
+            for status in (images_table.PROCESSING, images_table.PROCESSED, images_table.FAILED)
+            for item in newest_in_status(dynamodb, table, status, RECENT)
+        ]
+        found.sort(key=lambda item: str(item.get("updated_at", "")), reverse=True)
+        rows = []
+        for item in found[:RECENT]:
+            variants = item.get("variants") or {}
+            rows.append(
+                {
+                    "image_id": item["image_id"],
+                    "status": item["status"],
+                    "filename": item.get("original_filename", ""),
+                    "width": item.get("width"),
+                    "height": item.get("height"),
+                    "reason": item.get("reason"),
+                    "updated_at": item.get("updated_at"),
+                    "variants": {
+                        label: {
+                            "url": f"/media/{v['key']}",
+                            "width": v["width"],
+                            "height": v["height"],
+                            "bytes": v["bytes"],
+                        }
+                        for label, v in sorted(variants.items(), key=lambda kv: -kv[1]["width"])
+                    },
+                }
+            )
+        return _json(rows)
+
+    def dead_letters(self) -> HttpResponse:
+        info = self.runtime.info
+        assert info is not None
+        sqs = self.runtime.clients("sqs")
+        logs = sorted(self.runtime.logs_dir.glob("*.log"))
+        queues = []
+        with self._dead_letters:
+            for queue in self.runtime.topology.queues:
+                letters = dead_letters(
+                    sqs, info.resources.queues[queue.dlq_name], logs, limit=DEAD_LETTERS_SHOWN
+                )
+                visible, in_flight = queue_depth(sqs, info.resources.queues[queue.dlq_name])
+                queues.append(
+                    {
+                        "queue": queue.name,
+                        "dlq": queue.dlq_name,
+                        "depth": visible + in_flight,
+                        "messages": [asdict(letter) for letter in letters],
+                    }
+                )
+        return _json(queues)
+
+    # -- actions --------------------------------------------------------------------
+
+    def _client(self) -> ConveyorClient:
+        credentials = self.runtime.credentials
+        assert credentials is not None
+        return ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+
+    def send_order(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        if not headers.get("content-type", "").startswith("application/json"):
+            return json_error(415, "unsupported_media_type", "send the order as application/json")
+        try:
+            order = json.loads(body)
+        except ValueError:
+            return json_error(400, "invalid_json", "the body is not JSON")
+        client = self._client()
+        try:
+            answer = client.send_order(order)
+        finally:
+            client.close()
+        return _relayed(answer.status_code, answer.text)
+
+    def upload(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in _UPLOAD_TYPES:
+            return json_error(
+                415,
+                "unsupported_media_type",
+                f"send the image as one of {', '.join(_UPLOAD_TYPES)}",
+            )
+        if not body:
+            return json_error(400, "empty_upload", "the image is empty")
+        filename = unquote(headers.get("x-filename", "")) or "upload"
+        client = self._client()
+        try:
+            upload_id = client.upload_bytes(filename, body, content_type)
+        except UploadError as exc:
+            return _relayed(exc.status, exc.detail)
+        finally:
+            client.close()
+        return _relayed(202, json.dumps({"upload_id": upload_id, "size": len(body)}))
+
+    def redrive(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        if not headers.get("content-type", "").startswith("application/json"):
+            return json_error(415, "unsupported_media_type", 'send {"queue": ...} as JSON')
+        try:
+            queue = json.loads(body).get("queue")
+        except (ValueError, AttributeError):
+            return json_error(400, "invalid_json", 'send {"queue": "<name>"}')
+        known = [q.name for q in self.runtime.topology.queues]
+        if queue not in known:
+            return json_error(400, "unknown_queue", f"the queues are {', '.join(known)}")
+        info = self.runtime.info
+        assert info is not None
+        with self._dead_letters:
+            result = redrive_queue(
+                self.runtime.clients("sqs"), info.resources, self.runtime.options.state_dir, queue
+            )
+        return _json({"queue": queue, **asdict(result)})
+
+
+def _relayed(status: int, text: str) -> HttpResponse:
+    """The pipeline's own answer, refusals included, inside a 200: the helper did its job,
+    and the page shows the reason (a 4xx here would be a browser console error)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = {"error": "not_json", "reason": text[:300]}
+    return _json({"status": status, "answer": answer})
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -1,0 +1,514 @@
+// The Conveyor local console: polls /console/api/* and draws what the stack holds.
+// Plain DOM code, no build step. Everything from the server goes in as text, never as
+// markup: customer ids and file names are user input.
+"use strict";
+
+const API = "/console/api/";
+const FAST_MS = 1000;
+const SLOW_MS = 2000;
+
+const state = { phase: "connecting", actions: false, pipelines: null, redriven: {} };
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) {
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, payload) {
+    super((payload && payload.reason) || `HTTP ${status}`);
+    this.status = status;
+    this.payload = payload || {};
+  }
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(API + path, { cache: "no-store", ...options });
+  const text = await response.text();
+  let payload = null;
+  try {
+    payload = text ? JSON.parse(text) : null;
+  } catch (_) {
+    payload = { reason: text.slice(0, 200) };
+  }
+  if (!response.ok) throw new ApiError(response.status, payload);
+  return payload;
+}
+
+// The order and upload helpers relay the pipeline's answer as {status, answer}.
+function relayed(reply) {
+  if (reply.status >= 400) throw new ApiError(reply.status, reply.answer);
+  return reply.answer;
+}
+
+function postJson(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function clock(iso) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString();
+}
+
+// -- status banner ------------------------------------------------------------------
+
+function showPhase(phase, detail, problems) {
+  const pill = document.getElementById("phase");
+  pill.textContent = phase;
+  pill.className = `pill ${phase}`;
+  const banner = document.getElementById("banner");
+  let message = "";
+  let bad = false;
+  if (phase === "down") {
+    message = `The console cannot reach the local stack (${detail}). Is \`conveyor up\` still running? Retrying every ${FAST_MS / 1000} s…`;
+    bad = true;
+  } else if (phase === "starting") {
+    message = `The local stack is starting${detail ? `: ${detail}` : ""}. This page fills in when it is ready.`;
+  } else if (phase === "stopping" || phase === "stopped") {
+    message = "The local stack is shutting down.";
+    bad = true;
+  } else if (problems.length) {
+    message = problems.join(" · ");
+    bad = true;
+  }
+  banner.hidden = !message;
+  banner.textContent = message;
+  banner.className = bad ? "banner bad" : "banner";
+  document.getElementById("updated").textContent =
+    phase === "down" ? "" : `updated ${new Date().toLocaleTimeString()}`;
+}
+
+// -- pipelines diagram --------------------------------------------------------------
+
+function renderPipelines(pipelines) {
+  const root = document.getElementById("pipelines");
+  root.replaceChildren();
+  for (const pipeline of pipelines) {
+    const lanes = el("div", { class: "lanes" });
+    const columns = Math.max(...pipeline.nodes.map((n) => n.column)) + 1;
+    const laneNodes = [];
+    for (let i = 0; i < columns; i += 1) {
+      const lane = el("div", { class: "lane" });
+      laneNodes.push(lane);
+      lanes.append(lane);
+    }
+    for (const node of pipeline.nodes) {
+      laneNodes[node.column].append(
+        el(
+          "div",
+          {
+            class: `node kind-${node.kind}`,
+            id: `node-${node.id}`,
+            "data-kind": node.kind,
+            "data-name": node.name,
+            "data-column": node.column,
+          },
+          el("div", { class: "label", text: node.label }),
+          el("div", { class: "stats" }),
+        ),
+      );
+    }
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "edges");
+    svg.setAttribute("aria-hidden", "true");
+    lanes.prepend(svg);
+    const section = el("div", { class: "pipeline" }, el("h3", { text: pipeline.title }), lanes);
+    section.dataset.edges = JSON.stringify(pipeline.edges);
+    root.append(section);
+  }
+  drawEdges();
+}
+
+function drawEdges() {
+  for (const section of document.querySelectorAll(".pipeline")) {
+    const lanes = section.querySelector(".lanes");
+    const svg = lanes.querySelector("svg.edges");
+    const origin = lanes.getBoundingClientRect();
+    svg.setAttribute("width", String(lanes.scrollWidth));
+    svg.setAttribute("height", String(lanes.scrollHeight));
+    svg.replaceChildren();
+    for (const edge of JSON.parse(section.dataset.edges)) {
+      const from = document.getElementById(`node-${edge.source}`);
+      const to = document.getElementById(`node-${edge.target}`);
+      if (!from || !to) continue;
+      const a = from.getBoundingClientRect();
+      const b = to.getBoundingClientRect();
+      const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      let d;
+      if (Number(to.dataset.column) > Number(from.dataset.column)) {
+        if (b.left > a.right) {
+          const x1 = a.right - origin.left;
+          const y1 = a.top + a.height / 2 - origin.top;
+          const x2 = b.left - origin.left;
+          const y2 = b.top + b.height / 2 - origin.top;
+          const bend = (x2 - x1) / 2;
+          d = `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`;
+        } else {
+          // Narrow windows stack the columns: edges run downwards.
+          const x1 = a.left + a.width / 2 - origin.left;
+          const y1 = a.bottom - origin.top;
+          const x2 = b.left + b.width / 2 - origin.left;
+          const y2 = b.top - origin.top;
+          const bend = (y2 - y1) / 2;
+          d = `M${x1},${y1} C${x1},${y1 + bend} ${x2},${y2 - bend} ${x2},${y2}`;
+        }
+        path.setAttribute("class", edge.dead_letter ? "dead" : "");
+      } else {
+        // An edge back to an earlier column (images write into the bucket they came from).
+        const x1 = a.left + a.width / 2 - origin.left;
+        const y1 = a.bottom - origin.top;
+        const x2 = b.left + b.width / 2 - origin.left;
+        const y2 = b.bottom - origin.top;
+        const low = Math.max(y1, y2) + 18;
+        d = `M${x1},${y1} C${x1},${low} ${x2},${low} ${x2},${y2}`;
+        path.setAttribute("class", "back");
+      }
+      path.setAttribute("d", d);
+      svg.append(path);
+    }
+  }
+}
+
+function setStats(id, text, classes = {}) {
+  const node = document.getElementById(`node-${id}`);
+  if (!node) return;
+  node.querySelector(".stats").textContent = text;
+  for (const [name, on] of Object.entries(classes)) node.classList.toggle(name, on);
+}
+
+function updateNodes(overview) {
+  for (const [name, fn] of Object.entries(overview.functions)) {
+    const last = fn.invocations ? ` · last ${fn.last_duration_ms} ms` : "";
+    setStats(`fn_${name.replaceAll("-", "_")}`, `${fn.invocations} inv · ${fn.errors} err${last}`, {
+      erring: fn.errors > 0,
+    });
+  }
+  for (const [name, depth] of Object.entries(overview.queues)) {
+    const id = `queue_${name.replaceAll("-", "_")}`;
+    if (name.endsWith("-dlq")) {
+      const count = depth.visible + depth.in_flight;
+      setStats(id, `${count} dead letter${count === 1 ? "" : "s"}`, { alert: count > 0 });
+    } else {
+      setStats(id, `${depth.visible} visible · ${depth.in_flight} in flight`);
+    }
+  }
+}
+
+// -- metrics ------------------------------------------------------------------------
+
+function renderMetrics(series) {
+  const root = document.getElementById("metrics");
+  if (!series.length) {
+    root.replaceChildren(el("p", { class: "muted", text: "No metrics yet." }));
+    return;
+  }
+  const byName = new Map();
+  for (const s of series) {
+    if (!byName.has(s.name)) byName.set(s.name, []);
+    byName.get(s.name).push(s);
+  }
+  const cards = [];
+  for (const [name, all] of byName) {
+    const unit = all[0].unit;
+    let value;
+    let detail = null;
+    if (unit === "Milliseconds") {
+      const samples = all.reduce((n, s) => n + s.samples, 0);
+      const sum = all.reduce((n, s) => n + s.sum, 0);
+      const max = Math.max(...all.map((s) => s.max));
+      value = `${(sum / samples).toFixed(0)} ms`;
+      detail = el("ul", {}, el("li", { text: `${samples} samples, max ${max.toFixed(0)} ms` }));
+    } else {
+      value = String(all.reduce((n, s) => n + s.sum, 0));
+      const reasons = all.filter((s) => s.dimensions.reason);
+      if (reasons.length) {
+        detail = el(
+          "ul",
+          {},
+          ...reasons.map((s) => el("li", { text: `${s.dimensions.reason}: ${s.sum}` })),
+        );
+      }
+    }
+    cards.push(
+      el(
+        "div",
+        { class: "metric", "data-metric": name },
+        el("div", { class: "value", text: value }),
+        el("div", { class: "name", text: name }),
+        detail,
+      ),
+    );
+  }
+  root.replaceChildren(el("div", { class: "metrics" }, ...cards));
+}
+
+// -- orders, images, dead letters ---------------------------------------------------
+
+function renderOrders(rows) {
+  const body = document.querySelector("#orders tbody");
+  if (!rows.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No orders billed yet." })));
+    return;
+  }
+  body.replaceChildren(
+    ...rows.map((row) =>
+      el(
+        "tr",
+        { "data-order-id": row.order_id },
+        el("td", {}, el("span", { class: "mono", text: row.order_id })),
+        el("td", { text: row.customer_id }),
+        el("td", { class: "num", text: `${row.total} ${row.currency}` }),
+        el("td", {}, el("span", { class: `status ${row.status}`, text: row.status })),
+        el("td", { text: clock(row.billed_at) }),
+        el(
+          "td",
+          {},
+          el("span", { class: "mono", text: row.archive_key }),
+          row.archived ? null : el("span", { class: "muted", text: " (not yet)" }),
+        ),
+      ),
+    ),
+  );
+}
+
+function renderImages(rows) {
+  const root = document.getElementById("images");
+  if (!rows.length) {
+    root.replaceChildren(el("p", { class: "muted", text: "No images yet." }));
+    return;
+  }
+  root.replaceChildren(
+    ...rows.map((row) => {
+      const labels = Object.keys(row.variants);
+      const thumb = labels.length ? row.variants[labels[labels.length - 1]] : null;
+      const picture = thumb
+        ? el("img", { src: thumb.url, alt: `${row.filename} thumbnail`, width: 150, height: 150 })
+        : el("div", {
+            class: "placeholder",
+            text: row.status === "failed" ? `rejected: ${row.reason}` : "processing…",
+          });
+      return el(
+        "div",
+        { class: "card", "data-image-id": row.image_id, "data-status": row.status },
+        picture,
+        el("div", { class: "name", text: row.filename || row.image_id }),
+        el("div", {}, el("span", { class: `status ${row.status}`, text: row.status }),
+          row.width ? ` · ${row.width}×${row.height}` : ""),
+        el(
+          "div",
+          { class: "links" },
+          ...labels.map((label) => el("a", { href: row.variants[label].url, target: "_blank", rel: "noopener", text: label })),
+        ),
+      );
+    }),
+  );
+}
+
+function renderDeadLetters(queues) {
+  const root = document.getElementById("dead-letters");
+  root.replaceChildren(
+    ...queues.map((queue) => {
+      const button = el("button", {
+        type: "button",
+        class: "redrive",
+        "data-queue": queue.queue,
+        disabled: !state.actions || queue.depth === 0,
+        text: `Redrive to ${queue.queue}`,
+      });
+      button.addEventListener("click", () => redrive(queue.queue, button));
+      const heading = el(
+        "header",
+        {},
+        el("strong", { class: queue.depth ? "alert" : "", text: queue.dlq }),
+        el("span", { class: "muted", text: `${queue.depth} message${queue.depth === 1 ? "" : "s"}` }),
+        button,
+        el("span", {
+          class: `result ${state.redriven[queue.queue]?.ok ? "ok" : "bad"}`,
+          id: `redrive-${queue.queue}`,
+          text: state.redriven[queue.queue]?.text || "",
+        }),
+      );
+      const table = queue.messages.length
+        ? el(
+            "div",
+            { class: "scroll" },
+            el(
+              "table",
+              { class: "letters" },
+              el("thead", {}, el("tr", {}, ...["Message", "Receives", "Sent", "What", "Why it failed"].map((h) => el("th", { text: h })))),
+              el(
+                "tbody",
+                {},
+                ...queue.messages.map((m) =>
+                  el(
+                    "tr",
+                    { "data-message-id": m.message_id },
+                    el("td", {}, el("span", { class: "mono", text: m.message_id })),
+                    el("td", { class: "num", text: m.receive_count }),
+                    el("td", { text: clock(m.sent_at) }),
+                    el("td", { text: m.subject }),
+                    el("td", { text: m.reason }),
+                  ),
+                ),
+              ),
+            ),
+          )
+        : null;
+      return el("div", { class: "dlq", "data-dlq": queue.dlq }, heading, table);
+    }),
+  );
+}
+
+async function redrive(queue, button) {
+  button.disabled = true;
+  // Kept in state: the list is redrawn on every refresh.
+  try {
+    const moved = await postJson("redrive", { queue });
+    state.redriven[queue] = { ok: true, text: `moved ${moved.moved} back to ${queue}` };
+  } catch (error) {
+    state.redriven[queue] = { ok: false, text: `redrive failed: ${error.message}` };
+  }
+  await refreshSlow();
+}
+
+// -- forms --------------------------------------------------------------------------
+
+function wireForms() {
+  const orderForm = document.getElementById("order-form");
+  orderForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(orderForm);
+    const out = document.getElementById("order-result");
+    out.className = "result";
+    out.textContent = "sending…";
+    try {
+      const answer = relayed(await postJson("orders", {
+        customer_id: data.get("customer_id"),
+        currency: data.get("currency"),
+        items: [
+          { sku: data.get("sku"), quantity: Number(data.get("quantity")), unit_price: String(data.get("unit_price")) },
+        ],
+      }));
+      out.className = "result ok";
+      out.textContent = `accepted order ${answer.order_id}`;
+      out.dataset.orderId = answer.order_id;
+    } catch (error) {
+      const fields = (error.payload.fields || []).map((f) => `${f.field}: ${f.message}`).join("; ");
+      out.className = "result bad";
+      out.textContent = `refused (${error.status}): ${error.message}${fields ? ` — ${fields}` : ""}`;
+    }
+    refreshSlow();
+  });
+
+  const uploadForm = document.getElementById("upload-form");
+  uploadForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = uploadForm.elements.file.files[0];
+    const out = document.getElementById("upload-result");
+    if (!file) return;
+    out.className = "result";
+    out.textContent = `uploading ${file.name} (${Math.ceil(file.size / 1024)} KiB)…`;
+    try {
+      const answer = relayed(await api("uploads", {
+        method: "POST",
+        headers: { "Content-Type": file.type || "application/octet-stream", "X-Filename": encodeURIComponent(file.name) },
+        body: file,
+      }));
+      out.className = "result ok";
+      out.textContent = `uploaded as ${answer.upload_id}; the variants appear below when ready`;
+      out.dataset.uploadId = answer.upload_id;
+    } catch (error) {
+      out.className = "result bad";
+      out.textContent = `refused (${error.status}): ${error.message}`;
+    }
+    refreshSlow();
+  });
+}
+
+function enableActions(on) {
+  for (const button of document.querySelectorAll("form button")) button.disabled = !on;
+  if (!on) {
+    for (const id of ["order-result", "upload-result"]) {
+      const out = document.getElementById(id);
+      if (!out.textContent) out.textContent = "Sending is available only when the stack listens on 127.0.0.1.";
+    }
+  }
+}
+
+// -- polling ------------------------------------------------------------------------
+
+async function refreshFast() {
+  try {
+    const overview = await api("overview");
+    state.phase = overview.phase;
+    state.actions = overview.actions;
+    enableActions(overview.actions && overview.phase === "running");
+    showPhase(overview.phase, overview.detail, overview.problems);
+    if (overview.phase === "running" && !state.pipelines) {
+      state.pipelines = await api("pipelines");
+      renderPipelines(state.pipelines);
+    }
+    updateNodes(overview);
+    renderMetrics(overview.metrics);
+  } catch (error) {
+    state.phase = "down";
+    enableActions(false);
+    showPhase("down", error.message, []);
+  }
+}
+
+async function refreshSlow() {
+  if (state.phase !== "running") return;
+  const parts = [
+    ["orders", renderOrders],
+    ["images", renderImages],
+    ["dead-letters", renderDeadLetters],
+  ];
+  await Promise.all(
+    parts.map(async ([path, render]) => {
+      try {
+        render(await api(path));
+      } catch (error) {
+        if (error instanceof ApiError) showPhase(state.phase, "", [`${path}: ${error.message}`]);
+      }
+    }),
+  );
+}
+
+function every(ms, task) {
+  let running = false;
+  const tick = async () => {
+    if (running) return;
+    running = true;
+    try {
+      await task();
+    } finally {
+      running = false;
+    }
+  };
+  tick();
+  return setInterval(tick, ms);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wireForms();
+  every(FAST_MS, refreshFast);
+  every(SLOW_MS, refreshSlow);
+  window.addEventListener("resize", drawEdges);
+});

@@ -1,0 +1,306 @@
+"""The web console in a real headless Chromium (Debian's package, driven by Playwright)
+against a real local stack, and the console API's guards over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from conveyor.diagram import graph
+from conveyor.functions.consumer import FAILURE_REASON
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.topology import TOPOLOGY
+from tests import samples
+from tests.integration.conftest import eventually, start_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("console")]
+
+ARTIFACTS = Path(os.environ.get("CONVEYOR_TEST_ARTIFACTS", "test-artifacts"))
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    runtime = start_stack(tmp_path_factory.mktemp("console"))
+    yield runtime
+    runtime.stop()
+
+
+def console_url(runtime: LocalRuntime) -> str:
+    assert runtime.gateway is not None
+    return f"{runtime.gateway.url}/console"
+
+
+class Errors:
+    """Every console error and uncaught exception the page produced."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.seen.append(f"uncaught: {exc}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.seen.append(f"console: {message.text}")
+
+
+@pytest.fixture
+def page(browser: Browser, stack: LocalRuntime) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    errors = Errors(opened)
+    opened.goto(console_url(stack))
+    expect(opened.locator("#phase")).to_have_text("running", timeout=15_000)
+    yield opened
+    context.close()
+    assert errors.seen == [], "the console logged errors"
+
+
+def stats(page: Page, node: str) -> str:
+    return page.locator(f"#node-{node} .stats").inner_text()
+
+
+def invocations(page: Page, function: str) -> int:
+    text = stats(page, f"fn_{function}")
+    return int(text.split(" inv")[0]) if " inv" in text else 0
+
+
+def metric(page: Page, name: str) -> int:
+    card = page.locator(f'.metric[data-metric="{name}"] .value')
+    return int(card.inner_text()) if card.count() else 0
+
+
+def test_the_console_draws_both_pipelines_and_saves_screenshots(page: Page) -> None:
+    drawing = graph(TOPOLOGY)
+    expect(page.locator(".pipeline")).to_have_count(2)
+    expect(page.locator(".node")).to_have_count(len(drawing.nodes))
+    expect(page.locator(".pipeline svg.edges path")).to_have_count(len(drawing.edges))
+    expect(page.locator("#node-queue_billing .stats")).to_contain_text("visible")
+    expect(page.locator("#node-queue_billing_dlq .stats")).to_contain_text("dead letter")
+    expect(page.locator("#banner")).to_be_hidden()
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-1280x800.png"), full_page=True)
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 1280, "nothing sticks out sideways at 1280x800"
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)  # one relayout and edge redraw
+    narrow = page.evaluate("document.documentElement.scrollWidth")
+    assert narrow <= 390, f"the page scrolls sideways on a narrow window ({narrow}px)"
+    page.screenshot(path=str(ARTIFACTS / "console-narrow.png"), full_page=True)
+    assert (ARTIFACTS / "console-1280x800.png").stat().st_size > 10_000
+
+
+def test_an_order_sent_from_the_form_appears_and_moves_the_counters(page: Page) -> None:
+    before_invocations = invocations(page, "publisher")
+    before_billed = metric(page, "OrdersBilled")
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    page.fill('#order-form input[name="customer_id"]', customer)
+    page.fill('#order-form input[name="quantity"]', "3")
+    page.fill('#order-form input[name="unit_price"]', "4.10")
+    page.click("#order-form button")
+    expect(page.locator("#order-result")).to_contain_text("accepted order")
+    order_id = page.locator("#order-result").get_attribute("data-order-id")
+    assert order_id
+
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
+    expect(row).to_contain_text(customer, timeout=20_000)
+    expect(row).to_contain_text("12.30 EUR")
+    expect(row).to_contain_text("billed")
+    expect(row).to_contain_text(f"{order_id}.json")
+    page.wait_for_function(
+        "([id, n]) => Number(document.querySelector(id).textContent.split(' inv')[0]) > n",
+        arg=["#node-fn_publisher .stats", before_invocations],
+    )
+    expect(page.locator('.metric[data-metric="OrdersBilled"] .value')).not_to_have_text(
+        str(before_billed), timeout=10_000
+    )
+    assert metric(page, "OrdersAccepted") >= 1
+
+
+def test_an_order_the_publisher_refuses_shows_its_reason(page: Page) -> None:
+    page.fill('#order-form input[name="unit_price"]', "-1")
+    page.click("#order-form button")
+    result = page.locator("#order-result")
+    expect(result).to_contain_text("refused (400)")
+    expect(result).to_contain_text("unit_price")
+    expect(page.locator('.metric[data-metric="OrdersRejected"]')).to_contain_text(
+        "invalid_order", timeout=10_000
+    )
+
+
+def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: Page) -> None:
+    page.set_input_files("#upload-form input[type=file]", str(samples.PHOTOS["coffee.png"]))
+    page.click("#upload-form button")
+    expect(page.locator("#upload-result")).to_contain_text("uploaded as")
+    upload_id = page.locator("#upload-result").get_attribute("data-upload-id")
+    assert upload_id
+
+    card = page.locator(f'.card[data-image-id="{upload_id}"]')
+    expect(card).to_have_attribute("data-status", "processed", timeout=60_000)
+    thumbnail = card.locator("img")
+    expect(thumbnail).to_have_count(1)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle()
+    )
+    size = thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert max(size) == 150, size
+    links = card.locator(".links a")
+    expect(links).to_have_count(3)
+    for href in links.evaluate_all("links => links.map(a => a.href)"):
+        assert requests.get(href, timeout=10).headers["Content-Type"] == "image/png"
+
+
+def test_a_dead_letter_shows_its_reason_and_the_redrive_button_empties_the_dlq(
+    page: Page, stack: LocalRuntime
+) -> None:
+    assert stack.info is not None
+    order_id = f"dlq-{uuid.uuid4().hex[:8]}"
+    order = {
+        "order_id": order_id,
+        "customer_id": "cust-dlq",
+        "currency": "EUR",
+        "client_id": "dev",
+        "items": [{"sku": "A", "quantity": 1, "unit_price": "2.50"}],
+        "accepted_at": "2026-11-24T10:00:00+00:00",
+        "correlation_id": "console-dlq",
+    }
+    sent = stack.clients("sqs").send_message(
+        QueueUrl=stack.info.resources.queues["billing-dlq"],
+        MessageBody=json.dumps(order),
+        MessageAttributes={
+            FAILURE_REASON: {"DataType": "String", "StringValue": "forced here by the test"}
+        },
+    )
+    letter = page.locator(f'tr[data-message-id="{sent["MessageId"]}"]')
+    expect(letter).to_contain_text("forced here by the test", timeout=15_000)
+    expect(letter).to_contain_text(f"order {order_id}")
+    expect(page.locator("#node-queue_billing_dlq")).to_have_class("node kind-queue alert")
+
+    page.click('button.redrive[data-queue="billing"]')
+    expect(page.locator("#redrive-billing")).to_contain_text("moved 1 back to billing")
+    expect(page.locator('.dlq[data-dlq="billing-dlq"] header')).to_contain_text(
+        "0 messages", timeout=15_000
+    )
+    expect(letter).to_have_count(0)
+    expect(page.locator(f'#orders tr[data-order-id="{order_id}"]')).to_contain_text(
+        "billed", timeout=20_000
+    )
+
+
+def api(runtime: LocalRuntime, path: str, **options: Any) -> requests.Response:
+    assert runtime.gateway is not None
+    method = options.pop("method", "GET")
+    url = f"{runtime.gateway.url}/console/api/{path}"
+    return requests.request(method, url, timeout=15, **options)
+
+
+def test_the_console_api_answers_only_its_own_page(stack: LocalRuntime) -> None:
+    order = {"customer_id": "c", "currency": "EUR", "items": []}
+    rebound = api(stack, "orders", headers={"Host": "attacker.example:80"})
+    assert (rebound.status_code, rebound.json()["error"]) == (421, "wrong_host")
+    forged = api(
+        stack, "orders", method="POST", json=order, headers={"Origin": "http://attacker.example"}
+    )
+    assert (forged.status_code, forged.json()["error"]) == (403, "cross_origin")
+    cross_site = api(
+        stack, "redrive", method="POST", json={"queue": "billing"},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )  # fmt: skip
+    assert cross_site.status_code == 403
+    form = api(stack, "orders", method="POST", data="customer_id=c")
+    assert (form.status_code, form.json()["error"]) == (415, "unsupported_media_type")
+    unknown = api(stack, "redrive", method="POST", json={"queue": "nope"})
+    assert (unknown.status_code, unknown.json()["error"]) == (400, "unknown_queue")
+    wrong_method = api(stack, "redrive")
+    assert (wrong_method.status_code, wrong_method.headers["Allow"]) == (405, "POST")
+    missing = api(stack, "secrets")
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+    not_an_image = api(
+        stack, "uploads", method="POST", data=b"<svg/>", headers={"Content-Type": "image/svg+xml"}
+    )
+    assert not_an_image.status_code == 415
+    page = requests.get(console_url(stack), timeout=10)
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_status_reports_the_metric_totals_the_runtime_read(stack: LocalRuntime) -> None:
+    from conveyor.local.status import runtime_overview
+
+    assert stack.info is not None
+    api(stack, "orders", method="POST", json={"customer_id": "c", "currency": "EUR", "items": []})
+
+    def rejected() -> list[dict[str, Any]]:
+        overview = runtime_overview(stack.info.gateway_url)  # type: ignore[union-attr]
+        return [
+            s
+            for s in overview["metrics"]
+            if s["name"] == "OrdersRejected" and s["dimensions"].get("reason") == "invalid_order"
+        ]
+
+    [series] = eventually(rejected, timeout_s=10)
+    assert series["dimensions"]["service"] == "publisher"
+
+
+def test_the_console_says_when_the_stack_is_starting_and_when_it_is_down(
+    browser: Browser, tmp_path: Path
+) -> None:
+    runtime = LocalRuntime(RuntimeOptions(state_dir=tmp_path, port=0, endpoint_url=None))
+    starter = threading.Thread(target=runtime.start, daemon=True)
+    starter.start()
+    try:
+        gateway = eventually(lambda: runtime.gateway, timeout_s=10, interval_s=0.01)
+        first = requests.get(f"{gateway.url}/console/api/overview", timeout=5).json()
+        assert first["phase"] == "starting", first
+        refused = requests.post(f"{gateway.url}/orders", data=b"{}", timeout=5)
+        assert (refused.status_code, refused.json()["error"]) == (503, "starting")
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(f"{gateway.url}/console")
+        expect(page.locator("#phase")).to_have_text("running", timeout=30_000)
+        starter.join(timeout=30)
+        runtime.stop()
+        banner = page.locator("#banner")
+        expect(banner).to_contain_text("cannot reach the local stack", timeout=10_000)
+        expect(page.locator("#phase")).to_have_text("down")
+        expect(page.locator("#order-form button")).to_be_disabled()
+        context.close()
+    finally:
+        starter.join(timeout=30)
+        runtime.stop()  # idempotent: a no-op when the test got this far
