@@ -103,6 +103,7 @@ def _start_runtime(directory: Path, port: int) -> LocalRuntime:
         Panel.fit(
             f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads, "
             "GET /media/processed/...)\n"
+            f"[bold]console[/]      {info.gateway_url}/console\n"
             f"[bold]client id[/]    {credentials.client_id}\n"
             f"[bold]secret in[/]    {runtime.credentials_path}\n"
             f"[bold]emulator[/]     {info.emulator_url}\n"
