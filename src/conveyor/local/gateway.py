@@ -144,6 +144,9 @@ class Gateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "conveyor-gateway"
+            # Headers and body are separate writes: without this, the body waits for
+            # the client's delayed ACK, ~40 ms per response.
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -1,0 +1,46 @@
+"""The emulator's speed-ups change how fast moto answers, not what it answers."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import pytest
+from moto import backends, mock_aws
+from moto.sqs.models import SQSBackend
+from werkzeug.serving import WSGIRequestHandler
+
+from conveyor.local.emulator import speed_up_moto
+
+
+@pytest.fixture
+def sped_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Recorded first, so that the patches are undone after the test.
+    for owner, name in (
+        (backends, "list_of_moto_modules"),
+        (SQSBackend, "is_message_valid_based_on_retention_period"),
+        (WSGIRequestHandler, "disable_nagle_algorithm"),
+    ):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+    before = list(backends.list_of_moto_modules())
+    speed_up_moto()
+    assert list(backends.list_of_moto_modules()) == before
+    assert "sqs" in before
+
+
+@pytest.mark.usefixtures("sped_up")
+def test_messages_past_the_queues_retention_period_are_still_not_delivered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})[
+            "QueueUrl"
+        ]
+        for n in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+        fresh = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        assert sorted(m["Body"] for m in fresh["Messages"]) == ["m0", "m1", "m2"]
+        now = time.time()
+        monkeypatch.setattr(time, "time", lambda: now + 61)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
