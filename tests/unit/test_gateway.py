@@ -97,6 +97,7 @@ def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() ->
             huge = http.post(gateway.url + "/orders", data=b"x" * (MAX_BODY_BYTES + 1))
             assert huge.status_code == 413
             assert json.loads(huge.content)["error"] == "payload_too_large"
+            assert huge.headers["Connection"] == "close", "the client must not reuse it"
             assert len(seen) == 1, "an oversized body never reaches the function"
     finally:
         gateway.stop()

@@ -24,6 +24,8 @@ from conveyor.local.workers import Invocation
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+DISCARD_MAX_BYTES = 64 * 1024 * 1024
+"""Refused bodies up to this size are read and dropped; larger ones get a bare close."""
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 
 
@@ -156,6 +158,9 @@ class Gateway:
                     if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
+                if self.close_connection:
+                    # Said out loud, or a client reuses the connection it is about to lose.
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(response.body)
@@ -172,6 +177,7 @@ class Gateway:
                 limit = gateway.max_body(self.path)
                 if length < 0 or length > limit:
                     self.close_connection = True
+                    self._discard(length)
                     return json_error(
                         413, "payload_too_large", f"bodies over {limit} bytes are refused"
                     )
@@ -183,6 +189,18 @@ class Gateway:
                 except Exception:
                     log.exception("gateway failed on %s %s", self.command, self.path)
                     return json_error(500, "internal_error", "the gateway failed")
+
+            def _discard(self, length: int) -> None:
+                """Read a refused body, unparsed, so that the client gets to read the
+                refusal: closing on unread data makes the kernel reset the connection,
+                and the client sees a dropped connection instead of the 413."""
+                if not 0 < length <= DISCARD_MAX_BYTES:
+                    return
+                while length > 0:
+                    chunk = self.rfile.read(min(length, 1 << 16))
+                    if not chunk:
+                        return
+                    length -= len(chunk)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
