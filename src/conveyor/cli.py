@@ -592,18 +592,15 @@ def logs(
     ] = False,
 ) -> None:
     """Every local worker's and the runtime's log, merged in time order."""
-    from conveyor.local.logs import merged, render
+    from conveyor.local.logs import LogFollower, parsed, render
 
     folder = directory / "logs"
     if not folder.is_dir():
         _fail(f"no logs in {folder}; start the stack with `conveyor up`")
-    printed: set[tuple[str, str]] = set()
-    while True:
-        for entry in merged(sorted(folder.glob("*.log")), function, correlation_id):
-            key = (entry.source, json.dumps(entry.fields, sort_keys=True, default=str))
-            if key not in printed:  # by identity: a late entry may sort before earlier ones
-                printed.add(key)
-                console.print(render(entry), markup=False, highlight=False, soft_wrap=True)
+    follower = LogFollower(sorted(folder.glob("*.log")), from_start=True)
+    while True:  # each line is read once: what a pass prints, it prints in time order
+        for entry in parsed(follower.read(), function, correlation_id):
+            console.print(render(entry), markup=False, highlight=False, soft_wrap=True)
         if not follow:
             return
         try:

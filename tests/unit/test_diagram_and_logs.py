@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conveyor.diagram import BEGIN, END, graph, mermaid, pipelines, readme_block
-from conveyor.local.logs import merged, parse_timestamp, render
+from conveyor.local.logs import LogFollower, merged, parse_timestamp, render
 from conveyor.topology import TOPOLOGY
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -113,3 +113,19 @@ def test_logs_merge_in_time_order_and_filter(tmp_path: Path) -> None:
     assert line.startswith("10:00:01.000 billing")
     assert "[r-1]" in line
     assert "order_id=o-1" in line
+
+
+def test_the_follower_reads_only_new_complete_lines_from_where_it_began(tmp_path: Path) -> None:
+    old, later = tmp_path / "billing.log", tmp_path / "images.log"
+    old.write_text("before the runtime started\n")
+    follower = LogFollower([old, later])
+    assert follower.read() == []
+    with old.open("a") as handle:
+        handle.write("one\ntw")
+    later.write_text("created after\n")
+    assert sorted(follower.read()) == [(old, "one"), (later, "created after")]
+    with old.open("a") as handle:
+        handle.write("o\n")
+    assert follower.read() == [(old, "two")]
+    from_top = LogFollower([old], from_start=True)
+    assert [line for _, line in from_top.read()] == ["before the runtime started", "one", "two"]

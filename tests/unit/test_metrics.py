@@ -11,6 +11,7 @@ import pytest
 from conveyor import metrics
 from conveyor.functions import billing, images, publisher
 from conveyor.local import emf
+from conveyor.local.logs import LogFollower
 from conveyor.local.provision import Resources
 from tests import samples
 from tests.unit.conftest import context, order_json, signed_alb_event, sqs_records
@@ -114,26 +115,12 @@ def test_lines_that_are_not_emf_are_ignored(line: str) -> None:
     assert emf.samples(line) == []
 
 
-def test_the_follower_reads_only_new_complete_lines_from_where_it_began(tmp_path: Path) -> None:
-    old, later = tmp_path / "billing.log", tmp_path / "images.log"
-    old.write_text("before the runtime started\n")
-    follower = emf.LogFollower([old, later])
-    assert follower.read() == []
-    with old.open("a") as handle:
-        handle.write("one\ntw")
-    later.write_text("created after\n")
-    assert sorted(follower.read()) == ["created after", "one"]
-    with old.open("a") as handle:
-        handle.write("o\n")
-    assert follower.read() == ["two"]
-
-
 def test_the_collector_feeds_totals_and_reads_once_more_when_stopped(tmp_path: Path) -> None:
     log = tmp_path / "publisher.log"
     log.write_text("")
     totals, stop = emf.MetricTotals(), threading.Event()
     thread = threading.Thread(
-        target=emf.collect, args=(emf.LogFollower([log]), totals, stop), daemon=True
+        target=emf.collect, args=(LogFollower([log]), totals, stop), daemon=True
     )
     thread.start()
     line = (

@@ -131,8 +131,8 @@ class Console:
         allowed = sorted(m for m, n in self._routes if n == name)
         if not allowed:
             return json_error(404, "not_found", f"no console API {name!r}")
-        answer = json_error(405, "method_not_allowed", f"use {', '.join(allowed)}")
-        return HttpResponse(405, answer.body, {**answer.headers, "Allow": ", ".join(allowed)})
+        allow = ", ".join(allowed)
+        return json_error(405, "method_not_allowed", f"use {allow}", {"Allow": allow})
 
     def _refused(self, method: str, headers: Mapping[str, str]) -> HttpResponse | None:
         host = headers.get("host", "")
@@ -149,7 +149,7 @@ class Console:
 
     def _asset(self, method: str, name: str) -> HttpResponse:
         if method not in ("GET", "HEAD"):
-            return json_error(405, "method_not_allowed", "use GET")
+            return json_error(405, "method_not_allowed", "use GET", {"Allow": "GET, HEAD"})
         if name not in _ASSETS:
             return json_error(404, "not_found", f"no console page {name!r}")
         filename, content_type = _ASSETS[name]

@@ -20,11 +20,7 @@ MEDIA_PATH = "/media/"
 def downloads(s3: Any, bucket: str) -> Handler:
     def serve(method: str, target: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if method not in ("GET", "HEAD"):
-            return HttpResponse(
-                405,
-                b'{"error":"method_not_allowed","reason":"use GET"}',
-                {"Content-Type": "application/json", "Allow": "GET, HEAD"},
-            )
+            return json_error(405, "method_not_allowed", "use GET", {"Allow": "GET, HEAD"})
         key = unquote(urlsplit(target).path.removeprefix(MEDIA_PATH))
         if not key.startswith(PROCESSED_PREFIX) or ".." in key.split("/") or "//" in key:
             return json_error(404, "not_found", "only processed images are served")

@@ -1,6 +1,6 @@
 """Counters from the functions' Embedded Metric Format lines, as CloudWatch would keep them.
 
-The workers write EMF lines into their logs like any other line; ``LogFollower`` reads
+The workers write EMF lines into their logs like any other line; a ``LogFollower`` reads
 what each log gained since the last look, and ``MetricTotals`` sums the samples per
 metric name and dimensions. ``conveyor status`` and the console show the totals.
 """
@@ -11,8 +11,9 @@ import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from conveyor.local.logs import LogFollower
 
 Dimensions = tuple[tuple[str, str], ...]
 
@@ -103,35 +104,11 @@ def total(snapshot: Iterable[dict[str, Any]], name: str) -> float:
     return float(sum(s["sum"] for s in snapshot if s["name"] == name))
 
 
-class LogFollower:
-    """Reads the lines each file gained since the previous ``read``, from the size it had
-    when following began (a state directory's old logs are not counted again)."""
-
-    def __init__(self, paths: Iterable[Path]) -> None:
-        self._offsets = {path: path.stat().st_size if path.exists() else 0 for path in paths}
-        self._partial: dict[Path, bytes] = dict.fromkeys(self._offsets, b"")
-
-    def read(self) -> list[str]:
-        lines: list[str] = []
-        for path, offset in self._offsets.items():
-            try:
-                with path.open("rb") as handle:
-                    handle.seek(offset)
-                    chunk = handle.read()
-            except FileNotFoundError:
-                continue
-            self._offsets[path] = offset + len(chunk)
-            *complete, rest = (self._partial[path] + chunk).split(b"\n")
-            self._partial[path] = rest
-            lines.extend(line.decode("utf-8", "replace") for line in complete)
-        return lines
-
-
 def collect(follower: LogFollower, totals: MetricTotals, stop: threading.Event) -> None:
     """Feed ``totals`` from the followed logs until ``stop`` is set, then once more."""
     while True:
         stopping = stop.wait(0.2)
-        for line in follower.read():
+        for _, line in follower.read():
             for sample in samples(line):
                 totals.add(sample)
         if stopping:

@@ -36,9 +36,11 @@ class HttpResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def json_error(status: int, error: str, reason: str) -> HttpResponse:
+def json_error(
+    status: int, error: str, reason: str, headers: Mapping[str, str] | None = None
+) -> HttpResponse:
     body = json.dumps({"error": error, "reason": reason}).encode()
-    return HttpResponse(status, body, {"Content-Type": "application/json"})
+    return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
 
 
 Invoke = Callable[[dict[str, Any]], Invocation]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,26 +78,61 @@ def parse_timestamp(value: str) -> datetime | None:
     return None
 
 
-def entries(path: Path) -> Iterator[Entry]:
-    for fields in read_json_lines(path):
+class LogFollower:
+    """Reads the lines each file gained since the previous ``read``, with the file they
+    came from. It starts from each file's current end (the runtime's metrics must not
+    count an old state directory's logs again), or with ``from_start`` from the top."""
+
+    def __init__(self, paths: Iterable[Path], from_start: bool = False) -> None:
+        self._offsets = {
+            path: path.stat().st_size if path.exists() and not from_start else 0 for path in paths
+        }
+        self._partial: dict[Path, bytes] = dict.fromkeys(self._offsets, b"")
+
+    def read(self) -> list[tuple[Path, str]]:
+        lines: list[tuple[Path, str]] = []
+        for path, offset in self._offsets.items():
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+            except FileNotFoundError:
+                continue
+            self._offsets[path] = offset + len(chunk)
+            *complete, rest = (self._partial[path] + chunk).split(b"\n")
+            self._partial[path] = rest
+            lines.extend((path, line.decode("utf-8", "replace")) for line in complete)
+        return lines
+
+
+def parsed(
+    lines: Iterable[tuple[Path, str]],
+    function: str | None = None,
+    correlation_id: str | None = None,
+) -> list[Entry]:
+    """The JSON entries among ``lines`` in time order, optionally of one function or one
+    correlation id; other lines (tracebacks) are skipped."""
+    found = []
+    for path, line in lines:
+        if not line.startswith("{") or (function is not None and path.stem != function):
+            continue
+        try:
+            fields = json.loads(line)
+        except ValueError:
+            continue
         at = parse_timestamp(str(fields.get("timestamp", "")))
-        if at is not None:
-            yield Entry(at, path.stem, fields)
+        if at is None:
+            continue
+        if correlation_id is None or fields.get("correlation_id") == correlation_id:
+            found.append(Entry(at, path.stem, fields))
+    return sorted(found, key=lambda entry: entry.at)
 
 
 def merged(
     paths: Iterable[Path], function: str | None = None, correlation_id: str | None = None
 ) -> list[Entry]:
-    """Every entry of the given logs in time order, optionally of one function or one
-    correlation id."""
-    found = [
-        entry
-        for path in paths
-        if function is None or path.stem == function
-        for entry in entries(path)
-        if correlation_id is None or entry.fields.get("correlation_id") == correlation_id
-    ]
-    return sorted(found, key=lambda entry: entry.at)
+    """Every entry of the given logs in time order (see ``parsed``)."""
+    return parsed(LogFollower(paths, from_start=True).read(), function, correlation_id)
 
 
 def render(entry: Entry) -> str:

@@ -179,7 +179,7 @@ class LocalRuntime:
         self._run(
             "metrics",
             emf.collect,
-            emf.LogFollower(pool.spec.log_path for pool in self.pools.values()),
+            logs.LogFollower(pool.spec.log_path for pool in self.pools.values()),
             self.metrics,
             self._stop,
         )
