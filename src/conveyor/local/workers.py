@@ -8,6 +8,7 @@ out or dies; the pool starts a fresh one in its place.
 from __future__ import annotations
 
 import importlib
+import io
 import multiprocessing
 import os
 import queue
@@ -69,17 +70,64 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+class WholeLines(io.TextIOBase):
+    """A text stream that hands its file whole lines, each in one ``write(2)``.
+
+    The workers of one function append to one log file. A line-buffered stream writes a
+    ``print()`` as two calls, the text and then the newline, so another worker's line
+    could land in between and both lines (an EMF metric among them) would be lost to
+    whoever parses the log. With ``O_APPEND`` a single write is never split.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, text: str) -> int:
+        complete, newline, self._partial = (self._partial + text).rpartition("\n")
+        if newline:
+            self._write(complete + newline)
+        return len(text)
+
+    def close(self) -> None:
+        if self._partial:
+            self._write(self._partial)
+            self._partial = ""
+        super().close()
+
+    def _write(self, text: str) -> None:
+        data = text.encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+
+def log_to(path: Path) -> WholeLines:
+    """Send this process's output to ``path``: Python's as whole lines, and native code's
+    through the same descriptors."""
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    stream = WholeLines(1)
+    sys.stdout = sys.stderr = stream
+    return stream
+
+
 def _serve(connection: Connection, spec: WorkerSpec) -> None:
     from conveyor.local.lifetime import ignore_interrupts
 
     # The worker's only link to the runtime is this pipe: when the runtime goes away,
     # however it ends, recv() sees EOF and the worker returns.
     ignore_interrupts()
-    log = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    output = log_to(spec.log_path)
     os.environ.clear()
     os.environ.update(spec.env)
     try:
@@ -98,6 +146,7 @@ def _serve(connection: Connection, spec: WorkerSpec) -> None:
         try:
             event = connection.recv()
         except EOFError:
+            output.close()
             return
         context = LambdaContext(
             function_name=spec.function,
