@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from conveyor.core.media import UploadRequest
 from conveyor.core.orders import Order
+from conveyor.core.upload_request import UploadRequest
 
 _ERROR = {
     "type": "object",

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel, ValidationError
 
 from conveyor import metrics
 from conveyor.aws import client
 from conveyor.config import required
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 FAILURE_REASON = "failure_reason"
 FAILED_FUNCTION = "failed_function"
@@ -50,7 +52,7 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
 
 
 RecordHandler = Callable[[SQSRecord], None]
-Message = TypeVar("Message", bound=BaseModel)
+Message = TypeVar("Message", bound="BaseModel")
 
 
 def parse_or_dead_letter(
@@ -58,6 +60,11 @@ def parse_or_dead_letter(
 ) -> Message | None:
     """The record's body as ``model``; a body that can never be one goes to the DLQ with
     the reason, and None tells the caller the record is handled."""
+    # Imported here: the image function uses this module but never parses a model, and
+    # pydantic would be a quarter of its cold start. Where a model is parsed, pydantic
+    # is already loaded by the model's module.
+    from pydantic import ValidationError
+
     try:
         return model.model_validate_json(record.body)
     except ValidationError as exc:

@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from conveyor import metrics
 from conveyor.aws import client
 from conveyor.config import required
-from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, UploadRequest, upload_key
+from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, upload_key
+from conveyor.core.upload_request import UploadRequest
 from conveyor.functions.alb import (
     json_response,
     resolver,
