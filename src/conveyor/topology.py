@@ -144,7 +144,9 @@ class Function:
     memory_mb: int = 256
     reserved_concurrency: int | None = None
     concurrency: int = 1
-    """Worker processes the local runtime runs for this function."""
+    """Worker processes the local runtime runs for this function. A queue consumer gets
+    its event source mapping's maximum concurrency, used while the queue has a backlog
+    (see :class:`conveyor.local.poller.Backlog`)."""
     settings: tuple[tuple[str, str], ...] = ()
     """Plain configuration (not resource identifiers) set as environment variables."""
 
@@ -240,6 +242,11 @@ class Topology:
             consumers.add(trigger.queue)
             if not 1 <= trigger.batch_size <= 10:
                 found.append(f"{function.name} batch size must be 1..10")
+            if function.concurrency > trigger.max_concurrency:
+                found.append(
+                    f"{function.name} runs {function.concurrency} local workers, more than its "
+                    f"event source mapping's maximum concurrency ({trigger.max_concurrency})"
+                )
             queue = next((q for q in self.queues if q.name == trigger.queue), None)
             if queue is None:
                 found.append(f"{function.name} is triggered by unknown queue {trigger.queue}")
@@ -329,12 +336,13 @@ TOPOLOGY = Topology(
                 Grant(Kind.TOPIC, ORDERS_TOPIC, ("sns:Publish",), env="ORDERS_TOPIC_ARN"),
                 _CLIENT_SECRETS_GRANT,
             ),
-            concurrency=2,
+            concurrency=4,
         ),
         Function(
             "billing",
             handler="conveyor.functions.billing:handler",
             trigger=SqsTrigger("billing"),
+            concurrency=2,
             grants=(
                 Grant(Kind.TABLE, ORDERS_TABLE, ("dynamodb:PutItem",), env="ORDERS_TABLE"),
                 Grant(Kind.QUEUE, "billing-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
@@ -344,6 +352,7 @@ TOPOLOGY = Topology(
             "archive",
             handler="conveyor.functions.archive:handler",
             trigger=SqsTrigger("archive"),
+            concurrency=2,
             grants=(
                 Grant(
                     Kind.BUCKET,

@@ -81,7 +81,9 @@ def await_results(
     while pending:
         for outcome in list(pending):
             item = images_table.get(dynamodb, table, outcome.upload.upload_id)
-            if item and item["status"] in (images_table.PROCESSED, images_table.FAILED):
+            # .get: against moto, a read racing the claim that creates the item can see
+            # its key alone.
+            if item and item.get("status") in (images_table.PROCESSED, images_table.FAILED):
                 outcome.item, outcome.settled = item, time.monotonic()
                 pending.remove(outcome)
                 on_settled(outcome)

@@ -95,4 +95,8 @@ def settled(stack: LocalRuntime, aws: EmulatorClients, upload_id: str) -> dict[s
     """The image's item once it is processed or failed and its result event went out."""
     assert stack.info is not None
     item = images_table.get(aws("dynamodb"), stack.info.resources.tables["images"], upload_id)
-    return item if item and item["status"] != "processing" and item.get("notified") else None
+    # moto applies an UpdateItem's actions one at a time, so a read racing the claim that
+    # creates the item can see its key alone (DynamoDB itself never shows that).
+    if item is None or item.get("status") in (None, "processing"):
+        return None
+    return item if item.get("notified") else None

@@ -28,6 +28,7 @@ class _Message:
     receive_count: int = 0
     visible_at: float = 0.0
     receipt: str = ""
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -41,7 +42,7 @@ class FakeQueue:
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def send(self, body: str) -> str:
-        message = _Message(f"m-{next(self._ids)}", body)
+        message = _Message(f"m-{next(self._ids)}", body, sent_at=self.clock.now)
         self.messages.append(message)
         return message.message_id
 
@@ -66,7 +67,10 @@ class FakeQueue:
                     "ReceiptHandle": message.receipt,
                     "Body": message.body,
                     "MD5OfBody": hashlib.md5(message.body.encode()).hexdigest(),  # noqa: S324
-                    "Attributes": {"ApproximateReceiveCount": str(message.receive_count)},
+                    "Attributes": {
+                        "ApproximateReceiveCount": str(message.receive_count),
+                        "SentTimestamp": str(int(message.sent_at * 1000)),
+                    },
                 }
             )
             if len(batch) == MaxNumberOfMessages:

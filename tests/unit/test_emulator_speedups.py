@@ -7,7 +7,7 @@ import time
 import boto3
 import pytest
 from moto import backends, mock_aws
-from moto.sqs.models import SQSBackend
+from moto.sqs.models import Queue, SQSBackend
 from werkzeug.serving import WSGIRequestHandler
 
 from conveyor.local.emulator import speed_up_moto
@@ -20,6 +20,9 @@ def sped_up(monkeypatch: pytest.MonkeyPatch) -> None:
         (backends, "list_of_moto_modules"),
         (SQSBackend, "is_message_valid_based_on_retention_period"),
         (WSGIRequestHandler, "disable_nagle_algorithm"),
+        (Queue, "messages"),
+        (Queue, "approximate_number_of_messages_not_visible"),
+        (Queue, "approximate_number_of_messages_delayed"),
     ):
         monkeypatch.setattr(owner, name, getattr(owner, name))
     before = list(backends.list_of_moto_modules())
@@ -43,4 +46,24 @@ def test_messages_past_the_queues_retention_period_are_still_not_delivered(
         assert sorted(m["Body"] for m in fresh["Messages"]) == ["m0", "m1", "m2"]
         now = time.time()
         monkeypatch.setattr(time, "time", lambda: now + 61)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+
+
+@pytest.mark.usefixtures("sped_up")
+def test_visible_in_flight_and_delayed_messages_are_told_apart_as_before() -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        for n in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=f"visible-{n}")
+        for n in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody=f"delayed-{n}", DelaySeconds=60)
+        taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=60)
+        assert len(taken["Messages"]) == 3
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert counts["ApproximateNumberOfMessages"] == "2"
+        assert counts["ApproximateNumberOfMessagesNotVisible"] == "3"
+        assert counts["ApproximateNumberOfMessagesDelayed"] == "2"
+        rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert sorted(m["Body"] for m in rest) == ["visible-3", "visible-4"]
         assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
-from conveyor.local.poller import SqsPoller
+from conveyor.local.poller import Backlog, SqsPoller
 from conveyor.local.workers import Invocation
 from conveyor.topology import SqsTrigger
 from tests.unit.fake_sqs import Clock, FakeQueue
@@ -108,7 +108,13 @@ class Consumer:
         return Invocation(result={"batchItemFailures": failures})
 
 
-def poller(queue: FakeQueue, consumer: Consumer, **trigger: Any) -> SqsPoller:
+def poller(
+    queue: FakeQueue,
+    consumer: Consumer,
+    backlog: Backlog | None = None,
+    standby: bool = False,
+    **trigger: Any,
+) -> SqsPoller:
     return SqsPoller(
         function="f",
         trigger=SqsTrigger("q", **trigger),
@@ -118,7 +124,37 @@ def poller(queue: FakeQueue, consumer: Consumer, **trigger: Any) -> SqsPoller:
         invoke=consumer,
         sqs=queue,
         clock=queue.clock,
+        wall_clock=queue.clock,
+        backlog=backlog,
+        standby=standby,
     )
+
+
+def test_a_second_poller_joins_only_while_messages_wait_for_the_first() -> None:
+    queue = FakeQueue(Clock(now=1_000.0))
+    consumer = Consumer()
+    backlog = Backlog()
+    first = poller(queue, consumer, backlog)
+    second = poller(queue, consumer, backlog, standby=True)
+    assert first.ready(0)
+    assert not second.ready(0)
+
+    queue.send("fresh")
+    first.poll_once()
+    assert not second.ready(0), "a message received as it arrives is no backlog"
+
+    for n in range(15):
+        queue.send(f"queued-{n}")
+    queue.clock.now += 0.5
+    first.poll_once()
+    assert second.ready(0), "messages that waited half a second are"
+    second.poll_once()
+    assert consumer.batches[-1] == [f"queued-{n}" for n in range(10, 15)]
+
+    queue.send("fresh again")
+    second.poll_once()
+    assert not second.ready(0), "it stands by again once the queue keeps up"
+    assert first.ready(0)
 
 
 def test_one_poisoned_message_in_a_batch_ends_in_the_dlq_after_three_receives() -> None:

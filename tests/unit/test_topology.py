@@ -49,6 +49,21 @@ def test_problems_catches_a_visibility_timeout_too_short_for_its_consumer() -> N
     assert broken.problems() == ["queue billing visibility 30s is not 6x billing's timeout (60s)"]
 
 
+def test_queue_consumers_run_locally_as_many_at_once_as_their_mapping_allows_in_aws() -> None:
+    for function, trigger in TOPOLOGY.sqs_triggered():
+        assert function.concurrency == trigger.max_concurrency, function.name
+    billing = TOPOLOGY.function("billing")
+    greedy = dataclasses.replace(
+        TOPOLOGY,
+        functions=tuple(
+            dataclasses.replace(f, concurrency=3) if f is billing else f for f in TOPOLOGY.functions
+        ),
+    )
+    assert greedy.problems() == [
+        "billing runs 3 local workers, more than its event source mapping's maximum concurrency (2)"
+    ]
+
+
 def test_problems_catches_unknown_resources_and_wildcards() -> None:
     publisher = TOPOLOGY.function("publisher")
     bad = dataclasses.replace(

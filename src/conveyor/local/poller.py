@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.local.mapping import (
+    BACKLOG_WAIT_S,
     batch_ready,
+    oldest_wait_s,
     receive_count,
     resendable_attributes,
     settle,
@@ -40,6 +42,27 @@ class PollerStats:
     duplicated: int = 0
 
 
+class Backlog:
+    """Whether a mapping's messages wait for its pollers, as they last saw it.
+
+    A mapping's first poller always polls; the others stand by until it falls behind.
+    Polling on an idle queue with more than one poller only splits the batches: each
+    message then costs its own receive, invocation and delete.
+    """
+
+    def __init__(self) -> None:
+        self._behind = threading.Event()
+
+    def observe(self, waited_s: float) -> None:
+        if waited_s > BACKLOG_WAIT_S:
+            self._behind.set()
+        else:
+            self._behind.clear()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._behind.wait(timeout_s)
+
+
 class SqsPoller:
     def __init__(
         self,
@@ -52,7 +75,10 @@ class SqsPoller:
         invoke: Callable[[dict[str, Any]], Invocation],
         sqs: Any,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         duplicate_rate: float = 0.0,
+        backlog: Backlog | None = None,
+        standby: bool = False,
     ) -> None:
         self.function = function
         self.trigger = trigger
@@ -62,7 +88,11 @@ class SqsPoller:
         self.invoke = invoke
         self.sqs = sqs
         self.clock = clock
+        self.wall_clock = wall_clock
         self.duplicate_rate = duplicate_rate
+        self.backlog = backlog
+        self.standby = standby
+        """Poll only while ``backlog`` says the mapping is behind."""
         self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
         self.stats = PollerStats()
         self._lock = threading.Lock()
@@ -97,8 +127,14 @@ class SqsPoller:
             if batch_ready(len(batch), self.trigger.batch_size, self.clock() - first_at, window):
                 return batch
 
+    def ready(self, timeout_s: float) -> bool:
+        """Whether to poll now; a standby poller waits up to ``timeout_s`` for a backlog."""
+        return not self.standby or (self.backlog is not None and self.backlog.wait(timeout_s))
+
     def poll_once(self) -> Invocation | None:
         batch = self.collect()
+        if self.backlog is not None:
+            self.backlog.observe(oldest_wait_s(batch, self.wall_clock()))
         if not batch:
             return None
         outcome = self.invoke(sqs_event(batch, self.queue_arn, self.region))
@@ -162,6 +198,8 @@ class SqsPoller:
     def run(self, stop: threading.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
+            if not self.ready(IDLE_WAIT_S):
+                continue
             try:
                 self.poll_once()
                 backoff = 0.1

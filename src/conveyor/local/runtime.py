@@ -27,7 +27,7 @@ from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
 from conveyor.local.gateway import Gateway, HttpResponse
-from conveyor.local.poller import SqsPoller
+from conveyor.local.poller import Backlog, SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
 from conveyor.local.state import Credentials, EmulatorClients, RuntimeInfo, emulator_client
 from conveyor.local.workers import FunctionPool
@@ -185,6 +185,7 @@ class LocalRuntime:
         )
 
         for function, trigger in pollers(self.topology):
+            backlog = Backlog()
             for index in range(function.concurrency):
                 poller = SqsPoller(
                     function=function.name,
@@ -195,6 +196,8 @@ class LocalRuntime:
                     invoke=self.pools[function.name].invoke,
                     sqs=emulator_client(endpoint, "sqs"),
                     duplicate_rate=self.faults.duplicate_rate if self.faults else 0.0,
+                    backlog=backlog,
+                    standby=index > 0,
                 )
                 self.pollers.append(poller)
                 self._run(f"poller-{function.name}-{index}", poller.run, self._stop)
