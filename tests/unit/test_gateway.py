@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import select
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -125,4 +128,22 @@ def test_a_starting_gateway_serves_its_own_pages_and_503s_the_rest_until_opened(
             assert http.get(gateway.url + "/media/x").status_code == 200
             assert http.get(gateway.url + "/nowhere").status_code == 404
     finally:
+        gateway.stop()
+
+
+def test_a_burst_of_new_connections_is_queued_for_the_gateway_not_dropped() -> None:
+    gateway = Gateway({}, {})  # not started yet: nothing accepts, the kernel queues them
+    address = urlsplit(gateway.url)
+    clients = [socket.socket() for _ in range(64)]
+    try:
+        for client in clients:
+            client.setblocking(False)
+            client.connect_ex((address.hostname, address.port))
+        _, connected, _ = select.select([], clients, [], 2)
+        assert len(connected) == len(clients)
+        assert all(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for c in connected)
+    finally:
+        for client in clients:
+            client.close()
+        gateway.start()
         gateway.stop()

@@ -22,11 +22,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from PIL import (
     ExifTags,
     Image,
-    ImageCms,
     ImageFile,
     ImageOps,
     ImageSequence,
@@ -34,6 +34,9 @@ from PIL import (
 )
 
 from conveyor.core.media import EXTENSIONS, MAX_UPLOAD_BYTES
+
+if TYPE_CHECKING:
+    from PIL import ImageCms
 
 VARIANTS: tuple[tuple[str, tuple[int, int]], ...] = (
     ("large", (800, 600)),
@@ -177,6 +180,8 @@ def _orientation(image: Image.Image) -> int:
 
 @cache
 def _srgb() -> ImageCms.ImageCmsProfile:
+    from PIL import ImageCms
+
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -186,6 +191,10 @@ def to_srgb(image: Image.Image) -> Image.Image:
     icc = image.info.get("icc_profile")
     if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
         return image
+    # Imported here: only images that carry a colour profile need it, and the image
+    # function's cold start is measured.
+    from PIL import ImageCms
+
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         description = (ImageCms.getProfileDescription(source) or "").lower()

@@ -86,6 +86,13 @@ def from_alb_response(invocation: Invocation) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), body, headers)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver listens with a backlog of 5: in a burst of new connections the kernel
+    # drops the rest, and each of those clients waits a second for its SYN to be resent.
+    request_queue_size = 128
+
+
 class Gateway:
     def __init__(
         self,
@@ -102,8 +109,7 @@ class Gateway:
         self.functions = dict(functions) if functions is not None else None
         self.served = dict(served or {})
         self.served_max_body = served_max_body
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
