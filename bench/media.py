@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.images import samples
-from conveyor.client import ConveyorClient
 from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
@@ -43,7 +42,7 @@ def level(concurrency: int, photo: Path) -> dict[str, Any]:
         try:
             assert runtime.credentials is not None
             credentials = runtime.credentials
-            client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+            client = credentials.client()
             log = runtime.logs_dir / "images.log"
             started = time.perf_counter()
             for _ in range(IMAGES):

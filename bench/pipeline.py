@@ -18,7 +18,6 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from conveyor.client import ConveyorClient
 from conveyor.local.emf import total
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import Credentials, emulator_client
@@ -56,7 +55,6 @@ def _done(runtime: LocalRuntime) -> tuple[float, float]:
 
 def post_orders(credentials: Credentials, level: int, tag: str) -> list[float]:
     """POST latencies in ms of ``ORDERS_PER_LEVEL`` signed orders, ``level`` at a time."""
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -67,7 +65,7 @@ def post_orders(credentials: Credentials, level: int, tag: str) -> list[float]:
         with lock:
             latencies.append((time.perf_counter() - started) * 1000)
 
-    with ThreadPoolExecutor(max_workers=level) as pool:
+    with credentials.client() as client, ThreadPoolExecutor(max_workers=level) as pool:
         list(pool.map(post, range(ORDERS_PER_LEVEL)))
     return latencies
 

@@ -240,7 +240,7 @@ def order(
         if order_id:
             payload["order_id"] = order_id
     credentials = _dev_credentials(directory)
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    client = credentials.client()
     try:
         response = client.send_order(
             payload, headers={"X-Request-Id": request_id} if request_id else None
@@ -299,7 +299,7 @@ def _started(runtime: LocalRuntime) -> tuple[RuntimeInfo, ConveyorClient]:
     info, credentials = runtime.info, runtime.credentials
     assert info is not None, "set by a successful start"
     assert credentials is not None, "set by a successful start"
-    return info, ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    return info, credentials.client()
 
 
 def _upload_and_wait(
@@ -335,7 +335,7 @@ def upload(
     if missing:
         _fail(f"not a file: {', '.join(missing)}")
     credentials, info = _dev_credentials(directory), _running(directory)
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    client = credentials.client()
     try:
         batch, complete = _upload_and_wait(
             client, EmulatorClients(info.emulator_url), info, paths, timeout

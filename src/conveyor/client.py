@@ -144,3 +144,9 @@ class ConveyorClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def __enter__(self) -> ConveyorClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -41,11 +41,8 @@ def aws(stack: LocalRuntime) -> EmulatorClients:
 @pytest.fixture(scope="module")
 def client(stack: LocalRuntime) -> Iterator[ConveyorClient]:
     assert stack.credentials is not None
-    http = ConveyorClient(
-        stack.credentials.endpoint, stack.credentials.client_id, stack.credentials.secret
-    )
-    yield http
-    http.close()
+    with stack.credentials.client() as http:
+        yield http
 
 
 def _faulty(topology: Topology, function: str, handler: str) -> Topology:

@@ -206,7 +206,7 @@ def test_transient_failures_are_retried_then_dead_lettered_after_three_receives(
     resources = faulty_stack.info.resources
     aws = EmulatorClients(faulty_stack.info.emulator_url)
     credentials = faulty_stack.credentials
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    client = credentials.client()
     upload = client.upload(write(tmp_path, "photo.jpg", samples.jpeg_progressive()))
 
     def dead_letters() -> list[dict[str, Any]]:

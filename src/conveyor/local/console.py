@@ -298,9 +298,8 @@ class Console:
     # -- actions --------------------------------------------------------------------
 
     def _client(self) -> ConveyorClient:
-        credentials = self.runtime.credentials
-        assert credentials is not None
-        return ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+        assert self.runtime.credentials is not None
+        return self.runtime.credentials.client()
 
     def send_order(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if not headers.get("content-type", "").startswith("application/json"):
@@ -309,11 +308,8 @@ class Console:
             order = json.loads(body)
         except ValueError:
             return json_error(400, "invalid_json", "the body is not JSON")
-        client = self._client()
-        try:
+        with self._client() as client:
             answer = client.send_order(order)
-        finally:
-            client.close()
         return _relayed(answer.status_code, answer.text)
 
     def upload(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
@@ -327,13 +323,11 @@ class Console:
         if not body:
             return json_error(400, "empty_upload", "the image is empty")
         filename = unquote(headers.get("x-filename", "")) or "upload"
-        client = self._client()
         try:
-            upload_id = client.upload_bytes(filename, body, content_type)
+            with self._client() as client:
+                upload_id = client.upload_bytes(filename, body, content_type)
         except UploadError as exc:
             return _relayed(exc.status, exc.detail)
-        finally:
-            client.close()
         return _relayed(202, json.dumps({"upload_id": upload_id, "size": len(body)}))
 
     def redrive(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:

@@ -96,8 +96,8 @@ def wait_until_reachable(url: str, deadline: float) -> None:
 
 
 def speed_up_moto() -> None:
-    """Two of moto's per-request costs that a profile of the pipeline showed, removed
-    without changing what the emulator answers (bench/RESULTS.md has the profile):
+    """Costs in moto that profiles of the pipeline showed, removed without changing what
+    the emulator answers (bench/RESULTS.md has the profile):
 
     * routing a request lists moto's package directory (``listdir`` + ``isdir`` for
       each of ~150 entries) every time; the listing cannot change while it runs;

@@ -90,7 +90,8 @@ class SqsPoller:
         self.clock = clock
         self.wall_clock = wall_clock
         self.duplicate_rate = duplicate_rate
-        self.backlog = backlog
+        self.backlog = backlog or Backlog()
+        """Shared by a mapping's pollers; each reports what its batches show."""
         self.standby = standby
         """Poll only while ``backlog`` says the mapping is behind."""
         self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
@@ -129,12 +130,11 @@ class SqsPoller:
 
     def ready(self, timeout_s: float) -> bool:
         """Whether to poll now; a standby poller waits up to ``timeout_s`` for a backlog."""
-        return not self.standby or (self.backlog is not None and self.backlog.wait(timeout_s))
+        return not self.standby or self.backlog.wait(timeout_s)
 
     def poll_once(self) -> Invocation | None:
         batch = self.collect()
-        if self.backlog is not None:
-            self.backlog.observe(oldest_wait_s(batch, self.wall_clock()))
+        self.backlog.observe(oldest_wait_s(batch, self.wall_clock()))
         if not batch:
             return None
         outcome = self.invoke(sqs_event(batch, self.queue_arn, self.region))

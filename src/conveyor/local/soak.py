@@ -237,7 +237,7 @@ def _drive(
     assert runtime.info is not None
     assert runtime.credentials is not None
     info, credentials = runtime.info, runtime.credentials
-    client = ConveyorClient(credentials.endpoint, credentials.client_id, credentials.secret)
+    client = credentials.client()
     aws = EmulatorClients(info.emulator_url)
     resources = info.resources
 

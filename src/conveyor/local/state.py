@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from conveyor.client import ConveyorClient
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from conveyor.local.provision import Resources
 
@@ -76,6 +77,10 @@ class Credentials:
             path, {"client_id": self.client_id, "secret": self.secret, "endpoint": self.endpoint}
         )
         return path
+
+    def client(self) -> ConveyorClient:
+        """A client of the local gateway that signs as the dev client."""
+        return ConveyorClient(self.endpoint, self.client_id, self.secret)
 
     @classmethod
     def load(cls, directory: Path) -> Credentials:
