@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conveyor import orders_table
+from conveyor.core.orders import EVENT_ORDER_ACCEPTED, Order, accept, order_total
 from conveyor.local.emf import total
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import Credentials, emulator_client
@@ -105,11 +108,19 @@ _SERVICES = {
 }
 
 
+PROFILE_S = 2
+"""How long py-spy samples the emulator from the start of the profiled round, about as
+long as the round lasts; idle samples after it ends are left out of the summary. A fixed
+duration, because py-spy did not always exit on SIGINT and the bench then hung."""
+
+
 def _profile(pid: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling the emulator process until interrupted, as collapsed stacks."""
+    """py-spy sampling the emulator process for ``PROFILE_S``, as collapsed stacks."""
     PROFILE.parent.mkdir(exist_ok=True)
+    PROFILE.unlink(missing_ok=True)  # never summarise an earlier run's profile
     command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-    command += ["--format", "raw", "--rate", "200", "--nonblocking", "-o", str(PROFILE)]
+    command += ["--format", "raw", "--rate", "200", "--nonblocking"]
+    command += ["--duration", str(PROFILE_S), "-o", str(PROFILE)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -131,18 +142,29 @@ def summarise(collapsed: str) -> str:
     return json.dumps({"emulator busy samples by service": shares})
 
 
+def _topic_with_queues(sns: Any, sqs: Any, name: str, queues: int) -> tuple[str, list[str]]:
+    """A topic and ``queues`` queues subscribed to it with raw delivery, as the orders
+    topic's are."""
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    urls = []
+    for n in range(queues):
+        url = sqs.create_queue(QueueName=f"{name}-{n}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=arn["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        urls.append(url)
+    return topic, urls
+
+
 def ceiling(endpoint: str, level: int, name: str) -> float:
     """Messages per second for a direct client: publish to a topic, receive from the
     subscribed queue, delete; ``level`` threads at once."""
     sns, sqs = emulator_client(endpoint, "sns"), emulator_client(endpoint, "sqs")
-    topic = sns.create_topic(Name=f"bench-ceiling-{name}")["TopicArn"]
-    url = sqs.create_queue(QueueName=f"bench-ceiling-{name}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-    )
+    topic, (url,) = _topic_with_queues(sns, sqs, f"bench-ceiling-{name}", 1)
 
     def one(_: int) -> None:
         sns.publish(TopicArn=topic, Message="{}")
@@ -158,6 +180,135 @@ def ceiling(endpoint: str, level: int, name: str) -> float:
     with ThreadPoolExecutor(max_workers=level) as pool:
         list(pool.map(one, range(CEILING_MESSAGES)))
     return round(CEILING_MESSAGES / (time.perf_counter() - started), 1)
+
+
+REQUESTS_PER_KIND = 200
+
+
+def request_costs(runtime: LocalRuntime) -> dict[str, Any]:
+    """Emulator CPU ms per request, for each kind of request an order and a ceiling
+    message make, sent one at a time while the pipeline is idle so that the emulator's
+    CPU is theirs alone; and what they add up to per order and per ceiling message.
+
+    The order's requests have the pipeline's shapes: its message and attributes on a
+    topic with two queues, the billing table's conditional put, the archive's
+    conditional put to the versioned bucket, and the pollers' receives and batch deletes.
+    """
+    assert runtime.info is not None
+    assert runtime.emulator is not None
+    assert runtime.emulator.pid is not None
+    pid, endpoint = runtime.emulator.pid, runtime.info.emulator_url
+    sns, sqs = emulator_client(endpoint, "sns"), emulator_client(endpoint, "sqs")
+    dynamodb, s3 = emulator_client(endpoint, "dynamodb"), emulator_client(endpoint, "s3")
+    table = runtime.pools["billing"].spec.env["ORDERS_TABLE"]
+    bucket = runtime.pools["archive"].spec.env["ARCHIVE_BUCKET"]
+
+    def cpu_ms(requests: int, send: Callable[[int], object]) -> float:
+        before = _cpu_seconds(pid)
+        for n in range(requests):
+            send(n)
+        return (_cpu_seconds(pid) - before) * 1000 / requests
+
+    order = accept(
+        Order.model_validate(_order(0, "costs")),
+        order_id="costs",
+        client_id="bench",
+        correlation_id="c" * 32,
+        now=datetime.now(UTC),
+    )
+    body, amount = order.model_dump_json(), order_total(order)
+    attributes = {
+        name: {"DataType": "String", "StringValue": value}
+        for name, value in (
+            ("event_type", EVENT_ORDER_ACCEPTED),
+            ("order_id", order.order_id),
+            ("correlation_id", order.correlation_id),
+        )
+    }
+    orders_topic, order_queues = _topic_with_queues(sns, sqs, "bench-costs-orders", 2)
+    ceiling_topic, (ceiling_queue,) = _topic_with_queues(sns, sqs, "bench-costs-ceiling", 1)
+    costs: dict[str, float] = {}
+    costs["order: publish (2 queues)"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda _: sns.publish(TopicArn=orders_topic, Message=body, MessageAttributes=attributes),
+    )
+
+    def receive_and_delete(url: str) -> int:
+        messages = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+        return len(messages)
+
+    before = _cpu_seconds(pid)
+    drained = sum(
+        receive_and_delete(url) for url in order_queues for _ in range(REQUESTS_PER_KIND // 10)
+    )
+    costs["order: receive 10 + delete 10, per message"] = (
+        (_cpu_seconds(pid) - before) * 1000 / drained
+    )
+    costs["order: put_item (billing)"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda n: orders_table.put_new(
+            dynamodb,
+            table,
+            orders_table.billed_item(
+                order.model_copy(update={"order_id": f"costs-{n}"}), amount, datetime.now(UTC)
+            ),
+        ),
+    )
+    costs["order: put_object (archive)"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda n: s3.put_object(
+            Bucket=bucket,
+            Key=f"bench-costs/{n}.json",
+            Body=body.encode(),
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+            IfNoneMatch="*",
+            Metadata={"correlation-id": order.correlation_id},
+        ),
+    )
+    costs["ceiling: publish (1 queue)"] = cpu_ms(
+        REQUESTS_PER_KIND, lambda _: sns.publish(TopicArn=ceiling_topic, Message="{}")
+    )
+    receipts: list[str] = []
+    costs["ceiling: receive 1"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda _: receipts.extend(
+            m["ReceiptHandle"]
+            for m in sqs.receive_message(QueueUrl=ceiling_queue, MaxNumberOfMessages=1).get(
+                "Messages", []
+            )
+        ),
+    )
+    costs["ceiling: delete 1"] = cpu_ms(
+        len(receipts),
+        lambda n: sqs.delete_message(QueueUrl=ceiling_queue, ReceiptHandle=receipts[n]),
+    )
+    per_order = (
+        costs["order: publish (2 queues)"]
+        + 2 * costs["order: receive 10 + delete 10, per message"]  # billing's and archive's
+        + costs["order: put_item (billing)"]
+        + costs["order: put_object (archive)"]
+    )
+    per_message = sum(v for k, v in costs.items() if k.startswith("ceiling"))
+    return {
+        "emulator CPU ms per request": {k: round(v, 2) for k, v in costs.items()},
+        "emulator CPU ms per order": round(per_order, 2),
+        "emulator CPU ms per ceiling message": round(per_message, 2),
+        "share if the emulator were the only limit": round(per_message / per_order, 2),
+    }
 
 
 def _round(
@@ -178,9 +329,14 @@ def _round(
     tag = f"{level}-{number}"
     measured: dict[str, Any] = dict(orders_level(runtime, clients, level, tag))
     if profiler is not None:
-        profiler.send_signal(signal.SIGINT)
-        profiler.wait(timeout=60)
-        print(summarise(PROFILE.read_text()), flush=True)
+        try:
+            profiler.wait(timeout=PROFILE_S + 30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+        if PROFILE.exists():
+            print(summarise(PROFILE.read_text()), flush=True)
+        else:
+            print("py-spy wrote no profile of the emulator this run", flush=True)
     cpu = {k: round(sum(_cpu_seconds(p) for p in v) - cpu0[k], 1) for k, v in processes.items()}
     cpu["runtime (gateway, pollers)"] = round(time.process_time() - runtime_cpu0, 1)
     measured["ceiling msgs/s"] = clients.submit(
@@ -204,7 +360,10 @@ def run() -> tuple[dict[str, Any], list[str]]:
             assert runtime.emulator.pid is not None
             processes = {
                 "emulator": [runtime.emulator.pid],
-                "workers": [p for pool in runtime.pools.values() for p in pool.pids()],
+                **{
+                    f"{name} workers": runtime.pools[name].pids()
+                    for name in ("publisher", "billing", "archive")
+                },
                 "clients": [client_pid],
             }
             # Every worker takes requests once (its first loads botocore's service models)
@@ -236,6 +395,8 @@ def run() -> tuple[dict[str, Any], list[str]]:
                         poller.stats.received / poller.stats.batches, 1
                     )
             print(json.dumps({"per invocation": results["per invocation"]}), flush=True)
+            results["emulator requests"] = request_costs(runtime)
+            print(json.dumps({"emulator requests": results["emulator requests"]}), flush=True)
         finally:
             clients.shutdown()
             runtime.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -138,3 +140,22 @@ def test_archive_failures_are_reported_and_malformed_messages_dead_lettered(
     monkeypatch.setenv("ARCHIVE_BUCKET", "no-such-bucket")
     with pytest.raises(BatchProcessingError, match="All records failed"):
         archive.handler(sqs_records([accepted_json("o-x")]), context())
+
+
+@pytest.mark.parametrize("module", ["conveyor.functions.billing", "conveyor.functions.archive"])
+def test_consumers_cold_start_without_powertools_parser_models(module: str) -> None:
+    # Powertools' batch utility builds every one of its parser models at import when
+    # pydantic is already loaded (+0.2x a bare boto3 import); the consumers must load
+    # it before anything loads pydantic.
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, {module}; print(*sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert module in loaded
+    assert "aws_lambda_powertools.utilities.batch" in loaded
+    assert "pydantic" in loaded
+    assert not [
+        name for name in loaded if name.startswith("aws_lambda_powertools.utilities.parser")
+    ]
