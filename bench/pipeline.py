@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from conveyor import orders_table
-from conveyor.core.orders import EVENT_ORDER_ACCEPTED, Order, accept, order_total
+from conveyor.core.orders import Order, accept, message_attributes, order_total
+from conveyor.functions.archive import put_copy
 from conveyor.local.emf import total
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.local.state import Credentials, emulator_client
@@ -217,14 +218,7 @@ def request_costs(runtime: LocalRuntime) -> dict[str, Any]:
         now=datetime.now(UTC),
     )
     body, amount = order.model_dump_json(), order_total(order)
-    attributes = {
-        name: {"DataType": "String", "StringValue": value}
-        for name, value in (
-            ("event_type", EVENT_ORDER_ACCEPTED),
-            ("order_id", order.order_id),
-            ("correlation_id", order.correlation_id),
-        )
-    }
+    attributes = message_attributes(order)
     orders_topic, order_queues = _topic_with_queues(sns, sqs, "bench-costs-orders", 2)
     ceiling_topic, (ceiling_queue,) = _topic_with_queues(sns, sqs, "bench-costs-ceiling", 1)
     costs: dict[str, float] = {}
@@ -269,15 +263,7 @@ def request_costs(runtime: LocalRuntime) -> dict[str, Any]:
     )
     costs["order: put_object (archive)"] = cpu_ms(
         REQUESTS_PER_KIND,
-        lambda n: s3.put_object(
-            Bucket=bucket,
-            Key=f"bench-costs/{n}.json",
-            Body=body.encode(),
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-            IfNoneMatch="*",
-            Metadata={"correlation-id": order.correlation_id},
-        ),
+        lambda n: put_copy(s3, bucket, f"bench-costs/{n}.json", order),
     )
     costs["ceiling: publish (1 queue)"] = cpu_ms(
         REQUESTS_PER_KIND, lambda _: sns.publish(TopicArn=ceiling_topic, Message="{}")

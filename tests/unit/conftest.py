@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -113,3 +115,14 @@ def order_json(**overrides: Any) -> bytes:
         **overrides,
     }
     return json.dumps(order).encode()
+
+
+def modules_loaded_by(module: str) -> list[str]:
+    """Every module a fresh interpreter has loaded after importing ``module``: what a
+    cold start of that function pays for."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys, {module}; print(*sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -19,7 +17,14 @@ from conveyor.dynamo import count_in_status
 from conveyor.functions import archive, billing
 from conveyor.functions.consumer import FAILURE_REASON
 from conveyor.local.provision import Resources
-from tests.unit.conftest import context, drain, order_json, sqs_records, use_function_env
+from tests.unit.conftest import (
+    context,
+    drain,
+    modules_loaded_by,
+    order_json,
+    sqs_records,
+    use_function_env,
+)
 
 
 def accepted_json(order_id: str, customer: str = "cust-1", day: int = 5, **fields: object) -> str:
@@ -147,12 +152,7 @@ def test_consumers_cold_start_without_powertools_parser_models(module: str) -> N
     # Powertools' batch utility builds every one of its parser models at import when
     # pydantic is already loaded (+0.2x a bare boto3 import); the consumers must load
     # it before anything loads pydantic.
-    loaded = subprocess.run(
-        [sys.executable, "-c", f"import sys, {module}; print(*sys.modules)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    loaded = modules_loaded_by(module)
     assert module in loaded
     assert "aws_lambda_powertools.utilities.batch" in loaded
     assert "pydantic" in loaded

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import boto3
@@ -20,7 +18,13 @@ from conveyor.functions import images, presign
 from conveyor.local.mapping import sqs_event
 from conveyor.local.provision import Resources
 from tests import samples
-from tests.unit.conftest import context, drain, signed_alb_event, use_function_env
+from tests.unit.conftest import (
+    context,
+    drain,
+    modules_loaded_by,
+    signed_alb_event,
+    use_function_env,
+)
 
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
 
@@ -287,12 +291,7 @@ def test_a_live_lease_held_by_another_worker_makes_the_record_retry(
 
 def test_the_image_function_cold_starts_without_pydantic() -> None:
     # pydantic is a quarter of the image function's import time, and it parses no model.
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, conveyor.functions.images; print(*sys.modules)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    loaded = modules_loaded_by("conveyor.functions.images")
     assert "conveyor.functions.images" in loaded
     assert "PIL.Image" in loaded
     assert not [name for name in loaded if name.partition(".")[0] == "pydantic"]

@@ -116,6 +116,19 @@ def accept(
     )
 
 
+def message_attributes(order: AcceptedOrder) -> dict[str, dict[str, str]]:
+    """The SNS message attributes an accepted order is published with, for subscription
+    filters and for tracing it across functions."""
+    return {
+        name: {"DataType": "String", "StringValue": value}
+        for name, value in (
+            ("event_type", EVENT_ORDER_ACCEPTED),
+            ("order_id", order.order_id),
+            ("correlation_id", order.correlation_id),
+        )
+    }
+
+
 def order_total(order: Order) -> Decimal:
     """Sum of the lines, rounded once to the currency's minor unit."""
     exact = sum((item.unit_price * item.quantity for item in order.items), Decimal(0))

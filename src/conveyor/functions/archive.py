@@ -23,6 +23,21 @@ logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+def put_copy(s3: Any, bucket: str, key: str, order: AcceptedOrder) -> None:
+    """Write the order's JSON copy at ``key`` unless an object is already there."""
+    # If-None-Match makes the write conditional: a redelivered message neither rewrites
+    # the object nor adds a version to the versioned bucket.
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=order.model_dump_json().encode(),
+        ContentType="application/json",
+        ServerSideEncryption="AES256",
+        IfNoneMatch="*",
+        Metadata={"correlation-id": order.correlation_id},
+    )
+
+
 @logged_failures
 def archive(record: SQSRecord) -> None:
     correlate(record)
@@ -31,17 +46,7 @@ def archive(record: SQSRecord) -> None:
         return
     key = archive_key(order)
     try:
-        # If-None-Match makes the write conditional: a redelivered message neither
-        # rewrites the object nor adds a version to the versioned bucket.
-        client("s3").put_object(
-            Bucket=required("ARCHIVE_BUCKET"),
-            Key=key,
-            Body=order.model_dump_json().encode(),
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-            IfNoneMatch="*",
-            Metadata={"correlation-id": order.correlation_id},
-        )
+        put_copy(client("s3"), required("ARCHIVE_BUCKET"), key, order)
     except Exception as exc:
         if error_code(exc) != "PreconditionFailed":
             raise

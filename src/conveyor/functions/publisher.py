@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from conveyor import metrics
 from conveyor.aws import client
 from conveyor.config import required
-from conveyor.core.orders import EVENT_ORDER_ACCEPTED, Order, accept
+from conveyor.core.orders import Order, accept, message_attributes
 from conveyor.functions.alb import (
     HttpError,
     json_response,
@@ -55,11 +55,7 @@ def create_order() -> Response[str]:
         client("sns").publish(
             TopicArn=required("ORDERS_TOPIC_ARN"),
             Message=accepted.model_dump_json(),
-            MessageAttributes={
-                "event_type": {"DataType": "String", "StringValue": EVENT_ORDER_ACCEPTED},
-                "order_id": {"DataType": "String", "StringValue": accepted.order_id},
-                "correlation_id": {"DataType": "String", "StringValue": request_id},
-            },
+            MessageAttributes=message_attributes(accepted),
         )
     except Exception as exc:
         logger.exception("publish failed", extra={"order_id": accepted.order_id})
