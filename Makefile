@@ -1,8 +1,12 @@
 # Every target creates its own virtual environment from the pinned pyproject.toml.
+# The demo and the local stack need only the runtime and `local` extras; everything else
+# (tests, lint, CDK, benchmarks) installs the `dev` extra on top of them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+LOCAL  := $(VENV)/.installed-local
+STAMP  := $(VENV)/.installed-dev
+PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
 ARGS   ?=
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -10,17 +14,23 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
 .PHONY: demo up test lint chromium bench soak unit build synth bootstrap deploy destroy clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+
+$(LOCAL): pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e ".[local]"
 	touch $@
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e ".[dev]"
+	touch $(LOCAL) $@
 
 venv: $(STAMP)
 
-demo: $(STAMP)  ## start the local stack, send a realistic batch of orders, keep running (ARGS=--exit to stop)
+demo: $(LOCAL)  ## start the local stack, send a realistic batch of orders, keep running (ARGS=--exit to stop)
 	$(BIN)/conveyor demo $(ARGS)
 
-up: $(STAMP)  ## start the local stack and keep it running until Ctrl-C
+up: $(LOCAL)  ## start the local stack and keep it running until Ctrl-C
 	$(BIN)/conveyor up $(ARGS)
 
 lint: $(STAMP)
@@ -43,7 +53,7 @@ bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
 		$(BIN)/python -m bench.$$name || failed="$$failed $$name"; done; \
 	if [ -n "$$failed" ]; then echo "targets missed in:$$failed"; exit 1; fi
 
-soak: $(STAMP)  ## orders and images through the local stack under injected faults
+soak: $(LOCAL)  ## orders and images through the local stack under injected faults
 	$(BIN)/conveyor soak $(ARGS)
 
 unit: $(STAMP)

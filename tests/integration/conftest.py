@@ -75,7 +75,7 @@ def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunt
 
 
 def eventually(
-    probe: Callable[[], T | None], timeout_s: float = 30.0, interval_s: float = 0.1
+    probe: Callable[[], T | None], timeout_s: float = 60.0, interval_s: float = 0.1
 ) -> T:
     """Poll until ``probe`` returns something truthy; fail with the last value otherwise."""
     deadline = time.monotonic() + timeout_s

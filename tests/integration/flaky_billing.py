@@ -1,8 +1,9 @@
 """Billing with a bug: it raises on orders from customer ``poison``.
 
 The integration tests run it in place of the billing handler to watch the event source
-mapping retry one message of a batch while the rest succeed. It logs each batch it gets
-and each poisoned attempt, so the test can read what the worker saw.
+mapping retry one message of a batch while the rest succeed. It logs each poisoned
+attempt, and its failures are logged as the real billing's are (``record failed``), so
+the test can read what the worker saw and why the message was dead-lettered.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from conveyor.functions import billing
+from conveyor.functions.consumer import logged_failures
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@logged_failures
 def bill_unless_poisoned(record: SQSRecord) -> None:
     if json.loads(record.body).get("customer_id") == "poison":
         print(
@@ -33,7 +36,6 @@ def bill_unless_poisoned(record: SQSRecord) -> None:
 
 
 def handler(event: dict[str, Any], context: Any) -> Any:
-    print(json.dumps({"batch_size": len(event["Records"])}), flush=True)
     return process_partial_response(
         event=event, record_handler=bill_unless_poisoned, processor=processor, context=context
     )

@@ -215,7 +215,7 @@ def test_transient_failures_are_retried_then_dead_lettered_after_three_receives(
         )
         return list(response.get("Messages", []))
 
-    [dead] = eventually(dead_letters, timeout_s=40)
+    [dead] = eventually(dead_letters, timeout_s=120)
     assert upload.upload_id in dead["Body"]
     log = (faulty_stack.logs_dir / "images.log").read_text()
     assert log.count('"throttled_claim"') == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from conveyor.core.orders import Order, accept
 from conveyor.local.runtime import LocalRuntime
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
+from conveyor.redrive import dead_letters, peek
 from conveyor.topology import TOPOLOGY
 from tests.integration.conftest import eventually
 
@@ -125,9 +127,11 @@ def test_the_gateway_answers_bad_requests_with_json_reasons(client: ConveyorClie
     assert client.request("GET", "/elsewhere").json()["error"] == "not_found"
 
 
-def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq(
+def test_one_raising_message_fails_alone_and_ends_in_the_dlq_with_its_reason(
     faulty_stack: LocalRuntime,
 ) -> None:
+    """Whatever batches the ten messages arrive in (neither SQS nor Lambda promises one
+    batch of ten), the poisoned one fails on its own and every other one is billed once."""
     assert faulty_stack.info is not None
     resources = faulty_stack.info.resources
     aws = EmulatorClients(faulty_stack.info.emulator_url)
@@ -147,19 +151,20 @@ def test_one_raising_message_of_a_batch_leaves_nine_billed_and_itself_in_the_dlq
     ]
     aws("sqs").send_message_batch(QueueUrl=resources.queues["billing"], Entries=entries)
 
+    dlq = resources.queues["billing-dlq"]
+    [dead] = eventually(lambda: peek(aws("sqs"), dlq), timeout_s=120)
+    assert json.loads(dead["Body"])["customer_id"] == "poison"
+    [letter] = dead_letters(aws("sqs"), dlq, [faulty_stack.logs_dir / "billing.log"])
+    assert letter.reason == "RuntimeError: poisoned order"
+
     good = [o["order_id"] for o in orders if o["customer_id"] != "poison"]
     eventually(lambda: all(billed(faulty_stack, aws, order_id) for order_id in good))
-
-    def dead_letters() -> list[dict[str, Any]]:
-        response = aws("sqs").receive_message(
-            QueueUrl=resources.queues["billing-dlq"], MaxNumberOfMessages=10, VisibilityTimeout=0
-        )
-        return list(response.get("Messages", []))
-
-    [dead] = eventually(dead_letters, timeout_s=40)
-    assert json.loads(dead["Body"])["customer_id"] == "poison"
+    eventually(lambda: drained(faulty_stack, aws))
     assert billed(faulty_stack, aws, orders[6]["order_id"]) is None
     lines = log_lines(faulty_stack, "billing")
-    assert next(line["batch_size"] for line in lines if "batch_size" in line) == 10
+    billings = Counter(line["order_id"] for line in lines if line.get("message") == "order billed")
+    assert billings == dict.fromkeys(good, 1), "each good order billed exactly once"
+    failed = [line for line in lines if line.get("message") == "record failed"]
+    assert {line["message_id"] for line in failed} == {letter.message_id}, "it failed alone"
     attempts = [int(line["poisoned_attempt"]) for line in lines if "poisoned_attempt" in line]
     assert attempts == [1, 2, 3], "three receives, then the redrive policy takes it"
