@@ -22,5 +22,5 @@ def test_order_ids_are_read_from_order_messages() -> None:
 def test_the_soak_topology_keeps_six_times_each_consumers_timeout() -> None:
     topology = fast_topology()
     assert topology.problems() == []
-    assert topology.function("images").timeout_s == 5
-    assert topology.queue("images").visibility_timeout_s == 30
+    assert topology.function("images").timeout_s == 8
+    assert topology.queue("images").visibility_timeout_s == 48

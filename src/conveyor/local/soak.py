@@ -7,10 +7,13 @@ reason, or sits in the DLQ; no 5xx reached a client except 503s that told it to 
 (the client retries those with the same order id).
 
 Timeouts are shortened so that retries happen within the run: billing and archive time
-out after 2 s and the image function after 5 s, so their queues hide a message for 12 s
-and 30 s. Sending pauses while the backlog is large (see MAX_BACKLOG). The emulator is
-not restarted: moto keeps its state in memory, so a restart would lose every queued
-message, which no runtime could survive.
+out after 4 s and the image function after 8 s, so their queues hide a message for 24 s
+and 48 s. They stay well above a cold worker's first invocation on a busy machine: at
+2 s, a worker replaced after a timeout timed out again on its first call, and on a
+machine running two test suites at once almost every order ended in a DLQ. Sending
+pauses while the backlog is large (see MAX_BACKLOG). The emulator is not restarted:
+moto keeps its state in memory, so a restart would lose every queued message, which no
+runtime could survive.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from conveyor.redrive import NO_REASON, dead_letters, peek
 from conveyor.topology import TOPOLOGY, Topology
 from conveyor.uploads import sample_photos
 
-SOAK_TIMEOUT_S = {"billing": 2, "archive": 2, "images": 5}
+SOAK_TIMEOUT_S = {"billing": 4, "archive": 4, "images": 8}
 """Seconds each consumer may run in the soak; its queue hides a message six times that."""
 DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.02, aws_error_rate=0.02, duplicate_rate=0.05)
 MAX_RETRIES = 6
