@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint chromium
-	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15 $(ARGS)
 
 chromium:  ## Debian's Chromium for the console's browser tests (Playwright drives it)
 	@command -v chromium >/dev/null || { \

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conveyor.infra.compute import CODE_EXCLUDES
 from conveyor.infra.layers import LAYERS, build_layer, size_of
-from conveyor.infra.settings import LAYERS_DIR, SOURCE_DIR
+from conveyor.infra.package import function_code_dir
+from conveyor.infra.settings import LAYERS_DIR
 from conveyor.topology import TOPOLOGY
 
 COLD_RUNS = 15
@@ -150,7 +150,7 @@ def warm_costs() -> dict[str, float]:
     )
     from aws_lambda_powertools.utilities import parameters
 
-    from conveyor import aws
+    from conveyor.aws import clients
     from conveyor.core.orders import Order, accept
     from conveyor.core.signing import sign
     from conveyor.functions import archive, billing, publisher
@@ -167,7 +167,7 @@ def warm_costs() -> dict[str, float]:
         "s3": _Stub({}),
         "sqs": _Stub({}),
     }
-    aws.client.cache_clear()
+    clients.clear_cache()
     for module in (publisher, billing, archive):
         module.client = stubs.__getitem__  # type: ignore[attr-defined]
     context: Any = LambdaContext("bench", 256, "arn", "r", deadline=time.monotonic() + 3600)
@@ -221,19 +221,16 @@ def warm_costs() -> dict[str, float]:
 def package_sizes() -> dict[str, float]:
     """MB zipped as Lambda receives them: the function code and each layer."""
 
-    def zipped(root: Path, skip: list[str]) -> float:
-        path = LAYERS_DIR.parent / f"{root.name}.zip"
+    def zipped(root: Path, name: str) -> float:
+        path = LAYERS_DIR.parent / f"{name}.zip"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive_file:
             for file in sorted(root.rglob("*")):
                 relative = file.relative_to(root).as_posix()
-                if file.is_file() and not any(
-                    relative.startswith(s.rstrip("*").rstrip("/")) or "__pycache__" in relative
-                    for s in skip
-                ):
+                if file.is_file() and "__pycache__" not in relative:
                     archive_file.write(file, relative)
         return round(path.stat().st_size / 1e6, 2)
 
-    sizes = {"function code (zipped)": zipped(SOURCE_DIR, CODE_EXCLUDES)}
+    sizes = {"function code (zipped)": zipped(function_code_dir(), "function-code")}
     for name in LAYERS:
         layer = LAYERS_DIR / name
         if not (layer / "python" / "NOT_BUILT").exists() and (layer / "python").is_dir():
@@ -241,7 +238,7 @@ def package_sizes() -> dict[str, float]:
         else:
             path = build_layer(name)
         sizes[f"layer {name} (unzipped)"] = round(size_of(path) / 1e6, 1)
-        sizes[f"layer {name} (zipped)"] = zipped(path, [])
+        sizes[f"layer {name} (zipped)"] = zipped(path, name)
     return sizes
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageFilter
 
 from conveyor.core import imaging
-from conveyor.uploads import sample_photos
+from conveyor.ops.uploads import sample_photos
 
 SIZES = [box for _, box in imaging.VARIANTS]
 RUNS = 7

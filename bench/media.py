@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.images import samples
-from conveyor.local.logs import read_json_lines
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
-from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
+from conveyor.ops.logs import read_json_lines
+from conveyor.topology import IMAGES_FUNCTION, TOPOLOGY, SqsTrigger, Topology
 
 IMAGES = 16
 
 
 def _with_image_concurrency(concurrency: int) -> Topology:
-    images = TOPOLOGY.function("images")
+    images = TOPOLOGY.function(IMAGES_FUNCTION)
     assert isinstance(images.trigger, SqsTrigger)
     changed = dataclasses.replace(
         images,
@@ -28,7 +28,8 @@ def _with_image_concurrency(concurrency: int) -> Topology:
         trigger=dataclasses.replace(images.trigger, max_concurrency=concurrency),
     )
     return dataclasses.replace(
-        TOPOLOGY, functions=tuple(changed if f.name == "images" else f for f in TOPOLOGY.functions)
+        TOPOLOGY,
+        functions=tuple(changed if f.name == IMAGES_FUNCTION else f for f in TOPOLOGY.functions),
     )
 
 
@@ -38,12 +39,10 @@ def level(concurrency: int, photo: Path) -> dict[str, Any]:
             RuntimeOptions(state_dir=Path(state), port=0, endpoint_url=None),
             _with_image_concurrency(concurrency),
         )
-        runtime.start()
+        stack = runtime.start()
         try:
-            assert runtime.credentials is not None
-            credentials = runtime.credentials
-            client = credentials.client()
-            log = runtime.logs_dir / "images.log"
+            client = stack.client()
+            log = stack.logs_dir / f"{IMAGES_FUNCTION}.log"
             started = time.perf_counter()
             for _ in range(IMAGES):
                 client.upload(photo, "image/jpeg")
@@ -53,7 +52,7 @@ def level(concurrency: int, photo: Path) -> dict[str, Any]:
             ):
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
-            pool = runtime.pools["images"]
+            pool = runtime.pools[IMAGES_FUNCTION]
             return {
                 "images/minute": round(IMAGES / elapsed * 60, 1),
                 "mean ms per invocation": round(

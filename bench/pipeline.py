@@ -19,13 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conveyor import orders_table
+from conveyor.aws import orders_table
+from conveyor.aws.metrics import ORDERS_ARCHIVED, ORDERS_BILLED
 from conveyor.core.orders import Order, accept, message_attributes, order_total
 from conveyor.functions.archive import put_copy
 from conveyor.local.emf import total
-from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import Credentials, emulator_client
-from conveyor.metrics import ORDERS_ARCHIVED, ORDERS_BILLED
+from conveyor.topology import (
+    ARCHIVE_BUCKET,
+    ARCHIVE_FUNCTION,
+    BILLING_FUNCTION,
+    ORDERS_TABLE,
+    PUBLISHER_FUNCTION,
+)
 
 LEVELS = (1, 8, 32)
 ROUNDS = 3
@@ -75,21 +82,20 @@ def post_orders(credentials: Credentials, level: int, tag: str) -> list[float]:
 
 
 def orders_level(
-    runtime: LocalRuntime, clients: Executor, level: int, tag: str
+    runtime: LocalRuntime, started: Started, clients: Executor, level: int, tag: str
 ) -> dict[str, float]:
     """One level of load from ``clients`` (a process of its own, as real clients are,
     so that their threads do not compete with the gateway's and pollers' for the runtime's
     GIL)."""
-    assert runtime.credentials is not None
     billed0, archived0 = _done(runtime)
-    started = time.perf_counter()
-    latencies = clients.submit(post_orders, runtime.credentials, level, tag).result()
+    began = time.perf_counter()
+    latencies = clients.submit(post_orders, started.credentials, level, tag).result()
     while True:
         billed, archived = _done(runtime)
         if min(billed - billed0, archived - archived0) >= ORDERS_PER_LEVEL:
             break
         time.sleep(0.05)
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - began
     latencies.sort()
     return {
         "orders/s": round(ORDERS_PER_LEVEL / elapsed, 1),
@@ -186,7 +192,7 @@ def ceiling(endpoint: str, level: int, name: str) -> float:
 REQUESTS_PER_KIND = 200
 
 
-def request_costs(runtime: LocalRuntime) -> dict[str, Any]:
+def request_costs(runtime: LocalRuntime, started: Started, emulator_pid: int) -> dict[str, Any]:
     """Emulator CPU ms per request, for each kind of request an order and a ceiling
     message make, sent one at a time while the pipeline is idle so that the emulator's
     CPU is theirs alone; and what they add up to per order and per ceiling message.
@@ -195,14 +201,11 @@ def request_costs(runtime: LocalRuntime) -> dict[str, Any]:
     topic with two queues, the billing table's conditional put, the archive's
     conditional put to the versioned bucket, and the pollers' receives and batch deletes.
     """
-    assert runtime.info is not None
-    assert runtime.emulator is not None
-    assert runtime.emulator.pid is not None
-    pid, endpoint = runtime.emulator.pid, runtime.info.emulator_url
+    pid, endpoint = emulator_pid, started.info.emulator_url
     sns, sqs = emulator_client(endpoint, "sns"), emulator_client(endpoint, "sqs")
     dynamodb, s3 = emulator_client(endpoint, "dynamodb"), emulator_client(endpoint, "s3")
-    table = runtime.pools["billing"].spec.env["ORDERS_TABLE"]
-    bucket = runtime.pools["archive"].spec.env["ARCHIVE_BUCKET"]
+    table = started.info.resources.tables[ORDERS_TABLE]
+    bucket = started.info.resources.buckets[ARCHIVE_BUCKET]
 
     def cpu_ms(requests: int, send: Callable[[int], object]) -> float:
         before = _cpu_seconds(pid)
@@ -299,6 +302,8 @@ def request_costs(runtime: LocalRuntime) -> dict[str, Any]:
 
 def _round(
     runtime: LocalRuntime,
+    started: Started,
+    emulator_pid: int,
     clients: Executor,
     processes: dict[str, list[int]],
     level: int,
@@ -306,14 +311,11 @@ def _round(
     profile: bool,
 ) -> dict[str, Any]:
     """One measurement of ``level``: the pipeline, then the ceiling right after it."""
-    assert runtime.info is not None
-    assert runtime.emulator is not None
-    assert runtime.emulator.pid is not None
     cpu0 = {k: sum(_cpu_seconds(p) for p in v) for k, v in processes.items()}
     runtime_cpu0 = time.process_time()
-    profiler = _profile(runtime.emulator.pid) if profile else None
+    profiler = _profile(emulator_pid) if profile else None
     tag = f"{level}-{number}"
-    measured: dict[str, Any] = dict(orders_level(runtime, clients, level, tag))
+    measured: dict[str, Any] = dict(orders_level(runtime, started, clients, level, tag))
     if profiler is not None:
         try:
             profiler.wait(timeout=PROFILE_S + 30)
@@ -326,7 +328,7 @@ def _round(
     cpu = {k: round(sum(_cpu_seconds(p) for p in v) - cpu0[k], 1) for k, v in processes.items()}
     cpu["runtime (gateway, pollers)"] = round(time.process_time() - runtime_cpu0, 1)
     measured["ceiling msgs/s"] = clients.submit(
-        ceiling, runtime.info.emulator_url, level, tag
+        ceiling, started.info.emulator_url, level, tag
     ).result()
     measured["share of ceiling"] = round(measured["orders/s"] / measured["ceiling msgs/s"], 2)
     measured["CPU s by process"] = cpu
@@ -337,27 +339,37 @@ def run() -> tuple[dict[str, Any], list[str]]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as state:
         runtime = LocalRuntime(RuntimeOptions(state_dir=Path(state), port=0, endpoint_url=None))
-        runtime.start()
+        started = runtime.start()
         clients = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         try:
             client_pid = clients.submit(os.getpid).result()
-            assert runtime.info is not None
+            # The bench measures the embedded emulator's CPU, so it starts one itself.
             assert runtime.emulator is not None
             assert runtime.emulator.pid is not None
+            emulator_pid = runtime.emulator.pid
             processes = {
-                "emulator": [runtime.emulator.pid],
+                "emulator": [emulator_pid],
                 **{
                     f"{name} workers": runtime.pools[name].pids()
-                    for name in ("publisher", "billing", "archive")
+                    for name in (PUBLISHER_FUNCTION, BILLING_FUNCTION, ARCHIVE_FUNCTION)
                 },
                 "clients": [client_pid],
             }
             # Every worker takes requests once (its first loads botocore's service models)
             # before anything is timed, as the image benchmark warms up too.
-            orders_level(runtime, clients, max(LEVELS), "warm-up")
+            orders_level(runtime, started, clients, max(LEVELS), "warm-up")
             for level in LEVELS:
                 rounds = [
-                    _round(runtime, clients, processes, level, n, level == PROFILED_LEVEL and not n)
+                    _round(
+                        runtime,
+                        started,
+                        emulator_pid,
+                        clients,
+                        processes,
+                        level,
+                        n,
+                        level == PROFILED_LEVEL and not n,
+                    )
                     for n in range(ROUNDS)
                 ]
                 middle = sorted(rounds, key=lambda r: float(r["share of ceiling"]))[ROUNDS // 2]
@@ -381,7 +393,7 @@ def run() -> tuple[dict[str, Any], list[str]]:
                         poller.stats.received / poller.stats.batches, 1
                     )
             print(json.dumps({"per invocation": results["per invocation"]}), flush=True)
-            results["emulator requests"] = request_costs(runtime)
+            results["emulator requests"] = request_costs(runtime, started, emulator_pid)
             print(json.dumps({"emulator requests": results["emulator requests"]}), flush=True)
         finally:
             clients.shutdown()

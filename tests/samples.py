@@ -12,7 +12,7 @@ from functools import cache
 
 from PIL import Image
 
-from conveyor.uploads import sample_photos
+from conveyor.ops.uploads import sample_photos
 
 PHOTOS = {path.name: path for path in sample_photos()}
 

@@ -12,17 +12,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from conveyor.core.media import EXTENSIONS
 from conveyor.core.signing import sign
 
-_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".jpe": "image/jpeg",
-    ".jfif": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-}
+_TYPES = {extension: kind for kind, extensions in EXTENSIONS.items() for extension in extensions}
 
 
 def content_type_of(path: Path) -> str:

@@ -7,13 +7,25 @@ itself from :data:`TOPOLOGY`; the CDK app builds the cloud stacks from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
+from conveyor.core.media import PROCESSED_PREFIX, QUARANTINE_PREFIX, UPLOAD_PREFIX
+from conveyor.core.orders import ARCHIVE_PREFIX
+
 DAY_S = 86_400
 VISIBILITY_PER_TIMEOUT = 6
+DLQ_SUFFIX = "-dlq"
+
+
+def dlq_of(queue: str) -> str:
+    """The name of a queue's dead-letter queue."""
+    return f"{queue}{DLQ_SUFFIX}"
+
+
 """AWS's advice: a queue's visibility timeout is at least six times its consumer's timeout."""
 
 
@@ -42,7 +54,7 @@ class Queue:
 
     @property
     def dlq_name(self) -> str:
-        return f"{self.name}-dlq"
+        return dlq_of(self.name)
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,25 @@ class Topology:
             case Kind.SECRET:
                 return [s.name for s in self.secrets]
 
+    def with_timeouts(self, timeouts: Mapping[str, int]) -> Topology:
+        """This topology with the named SQS-triggered functions timing out after the given
+        seconds, and each one's queue hiding a message VISIBILITY_PER_TIMEOUT times that,
+        so that tests and soaks see retries in seconds rather than minutes."""
+        queues = {t.queue: timeouts[f.name] for f, t in self.sqs_triggered() if f.name in timeouts}
+        return dataclasses.replace(
+            self,
+            functions=tuple(
+                dataclasses.replace(f, timeout_s=timeouts[f.name]) if f.name in timeouts else f
+                for f in self.functions
+            ),
+            queues=tuple(
+                dataclasses.replace(q, visibility_timeout_s=VISIBILITY_PER_TIMEOUT * queues[q.name])
+                if q.name in queues
+                else q
+                for q in self.queues
+            ),
+        )
+
     def problems(self) -> list[str]:
         """Every inconsistency in the declaration; empty when it is sound."""
         return self._naming_problems() + self._trigger_problems() + self._grant_problems()
@@ -288,6 +319,14 @@ MEDIA_BUCKET = "media"
 MEDIA_EVENTS_TOPIC = "media-events"
 IMAGES_TABLE = "images"
 MEDIA_EVENTS_TAP = "media-events-tap"
+BILLING_QUEUE = "billing"
+ARCHIVE_QUEUE = "archive"
+IMAGES_QUEUE = "images"
+PUBLISHER_FUNCTION = "publisher"
+BILLING_FUNCTION = "billing"
+ARCHIVE_FUNCTION = "archive"
+PRESIGN_FUNCTION = "presign"
+IMAGES_FUNCTION = "images"
 
 _CLIENT_SECRETS_GRANT = Grant(
     Kind.SECRET, CLIENT_SECRETS, ("secretsmanager:GetSecretValue",), env="CLIENT_SECRETS_ID"
@@ -296,17 +335,17 @@ _CLIENT_SECRETS_GRANT = Grant(
 TOPOLOGY = Topology(
     topics=(Topic(ORDERS_TOPIC), Topic(MEDIA_EVENTS_TOPIC)),
     queues=(
-        Queue("billing", visibility_timeout_s=60),
-        Queue("archive", visibility_timeout_s=60),
-        Queue("images", visibility_timeout_s=360, retention_s=DAY_S),
+        Queue(BILLING_QUEUE, visibility_timeout_s=60),
+        Queue(ARCHIVE_QUEUE, visibility_timeout_s=60),
+        Queue(IMAGES_QUEUE, visibility_timeout_s=360, retention_s=DAY_S),
         Queue(MEDIA_EVENTS_TAP, visibility_timeout_s=30, retention_s=DAY_S, local_only=True),
     ),
     subscriptions=(
-        Subscription(ORDERS_TOPIC, "billing"),
-        Subscription(ORDERS_TOPIC, "archive"),
+        Subscription(ORDERS_TOPIC, BILLING_QUEUE),
+        Subscription(ORDERS_TOPIC, ARCHIVE_QUEUE),
         Subscription(MEDIA_EVENTS_TOPIC, MEDIA_EVENTS_TAP),
     ),
-    notifications=(BucketNotification(MEDIA_BUCKET, "images", prefix="uploads/"),),
+    notifications=(BucketNotification(MEDIA_BUCKET, IMAGES_QUEUE, prefix=UPLOAD_PREFIX),),
     tables=(
         Table(
             ORDERS_TABLE,
@@ -329,7 +368,7 @@ TOPOLOGY = Topology(
     ),
     functions=(
         Function(
-            "publisher",
+            PUBLISHER_FUNCTION,
             handler="conveyor.functions.publisher:handler",
             trigger=HttpRoute("/orders"),
             grants=(
@@ -339,19 +378,24 @@ TOPOLOGY = Topology(
             concurrency=4,
         ),
         Function(
-            "billing",
+            BILLING_FUNCTION,
             handler="conveyor.functions.billing:handler",
-            trigger=SqsTrigger("billing"),
+            trigger=SqsTrigger(BILLING_QUEUE),
             concurrency=2,
             grants=(
                 Grant(Kind.TABLE, ORDERS_TABLE, ("dynamodb:PutItem",), env="ORDERS_TABLE"),
-                Grant(Kind.QUEUE, "billing-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
+                Grant(
+                    Kind.QUEUE,
+                    dlq_of(BILLING_QUEUE),
+                    ("sqs:SendMessage",),
+                    env="DEAD_LETTER_QUEUE_URL",
+                ),
             ),
         ),
         Function(
-            "archive",
+            ARCHIVE_FUNCTION,
             handler="conveyor.functions.archive:handler",
-            trigger=SqsTrigger("archive"),
+            trigger=SqsTrigger(ARCHIVE_QUEUE),
             concurrency=2,
             grants=(
                 Grant(
@@ -359,13 +403,18 @@ TOPOLOGY = Topology(
                     ARCHIVE_BUCKET,
                     ("s3:PutObject",),
                     env="ARCHIVE_BUCKET",
-                    scope="archive/orders/*",
+                    scope=f"{ARCHIVE_PREFIX}*",
                 ),
-                Grant(Kind.QUEUE, "archive-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
+                Grant(
+                    Kind.QUEUE,
+                    dlq_of(ARCHIVE_QUEUE),
+                    ("sqs:SendMessage",),
+                    env="DEAD_LETTER_QUEUE_URL",
+                ),
             ),
         ),
         Function(
-            "presign",
+            PRESIGN_FUNCTION,
             handler="conveyor.functions.presign:handler",
             trigger=HttpRoute("/uploads"),
             grants=(
@@ -376,15 +425,15 @@ TOPOLOGY = Topology(
                     MEDIA_BUCKET,
                     ("s3:PutObject",),
                     env="MEDIA_BUCKET",
-                    scope="uploads/*",
+                    scope=f"{UPLOAD_PREFIX}*",
                 ),
                 _CLIENT_SECRETS_GRANT,
             ),
         ),
         Function(
-            "images",
+            IMAGES_FUNCTION,
             handler="conveyor.functions.images:handler",
-            trigger=SqsTrigger("images"),
+            trigger=SqsTrigger(IMAGES_QUEUE),
             timeout_s=60,
             memory_mb=1024,
             concurrency=2,
@@ -394,10 +443,10 @@ TOPOLOGY = Topology(
                     MEDIA_BUCKET,
                     ("s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"),
                     env="MEDIA_BUCKET",
-                    scope="uploads/*",
+                    scope=f"{UPLOAD_PREFIX}*",
                 ),
-                Grant(Kind.BUCKET, MEDIA_BUCKET, ("s3:PutObject",), scope="processed/*"),
-                Grant(Kind.BUCKET, MEDIA_BUCKET, ("s3:PutObject",), scope="quarantine/*"),
+                Grant(Kind.BUCKET, MEDIA_BUCKET, ("s3:PutObject",), scope=f"{PROCESSED_PREFIX}*"),
+                Grant(Kind.BUCKET, MEDIA_BUCKET, ("s3:PutObject",), scope=f"{QUARANTINE_PREFIX}*"),
                 Grant(
                     Kind.TABLE,
                     IMAGES_TABLE,
@@ -407,7 +456,12 @@ TOPOLOGY = Topology(
                 Grant(
                     Kind.TOPIC, MEDIA_EVENTS_TOPIC, ("sns:Publish",), env="MEDIA_EVENTS_TOPIC_ARN"
                 ),
-                Grant(Kind.QUEUE, "images-dlq", ("sqs:SendMessage",), env="DEAD_LETTER_QUEUE_URL"),
+                Grant(
+                    Kind.QUEUE,
+                    dlq_of(IMAGES_QUEUE),
+                    ("sqs:SendMessage",),
+                    env="DEAD_LETTER_QUEUE_URL",
+                ),
             ),
             settings=(("MAX_IMAGE_PIXELS", "40000000"),),
         ),

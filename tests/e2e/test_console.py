@@ -16,12 +16,13 @@ import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from conveyor.diagram import graph
+from conveyor.core.media import EXTENSIONS
 from conveyor.functions.consumer import FAILURE_REASON
-from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
+from conveyor.ops.diagram import graph
 from conveyor.topology import TOPOLOGY
 from tests import samples
-from tests.integration.conftest import eventually, start_stack
+from tests.integration.conftest import eventually, local_runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("console")]
 # Playwright's 5 s default is a guess about one machine's speed; a loaded 2-core machine
@@ -57,15 +58,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    runtime = start_stack(tmp_path_factory.mktemp("console"))
-    yield runtime
-    runtime.stop()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
+    with local_runtime(tmp_path_factory.mktemp("console")) as started:
+        yield started
 
 
-def console_url(runtime: LocalRuntime) -> str:
-    assert runtime.gateway is not None
-    return f"{runtime.gateway.url}/console"
+def console_url(stack: Started) -> str:
+    return f"{stack.info.gateway_url}/console"
 
 
 class Errors:
@@ -82,7 +81,7 @@ class Errors:
 
 
 @pytest.fixture
-def page(browser: Browser, stack: LocalRuntime) -> Iterator[Page]:
+def page(browser: Browser, stack: Started) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     opened = context.new_page()
     errors = Errors(opened)
@@ -115,6 +114,7 @@ def test_the_console_draws_both_pipelines_and_saves_screenshots(page: Page) -> N
     expect(page.locator("#node-queue_billing .stats")).to_contain_text("visible")
     expect(page.locator("#node-queue_billing_dlq .stats")).to_contain_text("dead letter")
     expect(page.locator("#banner")).to_be_hidden()
+    expect(page.locator('input[name="file"]')).to_have_attribute("accept", ",".join(EXTENSIONS))
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console-1280x800.png"), full_page=True)
@@ -189,9 +189,8 @@ def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: 
 
 
 def test_a_dead_letter_shows_its_reason_and_the_redrive_button_empties_the_dlq(
-    page: Page, stack: LocalRuntime
+    page: Page, stack: Started
 ) -> None:
-    assert stack.info is not None
     order_id = f"dlq-{uuid.uuid4().hex[:8]}"
     order = {
         "order_id": order_id,
@@ -225,14 +224,13 @@ def test_a_dead_letter_shows_its_reason_and_the_redrive_button_empties_the_dlq(
     )
 
 
-def api(runtime: LocalRuntime, path: str, **options: Any) -> requests.Response:
-    assert runtime.gateway is not None
+def api(stack: Started, path: str, **options: Any) -> requests.Response:
     method = options.pop("method", "GET")
-    url = f"{runtime.gateway.url}/console/api/{path}"
+    url = f"{stack.info.gateway_url}/console/api/{path}"
     return requests.request(method, url, timeout=15, **options)
 
 
-def test_the_console_api_answers_only_its_own_page(stack: LocalRuntime) -> None:
+def test_the_console_api_answers_only_its_own_page(stack: Started) -> None:
     order = {"customer_id": "c", "currency": "EUR", "items": []}
     rebound = api(stack, "orders", headers={"Host": "attacker.example:80"})
     assert (rebound.status_code, rebound.json()["error"]) == (421, "wrong_host")
@@ -261,14 +259,13 @@ def test_the_console_api_answers_only_its_own_page(stack: LocalRuntime) -> None:
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
 
-def test_status_reports_the_metric_totals_the_runtime_read(stack: LocalRuntime) -> None:
+def test_status_reports_the_metric_totals_the_runtime_read(stack: Started) -> None:
     from conveyor.local.status import runtime_overview
 
-    assert stack.info is not None
     api(stack, "orders", method="POST", json={"customer_id": "c", "currency": "EUR", "items": []})
 
     def rejected() -> list[dict[str, Any]]:
-        overview = runtime_overview(stack.info.gateway_url)  # type: ignore[union-attr]
+        overview = runtime_overview(stack.info.gateway_url)
         return [
             s
             for s in overview["metrics"]

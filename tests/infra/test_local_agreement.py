@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -17,6 +17,9 @@ from moto import mock_aws
 from conveyor.local.provision import Provisioner, Resources
 from conveyor.topology import TOPOLOGY
 from tests.infra.conftest import Synthesized
+
+if TYPE_CHECKING:
+    from conveyor.aws.clients import ClientFactory
 
 Wiring = dict[str, Any]
 
@@ -27,7 +30,9 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wiring]:
         session = boto3.session.Session(
             region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
         )
-        resources = Provisioner(TOPOLOGY, session.client).run(client_secret="s" * 32)
+        # boto3-stubs types Session.client for every service; the provisioner needs five.
+        factory = cast("ClientFactory", session.client)
+        resources = Provisioner(TOPOLOGY, factory).run(client_secret="s" * 32)
         yield read_local(session, resources)
 
 

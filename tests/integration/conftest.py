@@ -10,68 +10,68 @@ from typing import Any, TypeVar
 
 import pytest
 
-from conveyor import images_table
+from conveyor.aws import images_table
 from conveyor.client import ConveyorClient
-from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import EmulatorClients
-from conveyor.topology import TOPOLOGY, SqsTrigger, Topology
+from conveyor.topology import IMAGES_TABLE, TOPOLOGY, Topology
 
 T = TypeVar("T")
 
 
-def start_stack(directory: Path, topology: Topology = TOPOLOGY) -> LocalRuntime:
-    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=0, endpoint_url=None), topology)
-    runtime.start()
-    return runtime
+def local_runtime(directory: Path, topology: Topology = TOPOLOGY) -> LocalRuntime:
+    """A stack on a free port with its own emulator, its state in ``directory``."""
+    return LocalRuntime(RuntimeOptions(state_dir=directory, port=0, endpoint_url=None), topology)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    runtime = start_stack(tmp_path_factory.mktemp("stack"))
-    yield runtime
-    runtime.stop()
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, Started]]:
+    runtime = local_runtime(tmp_path_factory.mktemp("stack"))
+    with runtime as started:
+        yield runtime, started
 
 
 @pytest.fixture(scope="module")
-def aws(stack: LocalRuntime) -> EmulatorClients:
-    assert stack.info is not None
-    return EmulatorClients(stack.info.emulator_url)
+def stack(running: tuple[LocalRuntime, Started]) -> Started:
+    return running[1]
 
 
 @pytest.fixture(scope="module")
-def client(stack: LocalRuntime) -> Iterator[ConveyorClient]:
-    assert stack.credentials is not None
-    with stack.credentials.client() as http:
+def runtime(running: tuple[LocalRuntime, Started]) -> LocalRuntime:
+    """The runtime itself, for tests that look at its worker processes."""
+    return running[0]
+
+
+@pytest.fixture(scope="module")
+def aws(stack: Started) -> EmulatorClients:
+    return stack.clients
+
+
+@pytest.fixture(scope="module")
+def client(stack: Started) -> Iterator[ConveyorClient]:
+    with stack.client() as http:
         yield http
 
 
 def _faulty(topology: Topology, function: str, handler: str) -> Topology:
     """``function`` runs ``handler`` and times out after 1 s, so its queue's visibility
     timeout (six times that) is short enough to watch three receives in a test."""
-    original = topology.function(function)
-    assert isinstance(original.trigger, SqsTrigger)
-    queue = original.trigger.queue
-    changed = dataclasses.replace(original, handler=handler, timeout_s=1)
+    quick = topology.with_timeouts({function: 1})
+    changed = dataclasses.replace(quick.function(function), handler=handler)
     return dataclasses.replace(
-        topology,
-        functions=tuple(changed if f.name == function else f for f in topology.functions),
-        queues=tuple(
-            dataclasses.replace(q, visibility_timeout_s=6) if q.name == queue else q
-            for q in topology.queues
-        ),
+        quick, functions=tuple(changed if f.name == function else f for f in quick.functions)
     )
 
 
 @pytest.fixture(scope="session")
-def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
     """The stack with a billing bug (raises on customer ``poison``) and an image function
     whose DynamoDB calls are all throttled."""
     topology = _faulty(TOPOLOGY, "billing", "tests.integration.flaky_billing:handler")
     topology = _faulty(topology, "images", "tests.integration.flaky_images:handler")
     assert topology.problems() == []
-    runtime = start_stack(tmp_path_factory.mktemp("faulty"), topology)
-    yield runtime
-    runtime.stop()
+    with local_runtime(tmp_path_factory.mktemp("faulty"), topology) as started:
+        yield started
 
 
 def eventually(
@@ -88,10 +88,9 @@ def eventually(
         time.sleep(interval_s)
 
 
-def settled(stack: LocalRuntime, aws: EmulatorClients, upload_id: str) -> dict[str, Any] | None:
+def settled(stack: Started, aws: EmulatorClients, upload_id: str) -> dict[str, Any] | None:
     """The image's item once it is processed or failed and its result event went out."""
-    assert stack.info is not None
-    item = images_table.get(aws("dynamodb"), stack.info.resources.tables["images"], upload_id)
+    item = images_table.get(aws("dynamodb"), stack.info.resources.tables[IMAGES_TABLE], upload_id)
     # moto applies an UpdateItem's actions one at a time, so a read racing the claim that
     # creates the item can see its key alone (DynamoDB itself never shows that).
     if item is None or item.get("status") in (None, "processing"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from conveyor import images_table
+from conveyor.aws import images_table
 from conveyor.functions import images
 
 

@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import ignored_auth
 
 from conveyor.client import ConveyorClient, HmacAuth
 from conveyor.core.signing import sign
-from conveyor.local.logs import read_json_lines
-from conveyor.local.runtime import LocalRuntime
+from conveyor.local.runtime import Started
+from conveyor.ops.logs import read_json_lines
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ FUZZ = settings(
 )
 
 
-def accepted_count(stack: LocalRuntime) -> int:
+def accepted_count(stack: Started) -> int:
     return sum(
         1
         for e in read_json_lines(stack.logs_dir / "publisher.log")
@@ -112,7 +112,7 @@ malformed_bodies = st.one_of(
 @FUZZ
 @given(body=malformed_bodies)
 def test_malformed_signed_bodies_get_a_json_4xx_and_publish_nothing(
-    stack: LocalRuntime, client: ConveyorClient, body: bytes
+    stack: Started, client: ConveyorClient, body: bytes
 ) -> None:
     before = accepted_count(stack)
     assert_json_4xx(client.request("POST", "/orders", body))
@@ -139,7 +139,7 @@ def test_huge_bodies_are_refused_before_any_work(client: ConveyorClient, size: i
     )
 )
 def test_missing_or_garbage_auth_headers_get_a_json_4xx(
-    stack: LocalRuntime, client: ConveyorClient, headers: dict[str, str]
+    stack: Started, client: ConveyorClient, headers: dict[str, str]
 ) -> None:
     before = accepted_count(stack)
     response = client.session.post(
@@ -171,7 +171,7 @@ def test_duplicated_headers_are_never_accepted_ambiguously(client: ConveyorClien
 
 
 def test_a_captured_request_cannot_be_replayed_after_its_window(
-    stack: LocalRuntime, client: ConveyorClient
+    stack: Started, client: ConveyorClient
 ) -> None:
     body = json.dumps(valid_order()).encode()
     captured = sign(client.client_id, client.secret, "POST", "/orders", body, time.time() - 301)
@@ -185,9 +185,7 @@ def test_a_captured_request_cannot_be_replayed_after_its_window(
     assert accepted_count(stack) == before
 
 
-def test_a_captured_request_cannot_be_retargeted(
-    stack: LocalRuntime, client: ConveyorClient
-) -> None:
+def test_a_captured_request_cannot_be_retargeted(stack: Started, client: ConveyorClient) -> None:
     body = json.dumps({"filename": "a.jpg", "content_type": "image/jpeg", "size": 10}).encode()
     captured = sign(client.client_id, client.secret, "POST", "/uploads", body, time.time())
     headers = {**captured, "Content-Type": "application/json"}
@@ -203,7 +201,7 @@ def test_a_captured_request_cannot_be_retargeted(
 
 
 def test_a_replay_within_the_window_is_the_same_order_billed_once(
-    stack: LocalRuntime, client: ConveyorClient
+    stack: Started, client: ConveyorClient
 ) -> None:
     order = valid_order()
     body = json.dumps(order).encode()
@@ -272,7 +270,7 @@ def test_the_api_honours_its_openapi_document(
 
 
 def test_no_secret_appears_in_any_log_line_or_error_body(
-    stack: LocalRuntime, client: ConveyorClient
+    stack: Started, client: ConveyorClient
 ) -> None:
     wrong = "wrong-but-plausible-secret-123456"
     bodies = []
@@ -283,7 +281,6 @@ def test_no_secret_appears_in_any_log_line_or_error_body(
             bodies.append(other.request("POST", "/uploads", body).text)
     bodies.append(client.request("POST", "/orders", b"{}", content_type="text/plain").text)
     eventually(lambda: accepted_count(stack) > 0)
-    assert stack.credentials_path is not None
     logs = {p.name: p.read_text(errors="replace") for p in stack.logs_dir.glob("*.log")}
     assert {"publisher.log", "presign.log", "runtime.log"} <= set(logs)
     for secret in (client.secret, wrong):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.client import ConveyorClient
-from conveyor.local.runtime import LocalRuntime
+from conveyor.local.runtime import LocalRuntime, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.topology import TOPOLOGY
 from tests import samples
@@ -37,7 +37,11 @@ def upload_bytes(client: ConveyorClient, name: str, data: bytes, declared_size: 
 
 
 def test_hostile_images_fail_with_reasons_and_memory_stays_bounded(
-    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
+    stack: Started,
+    runtime: LocalRuntime,
+    aws: EmulatorClients,
+    client: ConveyorClient,
+    tmp_path: Path,
 ) -> None:
     hostile = {
         "bomb-100000x100000.png": (samples.png_declaring(100_000, 100_000), "too_many_pixels"),
@@ -65,7 +69,7 @@ def test_hostile_images_fail_with_reasons_and_memory_stays_bounded(
     assert (fine["status"], fine["width"], fine["height"]) == ("processed", 6000, 6000)
 
     limit = TOPOLOGY.function("images").memory_mb
-    peaks = [peak_rss_mb(pid) for pid in stack.pools["images"].pids()]
+    peaks = [peak_rss_mb(pid) for pid in runtime.pools["images"].pids()]
     assert peaks
     assert max(peaks) < limit, f"image workers peaked at {max(peaks):.0f} MB of {limit} MB"
     print(f"image worker peak RSS: {max(peaks):.0f} MB (limit {limit} MB)")

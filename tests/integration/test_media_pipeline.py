@@ -6,24 +6,26 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from PIL import Image
 
 from conveyor.client import ConveyorClient, Upload
-from conveyor.local.runtime import LocalRuntime
+from conveyor.local.runtime import Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.topology import TOPOLOGY
 from tests import samples
 from tests.integration.conftest import eventually, settled
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
 pytestmark = pytest.mark.integration
 
 
-def tap_events(stack: LocalRuntime, aws: EmulatorClients) -> list[dict[str, Any]]:
-    assert stack.info is not None
+def tap_events(stack: Started, aws: EmulatorClients) -> list[dict[str, Any]]:
     url = stack.info.resources.queues["media-events-tap"]
     found: list[dict[str, Any]] = []
     while True:
@@ -39,8 +41,7 @@ def tap_events(stack: LocalRuntime, aws: EmulatorClients) -> list[dict[str, Any]
             aws("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def images_queue_idle(stack: LocalRuntime, aws: EmulatorClients) -> bool:
-    assert stack.info is not None
+def images_queue_idle(stack: Started, aws: EmulatorClients) -> bool:
     status = read_status(aws, stack.info.resources, TOPOLOGY)
     queue = next(q for q in status.queues if q.name == "images")
     return queue.visible + queue.in_flight == 0
@@ -53,7 +54,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def test_an_upload_becomes_variants_metadata_and_an_event(
-    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
+    stack: Started, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
 ) -> None:
     photo = write(tmp_path, "portrait.jpg", samples.jpeg_exif_rotated())
     upload = client.upload(photo)
@@ -76,9 +77,8 @@ def test_an_upload_becomes_variants_metadata_and_an_event(
 
 
 def test_a_duplicate_s3_event_is_processed_once(
-    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
+    stack: Started, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
 ) -> None:
-    assert stack.info is not None
     upload = client.upload(write(tmp_path, "cat.webp", samples.webp()))
     first = eventually(lambda: settled(stack, aws, upload.upload_id))
     tap_events(stack, aws)
@@ -127,9 +127,8 @@ def _upload_empty(client: ConveyorClient) -> str:
 
 
 def test_hostile_uploads_fail_with_reasons_in_quarantine_without_retries(
-    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
+    stack: Started, aws: EmulatorClients, client: ConveyorClient, tmp_path: Path
 ) -> None:
-    assert stack.info is not None
     hostile = {
         "random.jpg": (samples.random_bytes(), "not_an_image"),
         "truncated.jpg": (samples.truncated_jpeg(), "truncated"),
@@ -199,17 +198,14 @@ def test_a_presign_request_outside_the_contract_gets_a_clear_400(client: Conveyo
 
 
 def test_transient_failures_are_retried_then_dead_lettered_after_three_receives(
-    faulty_stack: LocalRuntime, tmp_path: Path
+    faulty_stack: Started, tmp_path: Path
 ) -> None:
-    assert faulty_stack.info is not None
-    assert faulty_stack.credentials is not None
     resources = faulty_stack.info.resources
-    aws = EmulatorClients(faulty_stack.info.emulator_url)
-    credentials = faulty_stack.credentials
-    client = credentials.client()
+    aws = faulty_stack.clients
+    client = faulty_stack.client()
     upload = client.upload(write(tmp_path, "photo.jpg", samples.jpeg_progressive()))
 
-    def dead_letters() -> list[dict[str, Any]]:
+    def dead_letters() -> list[MessageTypeDef]:
         response = aws("sqs").receive_message(
             QueueUrl=resources.queues["images-dlq"], MaxNumberOfMessages=10, VisibilityTimeout=0
         )

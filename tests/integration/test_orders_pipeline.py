@@ -6,19 +6,23 @@ import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conveyor import orders_table
+from conveyor.aws import orders_table
 from conveyor.client import ConveyorClient
 from conveyor.core.orders import Order, accept
-from conveyor.local.runtime import LocalRuntime
+from conveyor.local.runtime import Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
-from conveyor.redrive import dead_letters, peek
+from conveyor.ops.redrive import dead_letters, peek
 from conveyor.topology import TOPOLOGY
 from tests.integration.conftest import eventually
+from tests.tables import orders_of_customer
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 pytestmark = pytest.mark.integration
 
@@ -33,31 +37,28 @@ def new_order(**fields: Any) -> dict[str, Any]:
     }
 
 
-def billed(stack: LocalRuntime, aws: EmulatorClients, order_id: str) -> dict[str, Any] | None:
-    assert stack.info is not None
+def billed(stack: Started, aws: EmulatorClients, order_id: str) -> dict[str, Any] | None:
     return orders_table.get(aws("dynamodb"), stack.info.resources.tables["orders"], order_id)
 
 
-def archived_versions(stack: LocalRuntime, aws: EmulatorClients, order_id: str) -> list[Any]:
-    assert stack.info is not None
+def archived_versions(stack: Started, aws: EmulatorClients, order_id: str) -> list[Any]:
     response = aws("s3").list_object_versions(
         Bucket=stack.info.resources.buckets["archive"], Prefix="archive/orders/"
     )
     return [v for v in response.get("Versions", []) if v["Key"].endswith(f"/{order_id}.json")]
 
 
-def drained(stack: LocalRuntime, aws: EmulatorClients) -> bool:
-    assert stack.info is not None
+def drained(stack: Started, aws: EmulatorClients) -> bool:
     return read_status(aws, stack.info.resources, TOPOLOGY).pending == 0
 
 
-def log_lines(stack: LocalRuntime, function: str) -> list[dict[str, Any]]:
+def log_lines(stack: Started, function: str) -> list[dict[str, Any]]:
     lines = (stack.logs_dir / f"{function}.log").read_text().splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 def test_a_signed_order_is_billed_once_and_archived_once(
-    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient
+    stack: Started, aws: EmulatorClients, client: ConveyorClient
 ) -> None:
     order = new_order()
     response = client.send_order(order, headers={"X-Request-Id": "it-trace-1"})
@@ -74,7 +75,7 @@ def test_a_signed_order_is_billed_once_and_archived_once(
 
 
 def test_a_resubmitted_order_id_is_accepted_twice_and_billed_once(
-    stack: LocalRuntime, aws: EmulatorClients, client: ConveyorClient
+    stack: Started, aws: EmulatorClients, client: ConveyorClient
 ) -> None:
     order = new_order()
     assert client.send_order(order).status_code == 202
@@ -92,9 +93,8 @@ def test_a_resubmitted_order_id_is_accepted_twice_and_billed_once(
 
 
 def test_a_redelivered_sqs_message_does_not_bill_twice(
-    stack: LocalRuntime, aws: EmulatorClients
+    stack: Started, aws: EmulatorClients
 ) -> None:
-    assert stack.info is not None
     message = accept(
         Order.model_validate_json(json.dumps(new_order())),
         order_id="-",
@@ -110,7 +110,7 @@ def test_a_redelivered_sqs_message_does_not_bill_twice(
     assert billed(stack, aws, message.order_id) == first
     dynamodb = aws("dynamodb")
     assert (
-        orders_table.of_customer(
+        orders_of_customer(
             dynamodb, stack.info.resources.tables["orders"], "cust-it", limit=100
         ).count(first)
         == 1
@@ -128,15 +128,14 @@ def test_the_gateway_answers_bad_requests_with_json_reasons(client: ConveyorClie
 
 
 def test_one_raising_message_fails_alone_and_ends_in_the_dlq_with_its_reason(
-    faulty_stack: LocalRuntime,
+    faulty_stack: Started,
 ) -> None:
     """Whatever batches the ten messages arrive in (neither SQS nor Lambda promises one
     batch of ten), the poisoned one fails on its own and every other one is billed once."""
-    assert faulty_stack.info is not None
     resources = faulty_stack.info.resources
-    aws = EmulatorClients(faulty_stack.info.emulator_url)
+    aws = faulty_stack.clients
     orders = [new_order(customer_id="poison" if n == 6 else "cust-batch") for n in range(10)]
-    entries = [
+    entries: list[SendMessageBatchRequestEntryTypeDef] = [
         {
             "Id": str(n),
             "MessageBody": accept(

@@ -7,20 +7,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from conveyor import aws
+from conveyor.aws import clients
 from conveyor.core.signing import sign
 from conveyor.local.gateway import alb_event
 from conveyor.local.mapping import sqs_event
 from conveyor.local.provision import Provisioner, Resources
 from conveyor.local.workers import LambdaContext
 from conveyor.topology import TOPOLOGY
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 CLIENT_SECRET = "unit-test-secret"
 
@@ -36,11 +39,11 @@ def resources(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        aws.client.cache_clear()
+        clients.clear_cache()
         parameters.clear_caches()
-        provisioned = Provisioner(TOPOLOGY, boto3.client).run(client_secret=CLIENT_SECRET)
+        provisioned = Provisioner(TOPOLOGY, clients.client).run(client_secret=CLIENT_SECRET)
         yield provisioned
-    aws.client.cache_clear()
+    clients.clear_cache()
     parameters.clear_caches()
 
 
@@ -93,9 +96,9 @@ def sqs_records(bodies: list[str], attributes: dict[str, str] | None = None) -> 
     return sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:conveyor-billing", "us-east-1")
 
 
-def drain(queue_url: str) -> list[dict[str, Any]]:
+def drain(queue_url: str) -> list[MessageTypeDef]:
     sqs = boto3.client("sqs")
-    found: list[dict[str, Any]] = []
+    found: list[MessageTypeDef] = []
     while True:
         batch = sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,10 @@ from pydantic import (
 
 from conveyor.core.currencies import MINOR_UNITS
 from conveyor.core.validation import Identifier, WholeNumber
+
+if TYPE_CHECKING:
+    # The shape SNS takes; a type only, nothing of the AWS SDK is imported here.
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
@@ -116,7 +120,7 @@ def accept(
     )
 
 
-def message_attributes(order: AcceptedOrder) -> dict[str, dict[str, str]]:
+def message_attributes(order: AcceptedOrder) -> dict[str, MessageAttributeValueTypeDef]:
     """The SNS message attributes an accepted order is published with, for subscription
     filters and for tracing it across functions."""
     return {
@@ -141,6 +145,9 @@ def archive_key(order: AcceptedOrder) -> str:
     return archive_key_of(order.order_id, order.accepted_at)
 
 
+ARCHIVE_PREFIX = "archive/orders/"
+
+
 def archive_key_of(order_id: str, accepted_at: datetime) -> str:
     day = accepted_at.astimezone(UTC)
-    return f"archive/orders/{day:%Y/%m/%d}/{order_id}.json"
+    return f"{ARCHIVE_PREFIX}{day:%Y/%m/%d}/{order_id}.json"

@@ -21,8 +21,8 @@ from aws_lambda_powertools.event_handler import ALBResolver, Response
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ValidationError
 
-from conveyor import metrics
-from conveyor.config import required
+from conveyor.aws import metrics
+from conveyor.aws.config import required
 from conveyor.core.signing import AuthenticationError, SignedRequest, verify
 from conveyor.core.validation import field_errors
 

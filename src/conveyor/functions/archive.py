@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -12,18 +12,22 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
-from conveyor import metrics
-from conveyor.aws import client, error_code
-from conveyor.config import required
+from conveyor.aws import metrics
+from conveyor.aws.clients import client, has_code
+from conveyor.aws.config import required
 from conveyor.core.orders import AcceptedOrder, archive_key
 from conveyor.functions.consumer import correlate, logged_failures, parse_or_dead_letter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def put_copy(s3: Any, bucket: str, key: str, order: AcceptedOrder) -> None:
+def put_copy(s3: S3Client, bucket: str, key: str, order: AcceptedOrder) -> None:
     """Write the order's JSON copy at ``key`` unless an object is already there."""
     # If-None-Match makes the write conditional: a redelivered message neither rewrites
     # the object nor adds a version to the versioned bucket.
@@ -47,8 +51,8 @@ def archive(record: SQSRecord) -> None:
     key = archive_key(order)
     try:
         put_copy(client("s3"), required("ARCHIVE_BUCKET"), key, order)
-    except Exception as exc:
-        if error_code(exc) != "PreconditionFailed":
+    except ClientError as exc:
+        if not has_code(exc, "PreconditionFailed"):
             raise
         logger.info("order already archived; duplicate delivery", extra={"key": key})
         return

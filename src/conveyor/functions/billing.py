@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor import metrics, orders_table
-from conveyor.aws import client
-from conveyor.config import required
+from conveyor.aws import metrics, orders_table
+from conveyor.aws.clients import client
+from conveyor.aws.config import required
 from conveyor.core.orders import AcceptedOrder, order_total
 from conveyor.functions.consumer import correlate, logged_failures, parse_or_dead_letter
 

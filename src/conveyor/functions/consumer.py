@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from conveyor import metrics
-from conveyor.aws import client
-from conveyor.config import required
+from conveyor.aws import metrics
+from conveyor.aws.clients import client
+from conveyor.aws.config import required
 
 if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
     from pydantic import BaseModel
 
 FAILURE_REASON = "failure_reason"
@@ -31,7 +32,7 @@ logger = Logger()
 
 
 def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
-    attributes = {
+    attributes: dict[str, MessageAttributeValueTypeDef] = {
         name: {"DataType": value.data_type, "StringValue": value.string_value}
         for name, value in record.message_attributes.items()
         if value.string_value is not None

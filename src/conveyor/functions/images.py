@@ -21,7 +21,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus
 
 from aws_lambda_powertools import Logger
@@ -32,10 +32,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
-from conveyor import images_table, metrics
-from conveyor.aws import client, error_code
-from conveyor.config import required
+from conveyor.aws import images_table, metrics
+from conveyor.aws.clients import client, has_code
+from conveyor.aws.config import required
 from conveyor.core import imaging
 from conveyor.core.media import (
     MAX_UPLOAD_BYTES,
@@ -44,6 +45,9 @@ from conveyor.core.media import (
     variant_key,
 )
 from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef, GetObjectRequestTypeDef
 
 EVENT_PROCESSED = "image.processed"
 EVENT_FAILED = "image.failed"
@@ -99,13 +103,13 @@ def announce(item: dict[str, Any]) -> None:
 def _quarantine(bucket: str, key: str, version: str | None, upload_id: str, ext: str) -> str:
     s3 = client("s3")
     target = quarantine_key(upload_id, ext)
-    source: dict[str, str] = {"Bucket": bucket, "Key": key}
+    source: CopySourceTypeDef = {"Bucket": bucket, "Key": key}
     if version:
         source["VersionId"] = version
     try:
         s3.copy_object(Bucket=bucket, Key=target, CopySource=source, ServerSideEncryption="AES256")
-    except Exception as exc:
-        if error_code(exc) not in ("NoSuchKey", "NoSuchVersion", "404"):
+    except ClientError as exc:
+        if not has_code(exc, "NoSuchKey", "NoSuchVersion", "404"):
             raise
         return ""  # gone already: an earlier attempt moved it
     s3.delete_object(Bucket=bucket, Key=key)
@@ -115,13 +119,13 @@ def _quarantine(bucket: str, key: str, version: str | None, upload_id: str, ext:
 def _read(bucket: str, key: str, version: str | None) -> tuple[bytes, str, dict[str, str]]:
     """The object's bytes, declared content type and metadata; refuses to read a body
     over the size limit (the emulator does not enforce the POST policy)."""
-    request: dict[str, str] = {"Bucket": bucket, "Key": key}
+    request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
     if version:
         request["VersionId"] = version
     try:
         response = client("s3").get_object(**request)
-    except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "NoSuchVersion"):
+    except ClientError as exc:
+        if has_code(exc, "NoSuchKey", "NoSuchVersion"):
             raise imaging.ImageRejected("missing", "the uploaded object no longer exists") from exc
         raise
     metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}

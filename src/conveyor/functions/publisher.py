@@ -15,9 +15,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor import metrics
-from conveyor.aws import client
-from conveyor.config import required
+from conveyor.aws import metrics
+from conveyor.aws.clients import client
+from conveyor.aws.config import required
 from conveyor.core.orders import Order, accept, message_attributes
 from conveyor.functions.alb import (
     HttpError,

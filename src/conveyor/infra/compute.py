@@ -2,8 +2,8 @@
 topology's permissions, in the isolated subnets, with SQS event sources as declared.
 
 Powertools (with pydantic) and Pillow are layers built by ``make build`` for the Lambda
-platform without Docker; the function code is the ``conveyor`` package minus the local
-runtime, the CLI and this app.
+platform without Docker; the function code is the include list in
+:mod:`conveyor.infra.package`.
 """
 
 from __future__ import annotations
@@ -18,22 +18,12 @@ from constructs import Construct
 from conveyor.infra.data import NAME_TAG, Data
 from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
-from conveyor.infra.settings import SOURCE_DIR, Settings
+from conveyor.infra.package import function_code_dir
+from conveyor.infra.settings import Settings
 from conveyor.topology import Function, Grant, Kind, SqsTrigger, Topology
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
-CODE_EXCLUDES = [
-    "conveyor/local",
-    "conveyor/infra",
-    "conveyor/cli.py",
-    "conveyor/demo.py",
-    "conveyor/uploads.py",
-    "conveyor/client.py",
-    "conveyor/__main__.py",
-    "**/__pycache__",
-    "*.egg-info",
-]
 IMAGING_FUNCTIONS = {"images"}
 """Functions that need the Pillow layer."""
 
@@ -93,7 +83,7 @@ class Compute(Construct):
             )
             for name in ("powertools", "imaging")
         }
-        self.code = lambda_.Code.from_asset(str(SOURCE_DIR), exclude=CODE_EXCLUDES)
+        self.code = lambda_.Code.from_asset(str(function_code_dir()))
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
         for function in topology.functions:

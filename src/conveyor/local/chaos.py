@@ -77,7 +77,8 @@ def _throttle_some_aws_calls(rate: float) -> None:
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
-    original = BaseClient._make_api_call
+    # botocore's one funnel for every call; private, so untyped in its stubs.
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def flaky(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if _random.random() < rate:
@@ -88,7 +89,7 @@ def _throttle_some_aws_calls(rate: float) -> None:
             )
         return original(self, operation, params)
 
-    BaseClient._make_api_call = flaky
+    BaseClient._make_api_call = flaky  # type: ignore[attr-defined]
 
 
 @cache

@@ -23,18 +23,26 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from conveyor import diagram, images_table, orders_table
-from conveyor.aws import error_code
-from conveyor.client import ConveyorClient, UploadError
+from botocore.exceptions import ClientError
+
+from conveyor.aws import images_table, orders_table
+from conveyor.aws.clients import has_code
+from conveyor.aws.dynamo import newest_in_status
+from conveyor.client import UploadError
+from conveyor.core.media import EXTENSIONS
 from conveyor.core.orders import archive_key_of
-from conveyor.dynamo import newest_in_status
 from conveyor.local.gateway import HttpResponse, json_error
 from conveyor.local.status import queue_depth
-from conveyor.redrive import dead_letters, redrive_queue
+from conveyor.ops import diagram
+from conveyor.ops.redrive import dead_letters, redrive
 from conveyor.topology import ARCHIVE_BUCKET, IMAGES_TABLE, ORDERS_TABLE
 
 if TYPE_CHECKING:
-    from conveyor.local.runtime import LocalRuntime
+    from mypy_boto3_s3 import S3Client
+
+    from conveyor.local.runtime import LocalRuntime, Started
+
+Route = Callable[["Started", Mapping[str, str], bytes], HttpResponse]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+_UPLOAD_TYPES = tuple(EXTENSIONS)
 
 
 def _json(payload: Any, status: int = 200) -> HttpResponse:
@@ -89,13 +97,12 @@ class Console:
         self.runtime = runtime
         self.actions = is_loopback(runtime.options.host)
         self._dead_letters = threading.Lock()  # a peek must not hide what a redrive moves
-        self._routes: dict[tuple[str, str], Callable[[Mapping[str, str], bytes], HttpResponse]]
-        self._routes = {
-            ("GET", "overview"): lambda h, b: self.overview(),
-            ("GET", "pipelines"): lambda h, b: self.pipelines(),
-            ("GET", "orders"): lambda h, b: self.orders(),
-            ("GET", "images"): lambda h, b: self.images(),
-            ("GET", "dead-letters"): lambda h, b: self.dead_letters(),
+        # Every route but the overview needs a started stack, and gets it as an argument.
+        self._routes: dict[tuple[str, str], Route] = {
+            ("GET", "pipelines"): lambda s, h, b: self.pipelines(),
+            ("GET", "orders"): lambda s, h, b: self.orders(s),
+            ("GET", "images"): lambda s, h, b: self.images(s),
+            ("GET", "dead-letters"): lambda s, h, b: self.dead_letters(s),
         }
         if self.actions:
             self._routes |= {
@@ -116,19 +123,25 @@ class Console:
         if not path.startswith(API):
             return self._asset(method, path.removeprefix(CONSOLE_PATH))
         name = path.removeprefix(API)
+        if (method, name) == ("GET", "overview"):
+            return self._guarded(method, name, self.overview)
         route = self._routes.get((method, name))
         if route is None:
             return self._no_route(name)
-        if self.runtime.info is None and name != "overview":
+        started = self.runtime.started
+        if started is None:
             return json_error(503, "starting", "the local stack is starting; retry shortly")
+        return self._guarded(method, name, lambda: route(started, headers, body))
+
+    def _guarded(self, method: str, name: str, call: Callable[[], HttpResponse]) -> HttpResponse:
         try:
-            return route(headers, body)
+            return call()
         except Exception as exc:
             log.exception("console %s %s failed", method, name)
             return json_error(503, "unavailable", f"the local stack did not answer: {exc}")
 
     def _no_route(self, name: str) -> HttpResponse:
-        allowed = sorted(m for m, n in self._routes if n == name)
+        allowed = sorted(m for m, n in [*self._routes, ("GET", "overview")] if n == name)
         if not allowed:
             return json_error(404, "not_found", f"no console API {name!r}")
         allow = ", ".join(allowed)
@@ -154,6 +167,8 @@ class Console:
             return json_error(404, "not_found", f"no console page {name!r}")
         filename, content_type = _ASSETS[name]
         data = resources.files("conveyor.local").joinpath("console_assets", filename).read_bytes()
+        # The page's file picker offers the types the pipeline accepts, from their one home.
+        data = data.replace(b"{{upload_types}}", ",".join(_UPLOAD_TYPES).encode())
         return HttpResponse(200, data, {"Content-Type": content_type, **_SECURITY_HEADERS})
 
     # -- reads ----------------------------------------------------------------------
@@ -173,7 +188,7 @@ class Console:
 
     def overview(self) -> HttpResponse:
         runtime = self.runtime
-        info = runtime.info
+        started = runtime.started
         payload: dict[str, Any] = {
             "phase": runtime.phase,
             "detail": runtime.phase_detail,
@@ -193,30 +208,29 @@ class Console:
                 "workers": alive,
                 "concurrency": pool.function.concurrency,
             }
-            if info is not None and alive < pool.function.concurrency:
+            if started is not None and alive < pool.function.concurrency:
                 payload["problems"].append(
                     f"function {name}: {alive} of {pool.function.concurrency} workers running "
                     "(a worker is being replaced)"
                 )
-        if info is None:
+        if started is None:
             return _json(payload)
         problem = runtime.emulator_problem()
         if problem:
             payload["problems"].append(problem)
             return _json(payload)
-        sqs = runtime.clients("sqs")
+        sqs = started.clients("sqs")
         try:
-            for name, url in info.resources.queues.items():
+            for name, url in started.info.resources.queues.items():
                 visible, in_flight = queue_depth(sqs, url)
                 payload["queues"][name] = {"visible": visible, "in_flight": in_flight}
         except Exception as exc:
             payload["problems"].append(f"the AWS emulator did not answer: {exc}")
         return _json(payload)
 
-    def orders(self) -> HttpResponse:
-        info = self.runtime.info
-        assert info is not None
-        dynamodb, s3 = self.runtime.clients("dynamodb"), self.runtime.clients("s3")
+    def orders(self, started: Started) -> HttpResponse:
+        info = started.info
+        dynamodb, s3 = started.clients("dynamodb"), started.clients("s3")
         bucket = info.resources.buckets[ARCHIVE_BUCKET]
         rows = []
         for item in newest_in_status(
@@ -238,10 +252,9 @@ class Console:
             )
         return _json(rows)
 
-    def images(self) -> HttpResponse:
-        info = self.runtime.info
-        assert info is not None
-        dynamodb, table = self.runtime.clients("dynamodb"), info.resources.tables[IMAGES_TABLE]
+    def images(self, started: Started) -> HttpResponse:
+        dynamodb = started.clients("dynamodb")
+        table = started.info.resources.tables[IMAGES_TABLE]
         found = [
             item
             for status in (images_table.PROCESSING, images_table.PROCESSED, images_table.FAILED)
@@ -273,11 +286,10 @@ class Console:
             )
         return _json(rows)
 
-    def dead_letters(self) -> HttpResponse:
-        info = self.runtime.info
-        assert info is not None
-        sqs = self.runtime.clients("sqs")
-        logs = sorted(self.runtime.logs_dir.glob("*.log"))
+    def dead_letters(self, started: Started) -> HttpResponse:
+        info = started.info
+        sqs = started.clients("sqs")
+        logs = sorted(started.logs_dir.glob("*.log"))
         queues = []
         with self._dead_letters:
             for queue in self.runtime.topology.queues:
@@ -297,22 +309,18 @@ class Console:
 
     # -- actions --------------------------------------------------------------------
 
-    def _client(self) -> ConveyorClient:
-        assert self.runtime.credentials is not None
-        return self.runtime.credentials.client()
-
-    def send_order(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+    def send_order(self, started: Started, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if not headers.get("content-type", "").startswith("application/json"):
             return json_error(415, "unsupported_media_type", "send the order as application/json")
         try:
             order = json.loads(body)
         except ValueError:
             return json_error(400, "invalid_json", "the body is not JSON")
-        with self._client() as client:
+        with started.client() as client:
             answer = client.send_order(order)
         return _relayed(answer.status_code, answer.text)
 
-    def upload(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+    def upload(self, started: Started, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _UPLOAD_TYPES:
             return json_error(
@@ -324,13 +332,13 @@ class Console:
             return json_error(400, "empty_upload", "the image is empty")
         filename = unquote(headers.get("x-filename", "")) or "upload"
         try:
-            with self._client() as client:
+            with started.client() as client:
                 upload_id = client.upload_bytes(filename, body, content_type)
         except UploadError as exc:
             return _relayed(exc.status, exc.detail)
         return _relayed(202, json.dumps({"upload_id": upload_id, "size": len(body)}))
 
-    def redrive(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+    def redrive(self, started: Started, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if not headers.get("content-type", "").startswith("application/json"):
             return json_error(415, "unsupported_media_type", 'send {"queue": ...} as JSON')
         try:
@@ -340,11 +348,9 @@ class Console:
         known = [q.name for q in self.runtime.topology.queues]
         if queue not in known:
             return json_error(400, "unknown_queue", f"the queues are {', '.join(known)}")
-        info = self.runtime.info
-        assert info is not None
         with self._dead_letters:
-            result = redrive_queue(
-                self.runtime.clients("sqs"), info.resources, self.runtime.options.state_dir, queue
+            result = redrive(
+                started.clients("sqs"), started.info.resources.queue_pair(queue), started.state_dir
             )
         return _json({"queue": queue, **asdict(result)})
 
@@ -359,11 +365,11 @@ def _relayed(status: int, text: str) -> HttpResponse:
     return _json({"status": status, "answer": answer})
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
+def _exists(s3: S3Client, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+    except ClientError as exc:
+        if has_code(exc, "404", "NoSuchKey", "NotFound"):
             return False
         raise
     return True

@@ -7,17 +7,22 @@ climb out of it, is a 404, as the distribution's origin path makes it in the clo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from conveyor.aws import error_code
+from botocore.exceptions import ClientError
+
+from conveyor.aws.clients import has_code
 from conveyor.core.media import PROCESSED_PREFIX
 from conveyor.local.gateway import Handler, HttpResponse, json_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MEDIA_PATH = "/media/"
 
 
-def downloads(s3: Any, bucket: str) -> Handler:
+def downloads(s3: S3Client, bucket: str) -> Handler:
     def serve(method: str, target: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if method not in ("GET", "HEAD"):
             return json_error(405, "method_not_allowed", "use GET", {"Allow": "GET, HEAD"})
@@ -26,8 +31,8 @@ def downloads(s3: Any, bucket: str) -> Handler:
             return json_error(404, "not_found", "only processed images are served")
         try:
             response = s3.get_object(Bucket=bucket, Key=key)
-        except Exception as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+        except ClientError as exc:
+            if has_code(exc, "NoSuchKey", "404"):
                 return json_error(404, "not_found", f"no such image: {key}")
             raise
         return HttpResponse(

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.local.logs import LogFollower
+from conveyor.ops.logs import LogFollower
 
 Dimensions = tuple[tuple[str, str], ...]
 

@@ -131,14 +131,3 @@ def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str
             for m in messages
         ]
     }
-
-
-def resendable_attributes(
-    message: Mapping[str, Any], drop: frozenset[str] = frozenset()
-) -> dict[str, dict[str, Any]]:
-    """A received message's attributes in the shape SendMessage takes, less ``drop``."""
-    return {
-        name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
-        for name, value in message.get("MessageAttributes", {}).items()
-        if name not in drop
-    }

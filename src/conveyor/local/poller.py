@@ -12,19 +12,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.local.mapping import (
     BACKLOG_WAIT_S,
     batch_ready,
     oldest_wait_s,
     receive_count,
-    resendable_attributes,
     settle,
     sqs_event,
 )
 from conveyor.local.workers import Invocation
+from conveyor.ops.redrive import resendable_attributes
 from conveyor.topology import SqsTrigger
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ class SqsPoller:
         queue_arn: str,
         region: str,
         invoke: Callable[[dict[str, Any]], Invocation],
-        sqs: Any,
+        sqs: SQSClient,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         duplicate_rate: float = 0.0,
@@ -98,7 +102,7 @@ class SqsPoller:
         self.stats = PollerStats()
         self._lock = threading.Lock()
 
-    def _receive(self, count: int, wait_s: int) -> list[dict[str, Any]]:
+    def _receive(self, count: int, wait_s: int) -> list[MessageTypeDef]:
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=count,
@@ -108,9 +112,9 @@ class SqsPoller:
         )
         return list(response.get("Messages", []))
 
-    def collect(self) -> list[dict[str, Any]]:
+    def collect(self) -> list[MessageTypeDef]:
         """One batch, as Lambda's poller would assemble it; empty if the queue is idle."""
-        batch: list[dict[str, Any]] = []
+        batch: list[MessageTypeDef] = []
         first_at = 0.0
         window = float(self.trigger.batching_window_s)
         while True:
@@ -167,7 +171,7 @@ class SqsPoller:
             self.stats.duplicated += duplicated
         return outcome
 
-    def _duplicate(self, handled: list[dict[str, Any]]) -> int:
+    def _duplicate(self, handled: list[MessageTypeDef]) -> int:
         """Deliver some handled messages again, as SQS's at-least-once delivery may."""
         count = 0
         for message in handled:

@@ -13,12 +13,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets as random_secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.aws import error_code
+from botocore.exceptions import ClientError
+
+from conveyor.aws.clients import has_code
 from conveyor.local.emulator import EMULATOR_ACCOUNT
-from conveyor.topology import Kind, Queue, Topology
+from conveyor.ops.redrive import QueuePair
+from conveyor.topology import Kind, Queue, Topology, dlq_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import QueueConfigurationTypeDef
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+    from conveyor.aws.clients import ClientFactory
 
 DEV_CLIENT_ID = "dev"
 
@@ -44,6 +54,17 @@ class Resources:
             Kind.SECRET: self.secrets,
         }[kind]
         return by_kind[name]
+
+    def queue_pair(self, source: str) -> QueuePair:
+        """A topology queue and its DLQ, as the redrive tools take them."""
+        dead = dlq_of(source)
+        return QueuePair(
+            name=source,
+            source_url=self.queues[source],
+            source_arn=self.queue_arns[source],
+            dlq_url=self.queues[dead],
+            dlq_arn=self.queue_arns[dead],
+        )
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,7 +95,7 @@ class Provisioner:
     def __init__(
         self,
         topology: Topology,
-        clients: Any,
+        clients: ClientFactory,
         prefix: str = "conveyor",
         account: str = EMULATOR_ACCOUNT,
     ) -> None:
@@ -109,7 +130,9 @@ class Provisioner:
         )
         self.resources.topics[name] = response["TopicArn"]
 
-    def _create_queue(self, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    def _create_queue(
+        self, name: str, attributes: Mapping[QueueAttributeNameType, str]
+    ) -> tuple[str, str]:
         sqs = self.client("sqs")
         url = sqs.create_queue(QueueName=self.physical(name), Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -120,7 +143,7 @@ class Provisioner:
         return url, arn
 
     def _queue(self, queue: Queue) -> None:
-        sse = {"SqsManagedSseEnabled": "true"}
+        sse: dict[QueueAttributeNameType, str] = {"SqsManagedSseEnabled": "true"}
         _, dlq_arn = self._create_queue(
             queue.dlq_name,
             {**sse, "MessageRetentionPeriod": str(queue.dead_letter.retention_s)},
@@ -202,8 +225,8 @@ class Provisioner:
             ]
         try:
             dynamodb.create_table(**request)
-        except Exception as exc:
-            if error_code(exc) != "ResourceInUseException":
+        except ClientError as exc:
+            if not has_code(exc, "ResourceInUseException"):
                 raise
         if table.ttl_attribute:
             dynamodb.update_time_to_live(
@@ -217,8 +240,8 @@ class Provisioner:
         physical = self.physical(name)
         try:
             s3.create_bucket(Bucket=physical)
-        except Exception as exc:
-            if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        except ClientError as exc:
+            if not has_code(exc, "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
         s3.put_public_access_block(
             Bucket=physical,
@@ -240,7 +263,7 @@ class Provisioner:
 
     def _notifications(self) -> None:
         for bucket in self.topology.buckets:
-            configurations = [
+            configurations: list[QueueConfigurationTypeDef] = [
                 {
                     "Id": f"{n.queue}-on-{n.prefix.strip('/')}",
                     "QueueArn": self.resources.queue_arns[n.queue],
@@ -261,8 +284,8 @@ class Provisioner:
         physical = f"{self.resources.prefix}/{name}"
         try:
             arn = manager.describe_secret(SecretId=physical)["ARN"]
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+        except ClientError as exc:
+            if not has_code(exc, "ResourceNotFoundException"):
                 raise
             value = {DEV_CLIENT_ID: [client_secret or random_secrets.token_urlsafe(32)]}
             arn = manager.create_secret(
@@ -271,7 +294,9 @@ class Provisioner:
         self.resources.secrets[name] = arn
 
 
-def dev_credentials(clients: Any, resources: Resources, secret_name: str) -> tuple[str, str]:
+def dev_credentials(
+    clients: ClientFactory, resources: Resources, secret_name: str
+) -> tuple[str, str]:
     """The dev client id and its current secret, read back from the emulator."""
     value = clients("secretsmanager").get_secret_value(SecretId=resources.secrets[secret_name])
     table = json.loads(value["SecretString"])

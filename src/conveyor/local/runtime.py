@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from conveyor import openapi
+from conveyor.client import ConveyorClient
 from conveyor.core.media import MAX_UPLOAD_BYTES
 from conveyor.local import chaos, emf, logs
 from conveyor.local.chaos import FaultPlan
@@ -29,8 +28,16 @@ from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emula
 from conveyor.local.gateway import Gateway, HttpResponse
 from conveyor.local.poller import Backlog, SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
-from conveyor.local.state import Credentials, EmulatorClients, RuntimeInfo, emulator_client
+from conveyor.local.state import (
+    RUNTIME_FILE,
+    Credentials,
+    EmulatorClients,
+    RuntimeInfo,
+    emulator_client,
+)
 from conveyor.local.workers import FunctionPool
+from conveyor.ops import openapi
+from conveyor.ops.logs import LogFollower
 from conveyor.topology import (
     CLIENT_SECRETS,
     MEDIA_BUCKET,
@@ -43,6 +50,26 @@ from conveyor.topology import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a successful start hands back: where everything is, the dev client's
+    credentials, and clients of the emulator. Nothing in it is optional."""
+
+    info: RuntimeInfo
+    credentials: Credentials
+    credentials_path: Path
+    clients: EmulatorClients
+    state_dir: Path
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def client(self) -> ConveyorClient:
+        """A client of the local gateway that signs as the dev client."""
+        return self.credentials.client()
 
 
 @dataclass
@@ -110,11 +137,9 @@ class LocalRuntime:
         self.pools: dict[str, FunctionPool] = {}
         self.pollers: list[SqsPoller] = []
         self.gateway: Gateway | None = None
-        self.info: RuntimeInfo | None = None
-        self.credentials: Credentials | None = None
-        self.credentials_path: Path | None = None
+        self.started: Started | None = None
+        """Set once the stack runs; the console reads it while the stack starts."""
         self.metrics = emf.MetricTotals()
-        self._clients: EmulatorClients | None = None
         self.phase = "stopped"
         self.phase_detail = ""
         self._stop = threading.Event()
@@ -124,14 +149,14 @@ class LocalRuntime:
     def logs_dir(self) -> Path:
         return self.options.state_dir / "logs"
 
-    def start(self, progress: Progress = lambda _: None) -> RuntimeInfo:
+    def start(self, progress: Progress = lambda _: None) -> Started:
         try:
             return self._start(progress)
         except BaseException:
             self.stop()
             raise
 
-    def _start(self, report: Progress) -> RuntimeInfo:
+    def _start(self, report: Progress) -> Started:
         def progress(message: str) -> None:
             self.phase_detail = message
             report(message)
@@ -161,7 +186,6 @@ class LocalRuntime:
             self.emulator = Emulator(self.logs_dir / "emulator.log")
             endpoint = self.emulator.start()
         clients = EmulatorClients(endpoint)
-        self._clients = clients
 
         progress("provisioning topics, queues, table, bucket and secrets")
         resources = Provisioner(self.topology, clients).run()
@@ -179,7 +203,7 @@ class LocalRuntime:
         self._run(
             "metrics",
             emf.collect,
-            logs.LogFollower(pool.spec.log_path for pool in self.pools.values()),
+            LogFollower(pool.spec.log_path for pool in self.pools.values()),
             self.metrics,
             self._stop,
         )
@@ -202,33 +226,28 @@ class LocalRuntime:
                 self.pollers.append(poller)
                 self._run(f"poller-{function.name}-{index}", poller.run, self._stop)
 
-        self.credentials = Credentials(client_id, secret, self.gateway.url)
-        self.credentials_path = self.credentials.save(self.options.state_dir)
-        self.info = RuntimeInfo(
-            gateway_url=self.gateway.url,
-            emulator_url=endpoint,
-            region=EMULATOR_REGION,
-            pid=os.getpid(),
-            resources=resources,
+        credentials = Credentials(client_id, secret, self.gateway.url)
+        info = RuntimeInfo(gateway_url=self.gateway.url, emulator_url=endpoint, resources=resources)
+        started = Started(
+            info=info,
+            credentials=credentials,
+            credentials_path=credentials.save(self.options.state_dir),
+            clients=clients,
+            state_dir=self.options.state_dir,
         )
-        self.info.save(self.options.state_dir)
+        info.save(self.options.state_dir)
         self.gateway.open(
             {path: self.pools[name].invoke for path, name in gateway_routes(self.topology).items()},
             {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])},
         )
+        self.started = started
         self.phase, self.phase_detail = "running", ""
-        return self.info
+        return started
 
     def _run(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
-
-    def clients(self, service: str) -> Any:
-        """A client for the emulator this runtime uses (once it has started one)."""
-        if self._clients is None:
-            raise RuntimeError("the emulator is not started yet")
-        return self._clients(service)
 
     def emulator_problem(self) -> str | None:
         """Why the emulator this runtime started cannot answer, if it cannot."""
@@ -251,17 +270,16 @@ class LocalRuntime:
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
-        if self.info:
-            (self.options.state_dir / "runtime.json").unlink(missing_ok=True)
-            self.info = None
+        if self.started:
+            (self.options.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
+            self.started = None
         if self._log_handler:
             logs.detach(self._log_handler)
             self._log_handler = None
         self.phase = "stopped"
 
-    def __enter__(self) -> LocalRuntime:
-        self.start()
-        return self
+    def __enter__(self) -> Started:
+        return self.start()
 
     def __exit__(
         self,

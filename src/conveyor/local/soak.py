@@ -18,7 +18,6 @@ runtime could survive.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections import Counter
@@ -26,45 +25,50 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from conveyor import images_table
+from conveyor.aws import images_table
 from conveyor.client import ConveyorClient, UploadError
-from conveyor.demo import Submission, submissions
+from conveyor.core.orders import ARCHIVE_PREFIX
 from conveyor.local.chaos import FaultPlan
-from conveyor.local.logs import read_json_lines
-from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.provision import Resources
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import queue_depth
-from conveyor.redrive import NO_REASON, dead_letters, peek
-from conveyor.topology import TOPOLOGY, Topology
-from conveyor.uploads import sample_photos
+from conveyor.ops.logs import read_json_lines
+from conveyor.ops.redrive import NO_REASON, dead_letters, peek
+from conveyor.ops.traffic import Submission, submissions
+from conveyor.ops.uploads import sample_photos
+from conveyor.topology import (
+    ARCHIVE_BUCKET,
+    ARCHIVE_FUNCTION,
+    ARCHIVE_QUEUE,
+    BILLING_FUNCTION,
+    BILLING_QUEUE,
+    IMAGES_FUNCTION,
+    IMAGES_QUEUE,
+    IMAGES_TABLE,
+    ORDERS_TABLE,
+    TOPOLOGY,
+    Topology,
+    dlq_of,
+)
 
-SOAK_TIMEOUT_S = {"billing": 4, "archive": 4, "images": 8}
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+SOAK_TIMEOUT_S = {BILLING_FUNCTION: 4, ARCHIVE_FUNCTION: 4, IMAGES_FUNCTION: 8}
 """Seconds each consumer may run in the soak; its queue hides a message six times that."""
-DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.02, aws_error_rate=0.02, duplicate_rate=0.05)
+DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.05, aws_error_rate=0.02, duplicate_rate=0.05)
+"""What `conveyor soak` (and so `make soak`) injects unless told otherwise."""
 MAX_RETRIES = 6
 
 
 def fast_topology(topology: Topology = TOPOLOGY) -> Topology:
     """Consumers time out after seconds, not minutes, so retries happen within the run."""
-    timeouts = {t.queue: SOAK_TIMEOUT_S[f.name] for f, t in topology.sqs_triggered()}
-    return dataclasses.replace(
-        topology,
-        functions=tuple(
-            dataclasses.replace(f, timeout_s=SOAK_TIMEOUT_S[f.name])
-            if f.name in SOAK_TIMEOUT_S
-            else f
-            for f in topology.functions
-        ),
-        queues=tuple(
-            dataclasses.replace(q, visibility_timeout_s=6 * timeouts[q.name])
-            if q.name in timeouts
-            else q
-            for q in topology.queues
-        ),
-    )
+    return topology.with_timeouts(SOAK_TIMEOUT_S)
 
 
 @dataclass
@@ -162,11 +166,11 @@ backlog costs the emulator time on every call (moto scans each queue's messages)
 real SQS does not, so an unbounded one would measure the emulator, not the system."""
 
 
-def _backlog(sqs: Any, urls: list[str]) -> int:
+def _backlog(sqs: SQSClient, urls: list[str]) -> int:
     return sum(sum(queue_depth(sqs, url)) for url in urls)
 
 
-def _wait_for_backlog(sqs: Any, urls: list[str], at_most: int, timeout_s: float) -> bool:
+def _wait_for_backlog(sqs: SQSClient, urls: list[str], at_most: int, timeout_s: float) -> bool:
     """Wait until the queues hold at most ``at_most`` messages, twice in a row (a message
     can be between receive and delete); False if that did not happen in time."""
     deadline = time.monotonic() + timeout_s
@@ -179,7 +183,7 @@ def _wait_for_backlog(sqs: Any, urls: list[str], at_most: int, timeout_s: float)
     return False
 
 
-def _bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _bodies(messages: list[MessageTypeDef]) -> list[dict[str, Any]]:
     bodies = []
     for message in messages:
         try:
@@ -191,11 +195,11 @@ def _bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return bodies
 
 
-def _order_ids(messages: list[dict[str, Any]]) -> set[str]:
+def _order_ids(messages: list[MessageTypeDef]) -> set[str]:
     return {str(b["order_id"]) for b in _bodies(messages) if "order_id" in b}
 
 
-def _upload_ids(messages: list[dict[str, Any]]) -> set[str]:
+def _upload_ids(messages: list[MessageTypeDef]) -> set[str]:
     """Upload ids of the S3 events in a list of messages (S3 URL-encodes event keys)."""
     keys = [
         unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
@@ -218,18 +222,18 @@ def run_soak(
     runtime = LocalRuntime(
         RuntimeOptions(state_dir=state_dir, port=0, endpoint_url=None), fast_topology(), faults=plan
     )
-    started = time.monotonic()
-    runtime.start(progress)
+    began = time.monotonic()
+    started = runtime.start(progress)
     try:
-        _drive(runtime, report, orders, images, concurrency, timeout_s, progress)
+        _drive(started, report, orders, images, concurrency, timeout_s, progress)
     finally:
         runtime.stop()
-    report.elapsed_s = time.monotonic() - started
+    report.elapsed_s = time.monotonic() - began
     return report
 
 
 def _drive(
-    runtime: LocalRuntime,
+    started: Started,
     report: SoakReport,
     orders: int,
     images: int,
@@ -237,17 +241,14 @@ def _drive(
     timeout_s: float,
     progress: Callable[[str], None],
 ) -> None:
-    assert runtime.info is not None
-    assert runtime.credentials is not None
-    info, credentials = runtime.info, runtime.credentials
-    client = credentials.client()
-    aws = EmulatorClients(info.emulator_url)
-    resources = info.resources
+    client = started.client()
+    aws = started.clients
+    resources = started.info.resources
 
     progress(f"sending {orders} orders and {images} images under faults")
     batch = submissions(orders, seed=11)
     accepted: list[str] = []
-    consumer_queues = [resources.queues[name] for name in ("billing", "archive", "images")]
+    consumer_queues = [resources.queues[t.queue] for _, t in TOPOLOGY.sqs_triggered()]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for start in range(0, len(batch), PACE_EVERY):
             results = pool.map(
@@ -270,51 +271,46 @@ def _drive(
 
     progress("waiting for the pipelines to settle")
     report.settled = _wait_for_backlog(aws("sqs"), consumer_queues, 0, timeout_s)
-    _check(runtime, report, accepted, uploads)
+    _check(started, report, accepted, uploads)
 
 
-def _check(
-    runtime: LocalRuntime, report: SoakReport, accepted: list[str], uploads: list[str]
-) -> None:
-    assert runtime.info is not None
-    aws, resources = EmulatorClients(runtime.info.emulator_url), runtime.info.resources
-    dead = {
-        q: peek(aws("sqs"), resources.queues[f"{q}-dlq"]) for q in ("billing", "archive", "images")
-    }
-    report.in_dlq = Counter({f"{q}-dlq": len(m) for q, m in dead.items() if m})
+def _check(started: Started, report: SoakReport, accepted: list[str], uploads: list[str]) -> None:
+    aws, resources = started.clients, started.info.resources
+    dead = {q.name: peek(aws("sqs"), resources.queues[q.dlq_name]) for q in TOPOLOGY.queues}
+    report.in_dlq = Counter({dlq_of(q): len(m) for q, m in dead.items() if m})
     _check_orders(aws, resources, report, accepted, dead)
-    _check_images(aws, resources, report, uploads, _upload_ids(dead["images"]))
-    _count_injected(runtime.logs_dir, report)
-    log_files = sorted(runtime.logs_dir.glob("*.log"))
-    for queue in ("billing", "archive", "images"):
-        for letter in dead_letters(aws("sqs"), resources.queues[f"{queue}-dlq"], log_files):
+    _check_images(aws, resources, report, uploads, _upload_ids(dead[IMAGES_QUEUE]))
+    _count_injected(started.logs_dir, report)
+    log_files = sorted(started.logs_dir.glob("*.log"))
+    for queue in TOPOLOGY.queues:
+        for letter in dead_letters(aws("sqs"), resources.queues[queue.dlq_name], log_files):
             if letter.reason == NO_REASON:
-                report.dead_without_reason.append(f"{queue}-dlq:{letter.message_id}")
+                report.dead_without_reason.append(f"{queue.dlq_name}:{letter.message_id}")
 
 
 def _check_orders(
     aws: EmulatorClients,
-    resources: Any,
+    resources: Resources,
     report: SoakReport,
     accepted: list[str],
-    dead: dict[str, list[dict[str, Any]]],
+    dead: dict[str, list[MessageTypeDef]],
 ) -> None:
     billed: set[str] = set()
     for page in (
         aws("dynamodb")
         .get_paginator("scan")
-        .paginate(TableName=resources.tables["orders"], ProjectionExpression="order_id")
+        .paginate(TableName=resources.tables[ORDERS_TABLE], ProjectionExpression="order_id")
     ):
         billed.update(item["order_id"]["S"] for item in page["Items"])
     versions: Counter[str] = Counter()
-    for page in (
+    for listing in (
         aws("s3")
         .get_paginator("list_object_versions")
-        .paginate(Bucket=resources.buckets["archive"], Prefix="archive/orders/")
+        .paginate(Bucket=resources.buckets[ARCHIVE_BUCKET], Prefix=ARCHIVE_PREFIX)
     ):
-        for version in page.get("Versions", []):
+        for version in listing.get("Versions", []):
             versions[version["Key"].rsplit("/", 1)[-1].removesuffix(".json")] += 1
-    billing_dlq, archive_dlq = _order_ids(dead["billing"]), _order_ids(dead["archive"])
+    billing_dlq, archive_dlq = _order_ids(dead[BILLING_QUEUE]), _order_ids(dead[ARCHIVE_QUEUE])
     report.billed = len(billed & set(accepted))
     report.archived = len(set(versions) & set(accepted))
     for order_id in accepted:
@@ -327,10 +323,14 @@ def _check_orders(
 
 
 def _check_images(
-    aws: EmulatorClients, resources: Any, report: SoakReport, uploads: list[str], in_dlq: set[str]
+    aws: EmulatorClients,
+    resources: Resources,
+    report: SoakReport,
+    uploads: list[str],
+    in_dlq: set[str],
 ) -> None:
     for upload_id in uploads:
-        item = images_table.get(aws("dynamodb"), resources.tables["images"], upload_id)
+        item = images_table.get(aws("dynamodb"), resources.tables[IMAGES_TABLE], upload_id)
         status = str(item["status"]) if item else "missing"
         if status in (images_table.PROCESSED, images_table.FAILED):
             report.images[status] += 1
@@ -345,12 +345,12 @@ def _check_images(
 def _count_injected(logs: Path, report: SoakReport) -> None:
     billed_lines = Counter(
         e.get("order_id")
-        for e in read_json_lines(logs / "billing.log")
+        for e in read_json_lines(logs / f"{BILLING_QUEUE}.log")
         if e.get("message") == "order billed"
     )
     report.duplicated += [f"billing:{o}" for o, n in billed_lines.items() if n > 1]
-    for name in ("publisher", "billing", "archive", "images"):
-        for entry in read_json_lines(logs / f"{name}.log"):
+    for function in TOPOLOGY.functions:
+        for entry in read_json_lines(logs / f"{function.name}.log"):
             if "chaos" in entry:
                 report.injected[entry["chaos"]] += 1
     report.injected["duplicate"] = sum(

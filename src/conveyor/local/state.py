@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
@@ -16,7 +16,15 @@ from conveyor.client import ConveyorClient
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from conveyor.local.provision import Resources
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
 DEFAULT_STATE_DIR = Path(".conveyor")
+"""Where the local stack keeps its files unless told otherwise (``CONVEYOR_STATE_DIR``)."""
 RUNTIME_FILE = "runtime.json"
 CREDENTIALS_FILE = "credentials.json"
 
@@ -25,24 +33,16 @@ class NotRunningError(RuntimeError):
     pass
 
 
-def state_dir() -> Path:
-    return Path(os.environ.get("CONVEYOR_STATE_DIR", DEFAULT_STATE_DIR))
-
-
 @dataclass(frozen=True)
 class RuntimeInfo:
     gateway_url: str
     emulator_url: str
-    region: str
-    pid: int
     resources: Resources
 
     def save(self, directory: Path) -> None:
         data = {
             "gateway_url": self.gateway_url,
             "emulator_url": self.emulator_url,
-            "region": self.region,
-            "pid": self.pid,
             "resources": self.resources.to_json(),
         }
         _write_private(directory / RUNTIME_FILE, data)
@@ -59,8 +59,6 @@ class RuntimeInfo:
         return cls(
             gateway_url=data["gateway_url"],
             emulator_url=data["emulator_url"],
-            region=data["region"],
-            pid=int(data["pid"]),
             resources=Resources.from_json(data["resources"]),
         )
 
@@ -112,9 +110,25 @@ def _session() -> boto3.session.Session:
     )
 
 
+@overload
+def emulator_client(endpoint: str, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def emulator_client(endpoint: str, service: Literal["s3"]) -> S3Client: ...
+@overload
+def emulator_client(endpoint: str, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+@overload
+def emulator_client(endpoint: str, service: Literal["sns"]) -> SNSClient: ...
+@overload
+def emulator_client(endpoint: str, service: Literal["sqs"]) -> SQSClient: ...
 def emulator_client(endpoint: str, service: str) -> Any:
     """A boto3 client bound to the emulator (creating one is not free: keep it)."""
-    return _session().client(service, endpoint_url=endpoint, config=_CLIENT_CONFIG)
+    return _client(endpoint, service)
+
+
+def _client(endpoint: str, service: str) -> Any:
+    return _session().client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint, config=_CLIENT_CONFIG
+    )
 
 
 class EmulatorClients:
@@ -124,7 +138,17 @@ class EmulatorClients:
         self.endpoint = endpoint
         self._clients: dict[str, Any] = {}
 
+    @overload
+    def __call__(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    def __call__(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    def __call__(self, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+    @overload
+    def __call__(self, service: Literal["sns"]) -> SNSClient: ...
+    @overload
+    def __call__(self, service: Literal["sqs"]) -> SQSClient: ...
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = emulator_client(self.endpoint, service)
+            self._clients[service] = _client(self.endpoint, service)
         return self._clients[service]

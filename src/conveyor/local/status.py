@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor import images_table, orders_table
-from conveyor.dynamo import count_in_status
+from conveyor.aws import images_table, orders_table
+from conveyor.aws.dynamo import count_in_status
+from conveyor.core.orders import ARCHIVE_PREFIX
 from conveyor.local.provision import Resources
 from conveyor.topology import ARCHIVE_BUCKET, IMAGES_TABLE, ORDERS_TABLE, Topology
 
-ARCHIVE_PREFIX = "archive/orders/"
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+    from conveyor.aws.clients import ClientFactory
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class Status:
         return sum(q.visible + q.in_flight for q in self.queues)
 
 
-def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
+def queue_depth(sqs: SQSClient, url: str) -> tuple[int, int]:
     """(visible, in flight) messages of one queue."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
@@ -50,7 +55,7 @@ def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
     )
 
 
-def count_objects(s3: Any, bucket: str, prefix: str) -> int:
+def count_objects(s3: S3Client, bucket: str, prefix: str) -> int:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return sum(int(page.get("KeyCount", 0)) for page in pages)
 
@@ -65,7 +70,7 @@ def runtime_overview(gateway_url: str, timeout_s: float = 5.0) -> dict[str, Any]
     return overview
 
 
-def read_status(clients: Any, resources: Resources, topology: Topology) -> Status:
+def read_status(clients: ClientFactory, resources: Resources, topology: Topology) -> Status:
     sqs = clients("sqs")
     depths = []
     for queue in topology.queues:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -10,7 +10,10 @@ from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
 from conveyor.local.poller import Backlog, SqsPoller
 from conveyor.local.workers import Invocation
 from conveyor.topology import SqsTrigger
-from tests.unit.fake_sqs import Clock, FakeQueue
+from tests.unit.local.fake_sqs import Clock, FakeQueue
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 IDS = ["a", "b", "c"]
 
@@ -122,7 +125,7 @@ def poller(
         queue_arn="arn:q",
         region="us-east-1",
         invoke=consumer,
-        sqs=queue,
+        sqs=cast("SQSClient", queue),  # an in-memory queue with the calls a poller makes
         clock=queue.clock,
         wall_clock=queue.clock,
         backlog=backlog,

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.aws import error_code
+from botocore.exceptions import ClientError
+
+from conveyor.aws.clients import has_code
+from conveyor.aws.dynamo import from_attributes, to_attributes
 from conveyor.core.orders import AcceptedOrder
-from conveyor.dynamo import from_attributes, items, to_attributes
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 STATUS_BILLED = "billed"
 
@@ -40,7 +45,7 @@ def billed_item(order: AcceptedOrder, total: Decimal, billed_at: datetime) -> di
     return item
 
 
-def put_new(dynamodb: Any, table: str, item: dict[str, Any]) -> bool:
+def put_new(dynamodb: DynamoDBClient, table: str, item: dict[str, Any]) -> bool:
     """Write the item unless its order is already there; True when this call wrote it."""
     try:
         dynamodb.put_item(
@@ -48,32 +53,16 @@ def put_new(dynamodb: Any, table: str, item: dict[str, Any]) -> bool:
             Item=to_attributes(item),
             ConditionExpression="attribute_not_exists(order_id)",
         )
-    except Exception as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+    except ClientError as exc:
+        if has_code(exc, "ConditionalCheckFailedException"):
             return False
         raise
     return True
 
 
-def get(dynamodb: Any, table: str, order_id: str) -> dict[str, Any] | None:
+def get(dynamodb: DynamoDBClient, table: str, order_id: str) -> dict[str, Any] | None:
     response = dynamodb.get_item(
         TableName=table, Key={"order_id": {"S": order_id}}, ConsistentRead=True
     )
     raw = response.get("Item")
     return from_attributes(raw)
-
-
-def of_customer(
-    dynamodb: Any, table: str, customer_id: str, limit: int = 50
-) -> list[dict[str, Any]]:
-    """A customer's orders, newest first."""
-    return items(
-        dynamodb.query(
-            TableName=table,
-            IndexName="by_customer",
-            KeyConditionExpression="customer_id = :c",
-            ExpressionAttributeValues={":c": {"S": customer_id}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-    )

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from conveyor import metrics
+from conveyor.aws import metrics
 from conveyor.functions import billing, images, publisher
 from conveyor.local import emf
-from conveyor.local.logs import LogFollower
 from conveyor.local.provision import Resources
+from conveyor.ops.logs import LogFollower
 from tests import samples
 from tests.unit.conftest import context, order_json, signed_alb_event, sqs_records
-from tests.unit.test_consumers import accepted_json, billing_env  # noqa: F401
-from tests.unit.test_media_functions import images_env, put_upload, s3_messages  # noqa: F401
-from tests.unit.test_publisher import publisher_env  # noqa: F401
+from tests.unit.functions.test_consumers import accepted_json, billing_env  # noqa: F401
+from tests.unit.functions.test_media_functions import images_env, put_upload, s3_messages  # noqa: F401
+from tests.unit.functions.test_publisher import publisher_env  # noqa: F401
 
 
 def series(capsys: pytest.CaptureFixture[str]) -> dict[tuple[str, str], dict[str, Any]]:

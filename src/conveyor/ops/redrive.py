@@ -17,13 +17,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from conveyor.aws import error_code
+from botocore.exceptions import ClientError
+
+from conveyor.aws.clients import has_code
 from conveyor.functions.consumer import FAILED_FUNCTION, FAILURE_REASON, SOURCE_MESSAGE_ID
-from conveyor.local.logs import read_json_lines
-from conveyor.local.mapping import resendable_attributes
-from conveyor.local.provision import Resources
+from conveyor.ops.logs import read_json_lines
+from conveyor.topology import dlq_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, MessageTypeDef
 
 REDRIVEN_FROM = "redriven_from"
 NO_REASON = "no failure was recorded for this message"
@@ -37,12 +42,44 @@ _NOT_IMPLEMENTED = {
 }
 
 
+@dataclass(frozen=True)
+class QueuePair:
+    """A source queue and its dead-letter queue."""
+
+    name: str
+    source_url: str
+    source_arn: str
+    dlq_url: str
+    dlq_arn: str
+
+    @property
+    def dlq_name(self) -> str:
+        return dlq_of(self.name)
+
+
+def resendable_attributes(
+    message: MessageTypeDef, drop: frozenset[str] = frozenset()
+) -> dict[str, MessageAttributeValueTypeDef]:
+    """A received message's attributes in the shape SendMessage takes, less ``drop``."""
+    resent: dict[str, MessageAttributeValueTypeDef] = {}
+    for name, value in message.get("MessageAttributes", {}).items():
+        if name in drop:
+            continue
+        kept: MessageAttributeValueTypeDef = {"DataType": value["DataType"]}
+        if "StringValue" in value:
+            kept["StringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            kept["BinaryValue"] = value["BinaryValue"]
+        resent[name] = kept
+    return resent
+
+
 def peek(
-    sqs: Any, url: str, hide_for_s: int = 30, limit: int | None = None
-) -> list[dict[str, Any]]:
+    sqs: SQSClient, url: str, hide_for_s: int = 30, limit: int | None = None
+) -> list[MessageTypeDef]:
     """Every message in a queue (or the first ``limit``), left in place and visible
     again when this returns."""
-    found: list[dict[str, Any]] = []
+    found: list[MessageTypeDef] = []
     while limit is None or len(found) < limit:
         batch = sqs.receive_message(
             QueueUrl=url,
@@ -58,7 +95,7 @@ def peek(
     return found
 
 
-def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+def _release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:
     for start in range(0, len(messages), 10):
         sqs.change_message_visibility_batch(
             QueueUrl=url,
@@ -110,7 +147,7 @@ def _subject(body: str) -> str:
 
 
 def dead_letters(
-    sqs: Any, dlq_url: str, log_files: Iterable[Path] = (), limit: int | None = None
+    sqs: SQSClient, dlq_url: str, log_files: Iterable[Path] = (), limit: int | None = None
 ) -> list[DeadLetter]:
     messages = peek(sqs, dlq_url, limit=limit)
     unexplained = any(
@@ -119,10 +156,8 @@ def dead_letters(
     errors = last_errors(log_files) if unexplained else {}
     letters = []
     for message in messages:
-        attributes = message.get("MessageAttributes", {})
-        reason = attributes.get(FAILURE_REASON, {}).get("StringValue") or errors.get(
-            message["MessageId"], NO_REASON
-        )
+        recorded = message.get("MessageAttributes", {}).get(FAILURE_REASON, {"DataType": "String"})
+        reason = recorded.get("StringValue") or errors.get(message["MessageId"], NO_REASON)
         system = message.get("Attributes", {})
         letters.append(
             DeadLetter(
@@ -170,61 +205,38 @@ class RedriveResult:
 
 
 def redrive(
-    sqs: Any,
+    sqs: SQSClient,
+    pair: QueuePair,
+    state_dir: Path,
     *,
-    source_url: str,
-    source_arn: str,
-    dlq_url: str,
-    dlq_arn: str,
-    journal: Path,
     max_messages: int | None = None,
     stop: threading.Event | None = None,
     hide_for_s: int = 60,
 ) -> RedriveResult:
     if max_messages is None:
         try:
-            task = sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)
+            task = sqs.start_message_move_task(
+                SourceArn=pair.dlq_arn, DestinationArn=pair.source_arn
+            )
             return RedriveResult(method=f"StartMessageMoveTask {task.get('TaskHandle', '')}")
         except NotImplementedError:
             pass  # moto in process
-        except Exception as exc:
-            if error_code(exc) not in _NOT_IMPLEMENTED:
+        except ClientError as exc:
+            if not has_code(exc, *_NOT_IMPLEMENTED):
                 raise
     return _move_one_by_one(
         sqs,
-        source_url,
-        dlq_url,
-        Journal(journal),
+        pair.source_url,
+        pair.dlq_url,
+        Journal(state_dir / f"redrive-{pair.dlq_name}.journal"),
         max_messages,
         stop or threading.Event(),
         hide_for_s,
     )
 
 
-def redrive_queue(
-    sqs: Any,
-    resources: Resources,
-    state_dir: Path,
-    source: str,
-    max_messages: int | None = None,
-    stop: threading.Event | None = None,
-) -> RedriveResult:
-    """``redrive`` for a topology queue of the local stack, journalled in ``state_dir``."""
-    dead = f"{source}-dlq"
-    return redrive(
-        sqs,
-        source_url=resources.queues[source],
-        source_arn=resources.queue_arns[source],
-        dlq_url=resources.queues[dead],
-        dlq_arn=resources.queue_arns[dead],
-        journal=state_dir / f"redrive-{dead}.journal",
-        max_messages=max_messages,
-        stop=stop,
-    )
-
-
 def _move_one_by_one(
-    sqs: Any,
+    sqs: SQSClient,
     source_url: str,
     dlq_url: str,
     journal: Journal,

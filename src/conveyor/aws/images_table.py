@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.aws import error_code
-from conveyor.dynamo import from_attributes, to_attributes
+from botocore.exceptions import ClientError
+
+from conveyor.aws.clients import has_code
+from conveyor.aws.dynamo import from_attributes, to_attributes
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 PROCESSING = "processing"
 PROCESSED = "processed"
@@ -31,7 +36,7 @@ class Claim:
     item: dict[str, Any] | None = None
 
 
-def get(dynamodb: Any, table: str, image_id: str) -> dict[str, Any] | None:
+def get(dynamodb: DynamoDBClient, table: str, image_id: str) -> dict[str, Any] | None:
     response = dynamodb.get_item(
         TableName=table, Key={"image_id": {"S": image_id}}, ConsistentRead=True
     )
@@ -39,7 +44,7 @@ def get(dynamodb: Any, table: str, image_id: str) -> dict[str, Any] | None:
 
 
 def claim(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     image_id: str,
     *,
@@ -80,8 +85,8 @@ def claim(
                 }
             ),
         )
-    except Exception as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
+    except ClientError as exc:
+        if not has_code(exc, "ConditionalCheckFailedException"):
             raise
         current = get(dynamodb, table, image_id)
         if current and current.get("status") in (PROCESSED, FAILED):
@@ -90,7 +95,7 @@ def claim(
     return Claim("claimed")
 
 
-def release(dynamodb: Any, table: str, image_id: str, etag: str) -> None:
+def release(dynamodb: DynamoDBClient, table: str, image_id: str, etag: str) -> None:
     """Give up the lease after a transient failure, so the retry is not blocked by it."""
     try:
         dynamodb.update_item(
@@ -103,13 +108,13 @@ def release(dynamodb: Any, table: str, image_id: str, etag: str) -> None:
                 {":zero": 0, ":processing": PROCESSING, ":etag": etag}
             ),
         )
-    except Exception as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
+    except ClientError as exc:
+        if not has_code(exc, "ConditionalCheckFailedException"):
             raise
 
 
 def finish(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     image_id: str,
     etag: str,
@@ -141,7 +146,7 @@ def finish(
     return item
 
 
-def mark_notified(dynamodb: Any, table: str, image_id: str) -> None:
+def mark_notified(dynamodb: DynamoDBClient, table: str, image_id: str) -> None:
     dynamodb.update_item(
         TableName=table,
         Key={"image_id": {"S": image_id}},

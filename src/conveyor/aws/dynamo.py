@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryOutputTypeDef, ScanOutputTypeDef
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -18,12 +22,12 @@ def from_attributes(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: _deserializer.deserialize(v) for k, v in raw.items()} if raw else None
 
 
-def items(response: dict[str, Any]) -> list[dict[str, Any]]:
+def items(response: QueryOutputTypeDef | ScanOutputTypeDef) -> list[dict[str, Any]]:
     return [i for i in (from_attributes(raw) for raw in response.get("Items", [])) if i]
 
 
 def newest_in_status(
-    dynamodb: Any, table: str, status: str, limit: int, index: str = "by_status"
+    dynamodb: DynamoDBClient, table: str, status: str, limit: int, index: str = "by_status"
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` items under one ``status``, newest first by the index's sort key."""
     return items(
@@ -39,7 +43,9 @@ def newest_in_status(
     )
 
 
-def count_in_status(dynamodb: Any, table: str, status: str, index: str = "by_status") -> int:
+def count_in_status(
+    dynamodb: DynamoDBClient, table: str, status: str, index: str = "by_status"
+) -> int:
     """How many items an index holds under one ``status``, page by page."""
     pages = dynamodb.get_paginator("query").paginate(
         TableName=table,

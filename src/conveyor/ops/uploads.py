@@ -7,10 +7,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor import images_table
+from conveyor.aws import images_table
 from conveyor.client import ConveyorClient, Upload, UploadError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SAMPLE_PHOTOS = (
     "astronaut.png",
@@ -69,7 +72,7 @@ def upload_all(
 
 
 def await_results(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     batch: Batch,
     timeout_s: float,
@@ -92,3 +95,18 @@ def await_results(
         if pending:
             time.sleep(0.1)
     return True
+
+
+def upload_and_wait(
+    client: ConveyorClient,
+    dynamodb: DynamoDBClient,
+    table: str,
+    paths: list[Path],
+    timeout_s: float,
+    on_uploaded: Callable[[], None] = lambda: None,
+    on_settled: Callable[[], None] = lambda: None,
+) -> tuple[Batch, bool]:
+    """Upload every file, then wait for each verdict; the bool is False on timeout."""
+    batch = upload_all(client, paths, on_uploaded)
+    complete = await_results(dynamodb, table, batch, timeout_s, lambda _: on_settled())
+    return batch, complete

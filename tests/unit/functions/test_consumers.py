@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from conveyor import orders_table
+from conveyor.aws import orders_table
+from conveyor.aws.dynamo import count_in_status
 from conveyor.core.orders import Order, accept
-from conveyor.dynamo import count_in_status
 from conveyor.functions import archive, billing
 from conveyor.functions.consumer import FAILURE_REASON
 from conveyor.local.provision import Resources
+from tests.tables import orders_of_customer
 from tests.unit.conftest import (
     context,
     drain,
@@ -25,6 +27,9 @@ from tests.unit.conftest import (
     sqs_records,
     use_function_env,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def accepted_json(order_id: str, customer: str = "cust-1", day: int = 5, **fields: object) -> str:
@@ -92,7 +97,7 @@ def test_a_transient_failure_is_reported_for_retry_alone(
 ) -> None:
     real_put = orders_table.put_new
 
-    def throttled_for_o2(dynamodb: object, table: str, item: dict[str, object]) -> bool:
+    def throttled_for_o2(dynamodb: DynamoDBClient, table: str, item: dict[str, Any]) -> bool:
         if item["order_id"] == "o-2":
             raise ClientError({"Error": {"Code": "ThrottlingException"}}, "PutItem")
         return real_put(dynamodb, table, item)
@@ -114,9 +119,7 @@ def test_the_table_serves_a_customers_orders_newest_first(billing_env: Resources
     bodies = [accepted_json(f"o-{day}", customer="cust-7", day=day) for day in (3, 9, 6)]
     bodies.append(accepted_json("o-other", customer="cust-8"))
     billing.handler(sqs_records(bodies), context())
-    found = orders_table.of_customer(
-        boto3.client("dynamodb"), billing_env.tables["orders"], "cust-7"
-    )
+    found = orders_of_customer(boto3.client("dynamodb"), billing_env.tables["orders"], "cust-7")
     assert [o["order_id"] for o in found] == ["o-9", "o-6", "o-3"]
 
 

@@ -16,7 +16,6 @@ from conveyor.topology import TOPOLOGY
 
 PRICES_AS_OF = "2026-11"
 HOURS_PER_MONTH = 730
-MB = 1 / 1024
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from conveyor.redrive import REDRIVEN_FROM, dead_letters, redrive
+from conveyor.ops.redrive import REDRIVEN_FROM, QueuePair, dead_letters, redrive
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 
 @pytest.fixture
@@ -51,8 +54,9 @@ def fill(dlq: str, count: int) -> list[str]:
     return ids
 
 
-def drain(url: str) -> list[dict[str, Any]]:
-    sqs, found = boto3.client("sqs"), []
+def drain(url: str) -> list[MessageTypeDef]:
+    sqs = boto3.client("sqs")
+    found: list[MessageTypeDef] = []
     while batch := sqs.receive_message(
         QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
     ).get("Messages", []):
@@ -63,15 +67,14 @@ def drain(url: str) -> list[dict[str, Any]]:
 
 
 def move(queues: dict[str, str], tmp_path: Path, sqs: Any = None, **options: Any) -> Any:
-    return redrive(
-        sqs or boto3.client("sqs"),
+    pair = QueuePair(
+        name="source",
         source_url=queues["source"],
         source_arn=queues["source_arn"],
         dlq_url=queues["dlq"],
         dlq_arn=queues["dlq_arn"],
-        journal=tmp_path / "journal",
-        **options,
     )
+    return redrive(sqs or boto3.client("sqs"), pair, tmp_path, **options)
 
 
 def test_dead_letters_show_receive_counts_and_the_last_error(

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from conveyor import aws, images_table
+from conveyor.aws import clients, images_table
 from conveyor.core.media import MAX_UPLOAD_BYTES, parse_upload_key
 from conveyor.core.upload_request import UploadRequest
 from conveyor.functions import images, presign
@@ -247,7 +247,7 @@ def test_a_transient_failure_is_retried_and_the_lease_released(
     images_env: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = put_upload(images_env, samples.webp(), "image/webp", ".webp")
-    real_put = aws.client("s3").put_object
+    real_put = clients.client("s3").put_object
     calls = {"n": 0}
 
     def flaky_put(**kwargs: Any) -> Any:
@@ -256,7 +256,7 @@ def test_a_transient_failure_is_retried_and_the_lease_released(
             raise ClientError({"Error": {"Code": "SlowDown"}}, "PutObject")
         return real_put(**kwargs)
 
-    monkeypatch.setattr(aws.client("s3"), "put_object", flaky_put)
+    monkeypatch.setattr(clients.client("s3"), "put_object", flaky_put)
     with pytest.raises(BatchProcessingError):
         images.handler(s3_messages(record), context())
     stuck = item(images_env)

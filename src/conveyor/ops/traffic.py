@@ -1,7 +1,8 @@
-"""The demo job: a realistic batch of signed orders through the local stack.
+"""Order traffic: a realistic batch of signed orders, sent concurrently.
 
-Most orders are valid; some carry a bad signature or a bad body on purpose, so the
-summary shows rejections with their reasons next to what was billed and archived.
+Most orders are valid; some carry a bad signature or a bad body on purpose, so whoever
+sends them (the demo, the soak, the pipeline bench) sees rejections with their reasons
+next to what was billed and archived.
 """
 
 from __future__ import annotations

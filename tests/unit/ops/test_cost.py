@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.cost import HOURS_PER_MONTH, Measured, Prices, Volume, estimate
+from conveyor.ops.cost import HOURS_PER_MONTH, Measured, Prices, Volume, estimate
 
 
 def test_fixed_lines_do_not_depend_on_volume() -> None:
@@ -24,7 +24,7 @@ def test_lambda_compute_is_billed_per_rounded_millisecond_and_memory() -> None:
     assert result.lines["Lambda compute (GB-s)"] == pytest.approx(2750 * 0.0000133334)
 
 
-def test_volume_driven_lines_grow_with_volume_and_the_total_adds_up() -> None:
+def test_volume_driven_lines_grow_with_volume() -> None:
     small, large = estimate(Volume(orders=100_000)), estimate(Volume(orders=10_000_000))
     for line in (
         "SNS publishes",
@@ -33,8 +33,14 @@ def test_volume_driven_lines_grow_with_volume_and_the_total_adds_up() -> None:
         "Lambda compute (GB-s)",
     ):
         assert large.lines[line] > small.lines[line] * 10, line
-    assert large.total == pytest.approx(sum(large.lines.values()))
-    assert large.dominant in large.lines
+    # one publish per order and one per image, at the list price per million
+    publishes = (10_000_000 + Volume().images) / 1e6
+    assert large.lines["SNS publishes"] == pytest.approx(publishes * Prices().sns_million_publishes)
+
+
+def test_a_download_heavy_volume_makes_the_cdn_the_largest_line() -> None:
+    heavy = estimate(Volume(orders=0, images=1_000_000, downloads_per_image=1000))
+    assert heavy.dominant == "CloudFront (variant downloads)"
 
 
 def test_at_the_default_volume_the_private_network_dominates() -> None:

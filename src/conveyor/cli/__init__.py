@@ -1,0 +1,19 @@
+"""``conveyor``: run the system on this machine and talk to it.
+
+Thin commands: the work lives in :mod:`conveyor.local` and :mod:`conveyor.ops`, and
+everything shown is built in :mod:`conveyor.cli.render`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from conveyor.cli import api, dead_letters, info, stack  # noqa: F401 - registers the commands
+from conveyor.cli.app import app
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)

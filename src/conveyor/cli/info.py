@@ -1,0 +1,40 @@
+"""Commands that need no running stack: ``cost`` and ``diagram``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from conveyor.cli import render
+from conveyor.cli.app import app
+from conveyor.cli.render import console
+from conveyor.topology import TOPOLOGY
+
+
+@app.command()
+def diagram() -> None:
+    """Print the architecture as a Mermaid flowchart, drawn from the topology."""
+    from conveyor.ops.diagram import mermaid
+
+    print(mermaid(TOPOLOGY))
+
+
+@app.command()
+def cost(
+    orders: Annotated[int, typer.Option(min=0, help="Orders a month.")] = 1_000_000,
+    images: Annotated[int, typer.Option(min=0, help="Images uploaded a month.")] = 10_000,
+    downloads_per_image: Annotated[
+        int, typer.Option(min=0, help="Variant downloads per image through CloudFront.")
+    ] = 20,
+) -> None:
+    """Estimate the monthly AWS bill for a volume, from measured durations and list prices."""
+    from conveyor.ops.cost import PRICES_AS_OF, Volume, estimate
+
+    result = estimate(Volume(orders=orders, images=images, downloads_per_image=downloads_per_image))
+    console.print(render.cost_table(result, PRICES_AS_OF))
+    console.print(
+        f"{orders:,} orders and {images:,} images a month; the largest line is "
+        f"[bold]{result.dominant}[/]. Durations were measured on the local runtime "
+        "(bench/RESULTS.md), so compute is an upper bound."
+    )

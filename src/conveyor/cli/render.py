@@ -1,0 +1,198 @@
+"""Everything the CLI shows, in one place: Rich tables, panels and progress bars built
+from the values that the local runtime and the operator tools return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conveyor.local.demo import OrdersDemo
+from conveyor.local.runtime import Started
+from conveyor.local.soak import SoakReport
+from conveyor.local.status import Status
+from conveyor.ops.cost import Estimate
+from conveyor.ops.redrive import DeadLetter
+from conveyor.ops.uploads import Batch
+
+console = Console()
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def started_panel(started: Started, seconds: float) -> Panel:
+    info = started.info
+    return Panel.fit(
+        f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads, "
+        "GET /media/processed/...)\n"
+        f"[bold]console[/]      {info.gateway_url}/console\n"
+        f"[bold]client id[/]    {started.credentials.client_id}\n"
+        f"[bold]secret in[/]    {started.credentials_path}\n"
+        f"[bold]emulator[/]     {info.emulator_url}\n"
+        f"[bold]logs[/]         {started.logs_dir}/",
+        title=f"conveyor is up in {seconds:.1f}s",
+    )
+
+
+def status_table(status: Status) -> Table:
+    table = Table(title="queues")
+    for column in ("queue", "visible", "in flight", "DLQ"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for queue in status.queues:
+        table.add_row(
+            queue.name,
+            str(queue.visible),
+            str(queue.in_flight),
+            f"[red]{queue.dead_letters}[/]" if queue.dead_letters else "0",
+        )
+    return table
+
+
+def status_counts(status: Status) -> str:
+    return (
+        f"orders billed: [bold]{status.billed}[/]   archived: [bold]{status.archived}[/]   "
+        f"images processed: [bold]{status.images_processed}[/]   "
+        f"failed: [bold]{status.images_failed}[/]"
+    )
+
+
+def functions_table(functions: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="functions")
+    for column in ("function", "invocations", "errors", "last ms", "workers"):
+        table.add_column(column, justify="left" if column == "function" else "right")
+    for name, stats in functions.items():
+        table.add_row(
+            name,
+            str(stats["invocations"]),
+            f"[red]{stats['errors']}[/]" if stats["errors"] else "0",
+            f"{stats['last_duration_ms']:.1f}",
+            f"{stats['workers']}/{stats['concurrency']}",
+        )
+    return table
+
+
+def metrics_table(series: list[dict[str, Any]]) -> Table:
+    table = Table(title="metrics (from the functions' EMF lines)")
+    for column in ("metric", "reason", "total", "mean", "max"):
+        table.add_column(column, justify="left" if column in ("metric", "reason") else "right")
+    for s in series:
+        timed = s["unit"] == "Milliseconds"
+        table.add_row(
+            s["name"],
+            s["dimensions"].get("reason", ""),
+            f"{s['samples']} samples" if timed else f"{s['sum']:g}",
+            f"{s['sum'] / s['samples']:.1f} ms" if timed else "",
+            f"{s['max']:.1f} ms" if timed else "",
+        )
+    return table
+
+
+def images_table(batch: Batch) -> Table:
+    table = Table(title="images")
+    for column in ("image", "original", "variants", "status", "time"):
+        table.add_column(column)
+    for outcome in batch.outcomes:
+        item = outcome.item or {}
+        original = f"{outcome.upload.size / 1024:,.0f} KiB"
+        if "width" in item:
+            original = f"{int(item['width'])}x{int(item['height'])}, {original}"
+        variants = " ".join(
+            f"{int(v['width'])}x{int(v['height'])}" for v in item.get("variants", {}).values()
+        )
+        status = outcome.status
+        if status == "failed":
+            status = f"[red]failed[/]: {item.get('reason')}"
+        elif status == "processed":
+            status = "[green]processed[/]"
+        seconds = outcome.seconds
+        table.add_row(
+            outcome.upload.path.name,
+            original,
+            variants,
+            status,
+            "-" if seconds is None else f"{seconds:.2f} s",
+        )
+    for error in batch.refused:
+        table.add_row(error.filename, "-", "-", f"[red]refused[/]: {error.status}", "-")
+    return table
+
+
+def print_download_links(batch: Batch, gateway_url: str) -> None:
+    done = [o for o in batch.outcomes if (o.item or {}).get("variants")]
+    if not done:
+        return
+    console.print(
+        f"download the variants from {gateway_url}/media/processed/{{large,medium,thumb}}/"
+        "<image id><ext>; the large ones:"
+    )
+    for outcome in done:
+        key = outcome.item["variants"]["large"]["key"] if outcome.item else ""
+        console.print(f"  {outcome.upload.path.name}: {gateway_url}/media/{key}", soft_wrap=True)
+
+
+def demo_summary(demo: OrdersDemo) -> Table:
+    summary = Table(title="demo summary", show_header=False)
+    summary.add_column(justify="left")
+    summary.add_column(justify="right")
+    summary.add_row("requests sent", str(demo.sent))
+    summary.add_row("accepted (202)", str(demo.accepted))
+    for reason, count in sorted(demo.report.rejected.items()):
+        summary.add_row(f"rejected: {reason}", str(count))
+    summary.add_row("billed", str(demo.status.billed))
+    summary.add_row("archived", str(demo.status.archived))
+    summary.add_row("in a DLQ", str(demo.status.dead_letters))
+    summary.add_row("elapsed", f"{demo.elapsed_s:.1f} s")
+    summary.add_row(
+        "accepted orders / s (POST to billed and archived)",
+        f"{demo.accepted / demo.elapsed_s:.0f}",
+    )
+    return summary
+
+
+def dead_letters_table(dlq: str, letters: list[DeadLetter]) -> Table:
+    table = Table(title=f"{dlq}: {len(letters)} message(s)")
+    for column in ("message id", "receives", "sent", "what", "last error"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            letter.message_id,
+            str(letter.receive_count),
+            f"{letter.sent_at:%H:%M:%S}",
+            letter.subject,
+            letter.reason,
+        )
+    return table
+
+
+def soak_table(report: SoakReport) -> Table:
+    table = Table(title="soak: injected and found", show_header=False)
+    table.add_column()
+    table.add_column(justify="right")
+    for label, value in report.rows():
+        table.add_row(label, value)
+    return table
+
+
+def cost_table(result: Estimate, prices_as_of: str) -> Table:
+    table = Table(title=f"monthly estimate, us-east-1 list prices as of {prices_as_of}")
+    table.add_column("line")
+    table.add_column("USD / month", justify="right")
+    table.add_column("share", justify="right")
+    for line, usd in sorted(result.lines.items(), key=lambda item: -item[1]):
+        style = "bold" if line == result.dominant else ""
+        table.add_row(
+            f"[{style}]{line}[/]" if style else line, f"{usd:,.2f}", f"{usd / result.total:.0%}"
+        )
+    table.add_row("[bold]total[/]", f"[bold]{result.total:,.2f}[/]", "100%")
+    return table
