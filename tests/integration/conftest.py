@@ -54,9 +54,11 @@ def client(stack: Started) -> Iterator[ConveyorClient]:
 
 
 def _faulty(topology: Topology, function: str, handler: str) -> Topology:
-    """``function`` runs ``handler`` and times out after 1 s, so its queue's visibility
-    timeout (six times that) is short enough to watch three receives in a test."""
-    quick = topology.with_timeouts({function: 1})
+    """``function`` runs ``handler`` and times out after 3 s, so its queue's visibility
+    timeout (six times that) is short enough to watch three receives in a test, and long
+    enough that a cold worker's first call on a busy machine does not time out (a
+    timed-out attempt would never reach the handler's bug)."""
+    quick = topology.with_timeouts({function: 3})
     changed = dataclasses.replace(quick.function(function), handler=handler)
     return dataclasses.replace(
         quick, functions=tuple(changed if f.name == function else f for f in quick.functions)
