@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
-.PHONY: demo up test lint chromium bench soak unit build synth bootstrap deploy destroy clean
+.PHONY: demo up test lint chromium photos bench soak unit build synth bootstrap deploy destroy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint chromium
+test: lint chromium photos
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15 $(ARGS)
 
 chromium:  ## Debian's Chromium for the console's browser tests (Playwright drives it)
@@ -46,6 +46,22 @@ chromium:  ## Debian's Chromium for the console's browser tests (Playwright driv
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version
+
+# Real photographs as image editors and cameras write them (large EXIF, XMP, ICC and
+# Photoshop segments, progressive scans), from Debian's KDE wallpapers package.
+PHOTOS := build/photos
+PHOTO_FILES := FallenLeaf ColorfulCups Path Volna
+photos: $(PHOTOS)/.done  ## real editor photographs for the imaging tests
+$(PHOTOS)/.done:
+	@rm -rf $(PHOTOS) && mkdir -p $(PHOTOS)/deb
+	@cd $(PHOTOS)/deb && { apt-get download -qq plasma-workspace-wallpapers 2>/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	  apt-get download -qq plasma-workspace-wallpapers; }; }
+	@dpkg-deb -x $(PHOTOS)/deb/*.deb $(PHOTOS)/deb/x
+	@for name in $(PHOTO_FILES); do \
+	  cp "$$(ls -S $(PHOTOS)/deb/x/usr/share/wallpapers/$$name/contents/images/*.jpg | head -1)" \
+	    $(PHOTOS)/$$name.jpg; done
+	@rm -rf $(PHOTOS)/deb && touch $@ && ls $(PHOTOS)
 
 bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
 	@# Every benchmark runs and prints its table; then a missed target fails the target.

@@ -9,8 +9,9 @@ import struct
 import zipfile
 import zlib
 from functools import cache
+from pathlib import Path
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from conveyor.ops.uploads import sample_photos
 
@@ -42,12 +43,29 @@ def upright_portrait() -> Image.Image:
 
 
 def jpeg_exif_rotated() -> bytes:
-    """Stored sideways with EXIF orientation 6 ("rotate 90 clockwise to display"), as a
-    phone held upright writes it; displayed correctly it is ``upright_portrait()``."""
+    """Stored sideways with EXIF orientation 6 ("rotate 90 clockwise to display") and a
+    GPS position, as a phone held upright writes it; displayed correctly it is
+    ``upright_portrait()``."""
     stored = upright_portrait().transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (48.0, 8.0, 30.0)
+    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (11.0, 34.0, 0.0)
     return encode(stored, "JPEG", quality=90, exif=exif.tobytes())
+
+
+EDITOR_PHOTOS = Path(__file__).resolve().parents[1] / "build" / "photos"
+"""Real photographs as editors and cameras write them: `make photos` (run by `make test`)
+takes them from Debian's KDE wallpapers package."""
+EDITOR_PHOTO_NAMES = ("FallenLeaf", "ColorfulCups", "Path", "Volna")
+
+
+def editor_photo(name: str) -> bytes:
+    path = EDITOR_PHOTOS / f"{name}.jpg"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `make photos` (make test does)")
+    return path.read_bytes()
 
 
 def jpeg_cmyk() -> bytes:

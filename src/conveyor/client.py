@@ -12,15 +12,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from conveyor.core.media import EXTENSIONS
+from conveyor.core.media import TYPE_OF_EXTENSION
 from conveyor.core.signing import sign
-
-_TYPES = {extension: kind for kind, extensions in EXTENSIONS.items() for extension in extensions}
 
 
 def content_type_of(path: Path) -> str:
     """The content type a file's extension claims (the pipeline checks the claim)."""
-    return _TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return TYPE_OF_EXTENSION.get(path.suffix.lower(), "application/octet-stream")
 
 
 @dataclass(frozen=True)

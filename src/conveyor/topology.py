@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
+from conveyor.aws.config import MAX_RECEIVE_COUNT
 from conveyor.core.media import PROCESSED_PREFIX, QUARANTINE_PREFIX, UPLOAD_PREFIX
 from conveyor.core.orders import ARCHIVE_PREFIX
 
@@ -204,6 +205,16 @@ class Topology:
             consume = Grant(Kind.QUEUE, function.trigger.queue, SQS_CONSUME_ACTIONS)
             return (*function.grants, consume)
         return function.grants
+
+    def settings(self, function: Function) -> dict[str, str]:
+        """The function's plain configuration: its own settings, and for a queue consumer
+        how many receives its queue allows before the DLQ (``MAX_RECEIVE_COUNT``), so it
+        can tell its last attempt."""
+        settings = dict(function.settings)
+        if isinstance(function.trigger, SqsTrigger):
+            dead_letter = self.queue(function.trigger.queue).dead_letter
+            settings[MAX_RECEIVE_COUNT] = str(dead_letter.max_receive_count)
+        return settings
 
     def routes(self) -> Iterator[tuple[Function, HttpRoute]]:
         for function in self.functions:

@@ -303,3 +303,43 @@ def test_the_console_says_when_the_stack_is_starting_and_when_it_is_down(
     finally:
         starter.join(timeout=60)
         runtime.stop()  # idempotent: a no-op when the test got this far
+
+
+def test_a_page_planted_under_processed_neither_renders_nor_reaches_the_console(
+    browser: Browser, stack: Started
+) -> None:
+    console_api = f"{stack.info.gateway_url}/console/api/orders"
+    script = (
+        "<script>document.title = 'ran';"
+        f"fetch('{console_api}', {{method: 'POST', headers: {{'Content-Type': "
+        "'application/json'}, body: '{}'}).then(() => document.title = 'reached')</script>"
+    )
+    bucket = stack.info.resources.buckets["media"]
+    for key in ("processed/large/planted.html", "processed/large/planted.jpg"):
+        stack.clients("s3").put_object(
+            Bucket=bucket, Key=key, Body=f"<html>{script}</html>".encode(), ContentType="text/html"
+        )
+    media = f"{stack.info.media_url}/media/processed/large"
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        refused = page.goto(f"{media}/planted.html")
+        assert refused is not None
+        assert refused.status == 404
+        shown = page.goto(f"{media}/planted.jpg")
+        assert shown is not None
+        assert shown.headers["content-type"] == "image/jpeg"
+        # Chromium shows the response as a (broken) image: there is no HTML document
+        # in which the planted script could run.
+        assert page.evaluate("document.contentType") == "image/jpeg"
+        assert page.locator("script").count() == 0
+        assert page.title() not in ("ran", "reached")
+        # Even code running on the media origin cannot act through the console.
+        status = page.evaluate(
+            "url => fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},"
+            " body: '{}'}).then(r => r.status, () => 'blocked')",
+            console_api,
+        )
+        assert status in ("blocked", 403), status
+    finally:
+        context.close()

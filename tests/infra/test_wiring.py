@@ -78,7 +78,7 @@ def test_functions_have_the_topologys_size_and_the_right_runtime(
         assert len(props["Layers"]) == (2 if function.name == "images" else 1)
         env = props["Environment"]["Variables"]
         assert {g.env for g in function.grants if g.env} <= set(env)
-        assert dict(function.settings).items() <= env.items()
+        assert TOPOLOGY.settings(function).items() <= env.items()
 
 
 def test_the_load_balancer_routes_what_the_local_gateway_routes(synthesized: Synthesized) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
@@ -64,7 +65,9 @@ def test_an_upload_becomes_variants_metadata_and_an_event(
     assert item["original_filename"] == "portrait.jpg"
     assert int(item["expires_at"]) > 0
     for label, box in (("large", (800, 600)), ("medium", (400, 300)), ("thumb", (150, 150))):
-        response = client.session.get(f"{client.base_url}/media/{item['variants'][label]['key']}")
+        response = client.session.get(
+            f"{stack.info.media_url}/media/{item['variants'][label]['key']}"
+        )
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "image/jpeg"
         image = Image.open(io.BytesIO(response.content))
@@ -176,17 +179,37 @@ def test_hostile_uploads_fail_with_reasons_in_quarantine_without_retries(
     assert {i: failed_events.get(i) for i in expected} == expected
 
 
-def test_downloads_serve_only_processed_images(client: ConveyorClient) -> None:
+def test_downloads_serve_only_processed_images_from_their_own_origin(
+    stack: Started, aws: EmulatorClients, client: ConveyorClient
+) -> None:
+    media = stack.info.media_url
+    assert urlsplit(media).port != urlsplit(stack.info.gateway_url).port, "another origin"
     for path in (
         "/media/uploads/x.jpg",
         "/media/processed/../uploads/x.jpg",
         "/media/quarantine/x.jpg",
         "/media/processed/large/missing.jpg",
+        "/media/processed/large/planted.html",
+        "/console",
+        "/orders",
     ):
-        response = client.session.get(client.base_url + path)
+        response = client.session.get(media + path)
         assert response.status_code == 404, path
         assert response.json()["error"] == "not_found"
-    assert client.session.post(client.base_url + "/media/processed/x.jpg").status_code == 405
+    assert client.session.post(media + "/media/processed/x.jpg").status_code == 405
+    assert client.session.get(stack.info.gateway_url + "/media/processed/x.jpg").status_code == 404
+
+    # The emulator enforces no POST policy: anything can land under processed/.
+    bucket = stack.info.resources.buckets["media"]
+    page = b"<html><script>document.title = 'ran'</script></html>"
+    for key in ("processed/large/planted.html", "processed/large/planted.jpg"):
+        aws("s3").put_object(Bucket=bucket, Key=key, Body=page, ContentType="text/html")
+    served = client.session.get(media + "/media/processed/large/planted.jpg")
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "image/jpeg", "from the key, not the object"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in served.headers["Content-Security-Policy"]
 
 
 def test_a_presign_request_outside_the_contract_gets_a_clear_400(client: ConveyorClient) -> None:

@@ -48,9 +48,13 @@ def resources(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
 
 
 def use_function_env(monkeypatch: pytest.MonkeyPatch, resources: Resources, name: str) -> None:
-    for grant in TOPOLOGY.function(name).grants:
+    """The function's environment as the deployment sets it: grants and settings."""
+    function = TOPOLOGY.function(name)
+    for grant in function.grants:
         if grant.env:
             monkeypatch.setenv(grant.env, resources.identifier(grant.kind, grant.resource))
+    for setting, value in TOPOLOGY.settings(function).items():
+        monkeypatch.setenv(setting, value)
 
 
 def context(name: str = "test") -> Any:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 
+MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+"""How many receives a queue consumer's queue allows before its DLQ, from the topology."""
+
 
 class ConfigurationError(RuntimeError):
     pass

@@ -3,7 +3,10 @@
 ``processing`` (claimed, with a lease) -> ``processed`` | ``failed``. The item is keyed
 by ``image_id`` (the upload id) and remembers which object content (ETag) it is about, so a
 second delivery of the same S3 event finds the work done and only makes sure the result
-event went out. Access patterns: an image by id (key), images in a status, newest first
+event went out. An upload id is written once: other content uploaded later under the
+same id (a presigned POST can be used until it expires) never replaces the result. The
+one way back from ``failed`` is ``retries_exhausted`` for the same content: a redriven
+message claims it again. Access patterns: an image by id (key), images in a status, newest first
 (GSI ``by_status`` on ``status``, ``updated_at``). Items expire 90 days after creation
 (TTL on ``expires_at``).
 """
@@ -26,13 +29,16 @@ PROCESSING = "processing"
 PROCESSED = "processed"
 FAILED = "failed"
 RETENTION = timedelta(days=90)
+RETRIES_EXHAUSTED = "retries_exhausted"
 
 
 @dataclass(frozen=True)
 class Claim:
     """The outcome of trying to start work on one object's content."""
 
-    state: str  # "claimed", "done" (processed or failed before), "busy" (someone else has it)
+    state: str
+    """``claimed``; ``done`` (this content was processed or failed before); ``busy``
+    (another worker holds it); ``reused`` (the id already has a result for other content)."""
     item: dict[str, Any] | None = None
 
 
@@ -67,8 +73,9 @@ def claim(
                 "notified = :false REMOVE variants, reason, detail"
             ),
             ConditionExpression=(
-                "attribute_not_exists(image_id) OR source_etag <> :etag "
-                "OR (#status = :processing AND lease_until < :epoch)"
+                "attribute_not_exists(image_id) OR (source_etag = :etag AND ("
+                "(#status = :processing AND lease_until < :epoch) "
+                "OR (#status = :failed AND reason = :exhausted)))"
             ),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=to_attributes(
@@ -82,6 +89,8 @@ def claim(
                     ":expires": int((stamp + RETENTION).timestamp()),
                     ":false": False,
                     ":epoch": int(stamp.timestamp()),
+                    ":failed": FAILED,
+                    ":exhausted": RETRIES_EXHAUSTED,
                 }
             ),
         )
@@ -90,7 +99,7 @@ def claim(
             raise
         current = get(dynamodb, table, image_id)
         if current and current.get("status") in (PROCESSED, FAILED):
-            return Claim("done", current)
+            return Claim("done" if current.get("source_etag") == etag else "reused", current)
         return Claim("busy", current)
     return Claim("claimed")
 

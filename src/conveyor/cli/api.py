@@ -100,7 +100,7 @@ def upload(
     except OSError as exc:
         fail(f"cannot reach the local stack: {exc}; is `conveyor up` running?")
     console.print(render.images_table(batch))
-    render.print_download_links(batch, info.gateway_url)
+    render.print_download_links(batch, info.media_url)
     if not complete:
         fail(f"not every image had a result within {timeout:.0f}s")
     if batch.refused or any(o.status != "processed" for o in batch.outcomes):

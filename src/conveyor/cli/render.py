@@ -34,8 +34,8 @@ def progress() -> Progress:
 def started_panel(started: Started, seconds: float) -> Panel:
     info = started.info
     return Panel.fit(
-        f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads, "
-        "GET /media/processed/...)\n"
+        f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads)\n"
+        f"[bold]media[/]        {info.media_url}/media/processed/...\n"
         f"[bold]console[/]      {info.gateway_url}/console\n"
         f"[bold]client id[/]    {started.credentials.client_id}\n"
         f"[bold]secret in[/]    {started.credentials_path}\n"
@@ -128,17 +128,17 @@ def images_table(batch: Batch) -> Table:
     return table
 
 
-def print_download_links(batch: Batch, gateway_url: str) -> None:
+def print_download_links(batch: Batch, media_url: str) -> None:
     done = [o for o in batch.outcomes if (o.item or {}).get("variants")]
     if not done:
         return
     console.print(
-        f"download the variants from {gateway_url}/media/processed/{{large,medium,thumb}}/"
+        f"download the variants from {media_url}/media/processed/{{large,medium,thumb}}/"
         "<image id><ext>; the large ones:"
     )
     for outcome in done:
         key = outcome.item["variants"]["large"]["key"] if outcome.item else ""
-        console.print(f"  {outcome.upload.path.name}: {gateway_url}/media/{key}", soft_wrap=True)
+        console.print(f"  {outcome.upload.path.name}: {media_url}/media/{key}", soft_wrap=True)
 
 
 def demo_summary(demo: OrdersDemo) -> Table:

@@ -30,6 +30,7 @@ from PIL import (
     ImageFile,
     ImageOps,
     ImageSequence,
+    PngImagePlugin,
     UnidentifiedImageError,
 )
 
@@ -51,8 +52,13 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MAX_FRAMES = 300
 MAX_ANIMATION_PIXELS = 120_000_000
 """Frames x width x height an animation may decode to."""
-MAX_METADATA_BYTES = 1024 * 1024
-"""EXIF, XMP, ICC, comments and text chunks together; a photo carries tens of kilobytes."""
+MAX_TEXT_CHUNK_BYTES = 1024 * 1024
+"""What one compressed PNG text chunk may inflate to (Pillow's own default, pinned here).
+Metadata stored as is (EXIF, XMP, ICC, Photoshop, comments) is bounded by the file
+size alone: a real editor's JPEG can carry megabytes of it, and reading it costs
+nothing more than reading the file."""
+MAX_TEXT_MEMORY_BYTES = 16 * 1024 * 1024
+"""All of a PNG's inflated text chunks together."""
 
 _FORMAT_TYPES = {
     "JPEG": "image/jpeg",
@@ -63,6 +69,7 @@ _FORMAT_TYPES = {
 }
 _OPENERS = ("JPEG", "PNG", "WEBP", "GIF")
 _ROTATED = {5, 6, 7, 8}
+_NOT_WRITTEN = ("icc_profile", "exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop")
 _MARKUP = re.compile(rb"<(?:script|html|svg|iframe|\?php)[\s>/]", re.IGNORECASE)
 _ZIP_END = b"PK\x05\x06"
 _ZIP_END_SIZE = 22
@@ -153,22 +160,8 @@ def open_checked(data: bytes, declared_type: str, max_pixels: int) -> Image.Imag
     frames = getattr(image, "n_frames", 1)
     if frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS:
         raise ImageRejected("too_many_frames", f"{frames} frames of {width}x{height}")
-    metadata = metadata_bytes(image)
-    if metadata > MAX_METADATA_BYTES:
-        raise ImageRejected(
-            "metadata_too_large", f"{metadata} bytes of metadata is over {MAX_METADATA_BYTES}"
-        )
     check_not_polyglot(data)
     return image
-
-
-def metadata_bytes(image: Image.Image) -> int:
-    """How much non-pixel data came with the image (JPEG segments, PNG text, ICC, EXIF)."""
-    total = sum(len(segment) for _, segment in getattr(image, "applist", []))
-    for key, value in image.info.items():
-        if key != "transparency" and isinstance(value, str | bytes):
-            total += len(value)
-    return total
 
 
 def _orientation(image: Image.Image) -> int:
@@ -236,35 +229,26 @@ def flatten(image: Image.Image, background: tuple[int, int, int] = (255, 255, 25
 def encode(frames: list[Image.Image], fmt: str, durations: list[int], loop: int) -> bytes:
     out = io.BytesIO()
     for frame in frames:
-        # Colour was converted to sRGB; the PNG writer would otherwise copy a profile
-        # from info while the JPEG writer does not.
-        frame.info.pop("icc_profile", None)
+        # Colour was converted to sRGB, and nothing of the source's metadata may reach
+        # a variant: Pillow's writers copy a profile, a comment or XMP from ``info``.
+        for key in _NOT_WRITTEN:
+            frame.info.pop(key, None)
     first = frames[0]
+    # Timing and looping only for animations: a still GIF given a list of durations
+    # fails inside Pillow's writer.
+    animation = (
+        {"save_all": True, "append_images": frames[1:], "duration": durations, "loop": loop}
+        if len(frames) > 1
+        else {}
+    )
     if fmt == "JPEG":
         flatten(first).save(out, "JPEG", quality=JPEG_QUALITY)
     elif fmt == "PNG":
         first.save(out, "PNG", compress_level=6)
     elif fmt == "WEBP":
-        first.save(
-            out,
-            "WEBP",
-            quality=WEBP_QUALITY,
-            method=4,
-            save_all=len(frames) > 1,
-            append_images=frames[1:],
-            duration=durations,
-            loop=loop,
-        )
+        first.save(out, "WEBP", quality=WEBP_QUALITY, method=4, **animation)
     else:
-        first.save(
-            out,
-            "GIF",
-            save_all=len(frames) > 1,
-            append_images=frames[1:],
-            duration=durations,
-            loop=loop,
-            disposal=2,
-        )
+        first.save(out, "GIF", disposal=2, **animation)
     return out.getvalue()
 
 
@@ -322,3 +306,5 @@ def render(data: bytes, declared_type: str, max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated upload is rejected, not half-rendered
+PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK_BYTES
+PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY_BYTES

@@ -171,7 +171,9 @@ def resolver(path: str, allowed: Sequence[str], rejected_metric: str) -> ALBReso
     """An ALB resolver with the JSON 404/405/500 answers every endpoint gives; each
     error answer counts one ``rejected_metric`` with its error code as the reason."""
     app = ALBResolver()
-    other = [m for m in ("GET", "PUT", "PATCH", "DELETE", "POST", "HEAD") if m not in allowed]
+    other = [
+        m for m in ("GET", "PUT", "PATCH", "DELETE", "POST", "HEAD", "OPTIONS") if m not in allowed
+    ]
 
     def reject(exc: HttpError, headers: dict[str, str] | None = None) -> Response[str]:
         metrics.count(rejected_metric, reason=exc.error)

@@ -9,6 +9,7 @@ reported as batch item failures and reach the DLQ through the queue's redrive po
 
 from __future__ import annotations
 
+import base64
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from conveyor.aws import metrics
 from conveyor.aws.clients import client
-from conveyor.aws.config import required
+from conveyor.aws.config import MAX_RECEIVE_COUNT, required
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
@@ -31,12 +32,23 @@ SOURCE_MESSAGE_ID = "source_message_id"
 logger = Logger()
 
 
+def resent_attributes(record: SQSRecord) -> dict[str, MessageAttributeValueTypeDef]:
+    """Every message attribute of a received record, String and Binary alike, in the
+    shape SendMessage takes (the event carries Binary values base64-encoded)."""
+    attributes: dict[str, MessageAttributeValueTypeDef] = {}
+    for name, value in record.message_attributes.items():
+        if value.string_value is not None:
+            attributes[name] = {"DataType": value.data_type, "StringValue": value.string_value}
+        elif value.binary_value is not None:
+            attributes[name] = {
+                "DataType": value.data_type,
+                "BinaryValue": base64.b64decode(value.binary_value),
+            }
+    return attributes
+
+
 def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
-    attributes: dict[str, MessageAttributeValueTypeDef] = {
-        name: {"DataType": value.data_type, "StringValue": value.string_value}
-        for name, value in record.message_attributes.items()
-        if value.string_value is not None
-    }
+    attributes = resent_attributes(record)
     attributes[FAILURE_REASON] = {"DataType": "String", "StringValue": reason[:1000]}
     attributes[FAILED_FUNCTION] = {"DataType": "String", "StringValue": function}
     attributes[SOURCE_MESSAGE_ID] = {"DataType": "String", "StringValue": record.message_id}
@@ -94,6 +106,11 @@ def logged_failures(handler: RecordHandler) -> RecordHandler:
             raise
 
     return wrapper
+
+
+def is_last_attempt(record: SQSRecord) -> bool:
+    """Whether this receive is the last one the queue's redrive policy allows."""
+    return int(record.attributes.approximate_receive_count) >= int(required(MAX_RECEIVE_COUNT))
 
 
 def correlate(record: SQSRecord) -> None:

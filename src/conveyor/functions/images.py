@@ -11,8 +11,14 @@ For every S3 ``ObjectCreated`` event under ``uploads/``:
 An image that can never succeed (not an image, lying content type, too big, too many
 pixels, truncated, polyglot) is moved to ``quarantine/``, marked ``failed`` with its
 reason, announced as ``image.failed``, and its message is not retried. Anything else
-(S3, DynamoDB or SNS trouble) is reported as a batch item failure and retried; after
-three receives the queue's redrive policy moves the message to the DLQ.
+(S3, DynamoDB or SNS trouble) is reported as a batch item failure and retried; on the
+last receive the queue allows, the image is first marked ``failed`` with
+``retries_exhausted`` (so nothing stays ``processing``), then the redrive policy moves
+the message to the DLQ, and a redrive claims the image again.
+
+Other content uploaded later under a processed or failed upload id is quarantined as
+``upload_reused``; the recorded result and its variants stay as they were. A message that
+is not an S3 event notification goes straight to the DLQ with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import os
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -40,17 +46,27 @@ from conveyor.aws.config import required
 from conveyor.core import imaging
 from conveyor.core.media import (
     MAX_UPLOAD_BYTES,
+    S3_TEST_EVENT,
+    MalformedEvent,
+    ObjectCreated,
+    objects_created,
     parse_upload_key,
     quarantine_key,
     variant_key,
 )
-from conveyor.functions.consumer import correlate, logged_failures, send_to_dead_letter
+from conveyor.functions.consumer import (
+    correlate,
+    is_last_attempt,
+    logged_failures,
+    send_to_dead_letter,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CopySourceTypeDef, GetObjectRequestTypeDef
 
 EVENT_PROCESSED = "image.processed"
 EVENT_FAILED = "image.failed"
+UPLOAD_REUSED = "upload_reused"
 LEASE_S = 90
 """Longer than the function's timeout: a live worker never loses its lease."""
 
@@ -100,9 +116,11 @@ def announce(item: dict[str, Any]) -> None:
     logger.info("result announced", extra=event)
 
 
-def _quarantine(bucket: str, key: str, version: str | None, upload_id: str, ext: str) -> str:
+def _quarantine(
+    bucket: str, key: str, version: str | None, upload_id: str, ext: str, etag: str = ""
+) -> str:
     s3 = client("s3")
-    target = quarantine_key(upload_id, ext)
+    target = quarantine_key(upload_id, ext, etag)
     source: CopySourceTypeDef = {"Bucket": bucket, "Key": key}
     if version:
         source["VersionId"] = version
@@ -137,7 +155,9 @@ def _read(bucket: str, key: str, version: str | None) -> tuple[bytes, str, dict[
     return response["Body"].read(), content_type, metadata
 
 
-def process_object(bucket: str, key: str, version: str | None, etag: str) -> None:
+def process_object(created: ObjectCreated, last_attempt: bool = False) -> None:
+    """Handle one uploaded object; ``last_attempt``: the queue allows no more receives."""
+    bucket, key, version, etag = created.bucket, created.key, created.version, created.etag
     parsed = parse_upload_key(key)
     if parsed is None:
         logger.warning("ignoring an object this pipeline did not issue", extra={"key": key})
@@ -163,15 +183,60 @@ def process_object(bucket: str, key: str, version: str | None, etag: str) -> Non
         if not claim.item.get("notified"):
             announce(claim.item)
         return
+    if claim.state == "reused":
+        _refuse_reuse(created, upload_id, ext)
+        return
     if claim.state == "busy":
         raise StillInProgress(f"{upload_id} is being processed by another worker")
 
     try:
         item = _process(bucket, key, version, upload_id, ext, etag)
-    except Exception:
-        images_table.release(dynamodb, table, upload_id, etag)
+    except Exception as exc:
+        if last_attempt:
+            _give_up(upload_id, etag, exc)
+        else:
+            images_table.release(dynamodb, table, upload_id, etag)
         raise
     announce(item)
+
+
+def _refuse_reuse(created: ObjectCreated, upload_id: str, ext: str) -> None:
+    """Keep a later upload under an id that already has a result out of the way; the
+    result and its variants are not touched."""
+    moved = _quarantine(created.bucket, created.key, created.version, upload_id, ext, created.etag)
+    metrics.count(metrics.IMAGES_FAILED, reason=UPLOAD_REUSED)
+    logger.warning(
+        "image rejected",
+        extra={
+            "image_id": upload_id,
+            "reason": UPLOAD_REUSED,
+            "detail": "this upload id already has a result; the new content was not processed",
+            "quarantine_key": moved,
+        },
+    )
+
+
+def _give_up(upload_id: str, etag: str, exc: Exception) -> None:
+    """On the last receive, record why the image failed before SQS dead-letters it."""
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    try:
+        images_table.finish(
+            client("dynamodb"),
+            required("IMAGES_TABLE"),
+            upload_id,
+            etag,
+            images_table.FAILED,
+            {"reason": images_table.RETRIES_EXHAUSTED, "detail": detail},
+            datetime.now(UTC),
+        )
+    except ClientError:
+        logger.exception("could not record the exhausted retries", extra={"image_id": upload_id})
+        return
+    metrics.count(metrics.IMAGES_FAILED, reason=images_table.RETRIES_EXHAUSTED)
+    logger.error(
+        "image failed; retries exhausted",
+        extra={"image_id": upload_id, "reason": images_table.RETRIES_EXHAUSTED, "detail": detail},
+    )
 
 
 def _process(
@@ -266,24 +331,18 @@ def handle(record: SQSRecord) -> None:
     try:
         body = json.loads(record.body)
     except ValueError:
-        send_to_dead_letter(record, "the message is not an S3 event notification", "images")
+        send_to_dead_letter(record, "the message is not JSON, so not an S3 event", "images")
         return
-    if not isinstance(body, dict):
-        send_to_dead_letter(record, "the message is not an S3 event notification", "images")
-        return
-    if body.get("Event") == "s3:TestEvent":
+    if isinstance(body, dict) and body.get("Event") == S3_TEST_EVENT:
         logger.info("ignoring the S3 test event sent when notifications are configured")
         return
-    for entry in body.get("Records", []):
-        if not str(entry.get("eventName", "")).startswith("ObjectCreated"):
-            continue
-        obj = entry["s3"]["object"]
-        process_object(
-            bucket=entry["s3"]["bucket"]["name"],
-            key=unquote_plus(obj["key"]),  # S3 event keys are URL-encoded
-            version=obj.get("versionId") or None,
-            etag=str(obj.get("eTag", "")).strip('"'),
-        )
+    try:
+        created = objects_created(body)
+    except MalformedEvent as malformed:
+        send_to_dead_letter(record, str(malformed), "images")
+        return
+    for obj in created:
+        process_object(obj, last_attempt=is_last_attempt(record))
 
 
 @metrics.published

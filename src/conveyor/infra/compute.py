@@ -125,7 +125,7 @@ class Compute(Construct):
         environment = {
             "POWERTOOLS_SERVICE_NAME": function.name,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            **dict(function.settings),
+            **topology.settings(function),
         }
         for grant in function.grants:
             if grant.env:

@@ -31,6 +31,7 @@ from conveyor.aws.dynamo import newest_in_status
 from conveyor.client import UploadError
 from conveyor.core.media import EXTENSIONS
 from conveyor.core.orders import archive_key_of
+from conveyor.local.downloads import MEDIA_PATH
 from conveyor.local.gateway import HttpResponse, json_error
 from conveyor.local.status import queue_depth
 from conveyor.ops import diagram
@@ -93,8 +94,17 @@ def is_loopback(host: str) -> bool:
 class Console:
     """The console's routes, bound to one running (or starting) local runtime."""
 
-    def __init__(self, runtime: LocalRuntime) -> None:
+    def __init__(self, runtime: LocalRuntime, media_url: str) -> None:
         self.runtime = runtime
+        self.media_url = media_url
+        # The page shows thumbnails from the media origin, and nothing else from there.
+        csp = _SECURITY_HEADERS["Content-Security-Policy"]
+        self._page_headers = {
+            **_SECURITY_HEADERS,
+            "Content-Security-Policy": csp.replace(
+                "img-src 'self' data:", f"img-src 'self' data: {media_url}"
+            ),
+        }
         self.actions = is_loopback(runtime.options.host)
         self._dead_letters = threading.Lock()  # a peek must not hide what a redrive moves
         # Every route but the overview needs a started stack, and gets it as an argument.
@@ -169,7 +179,7 @@ class Console:
         data = resources.files("conveyor.local").joinpath("console_assets", filename).read_bytes()
         # The page's file picker offers the types the pipeline accepts, from their one home.
         data = data.replace(b"{{upload_types}}", ",".join(_UPLOAD_TYPES).encode())
-        return HttpResponse(200, data, {"Content-Type": content_type, **_SECURITY_HEADERS})
+        return HttpResponse(200, data, {"Content-Type": content_type, **self._page_headers})
 
     # -- reads ----------------------------------------------------------------------
 
@@ -275,7 +285,7 @@ class Console:
                     "updated_at": item.get("updated_at"),
                     "variants": {
                         label: {
-                            "url": f"/media/{v['key']}",
+                            "url": f"{self.media_url}{MEDIA_PATH}{v['key']}",
                             "width": v["width"],
                             "height": v["height"],
                             "bytes": v["bytes"],

@@ -1,25 +1,36 @@
 """``GET /media/processed/...``: the local stand-in for the CloudFront distribution.
 
-Only objects under ``processed/`` are served; anything else, including keys that try to
-climb out of it, is a 404, as the distribution's origin path makes it in the cloud.
+Only image objects under ``processed/`` are served; anything else, including keys that
+try to climb out of it, is a 404, as the distribution's origin path makes it in the
+cloud. The runtime serves this from an origin of its own (another port), and the
+Content-Type comes from the key's extension, never from what the object was stored
+with, with ``nosniff`` and a CSP that forbids script: whatever lands under
+``processed/`` (the emulator enforces no POST policy) can never run as a page beside
+the console.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
-from conveyor.core.media import PROCESSED_PREFIX
+from conveyor.core.media import PROCESSED_PREFIX, TYPE_OF_EXTENSION
 from conveyor.local.gateway import Handler, HttpResponse, json_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MEDIA_PATH = "/media/"
+SAFE_MEDIA_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cross-Origin-Resource-Policy": "cross-origin",  # the console shows them from its own
+}
 
 
 def downloads(s3: S3Client, bucket: str) -> Handler:
@@ -27,7 +38,13 @@ def downloads(s3: S3Client, bucket: str) -> Handler:
         if method not in ("GET", "HEAD"):
             return json_error(405, "method_not_allowed", "use GET", {"Allow": "GET, HEAD"})
         key = unquote(urlsplit(target).path.removeprefix(MEDIA_PATH))
-        if not key.startswith(PROCESSED_PREFIX) or ".." in key.split("/") or "//" in key:
+        content_type = TYPE_OF_EXTENSION.get(PurePosixPath(key).suffix)
+        if (
+            not key.startswith(PROCESSED_PREFIX)
+            or ".." in key.split("/")
+            or "//" in key
+            or content_type is None
+        ):
             return json_error(404, "not_found", "only processed images are served")
         try:
             response = s3.get_object(Bucket=bucket, Key=key)
@@ -39,9 +56,10 @@ def downloads(s3: S3Client, bucket: str) -> Handler:
             200,
             response["Body"].read(),
             {
-                "Content-Type": response.get("ContentType", "application/octet-stream"),
+                "Content-Type": content_type,
                 "Cache-Control": response.get("CacheControl", "no-cache"),
                 "ETag": response.get("ETag", ""),
+                **SAFE_MEDIA_HEADERS,
             },
         )
 

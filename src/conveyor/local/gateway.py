@@ -9,15 +9,20 @@ over ALB's 1 MB Lambda limit are refused before any function runs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import h11
 
 from conveyor.local.workers import Invocation
 
@@ -26,7 +31,23 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 DISCARD_MAX_BYTES = 64 * 1024 * 1024
 """Refused bodies up to this size are read and dropped; larger ones get a bare close."""
+MAX_HEADER_BYTES = 16 * 1024
+"""The request line and headers together; more is a 431, as ALB answers."""
+RECV_BYTES = 64 * 1024
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a client may take; a slower one is disconnected, without a response."""
+
+    idle_s: float = 60.0
+    """A kept-alive connection waiting for its next request (ALB's idle timeout)."""
+    header_s: float = 10.0
+    """A started request sending its request line and headers."""
+    body_s: float = 30.0
+    """A request sending its body."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +107,6 @@ def from_alb_response(invocation: Invocation) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), body, headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver listens with a backlog of 5: in a burst of new connections the kernel
-    # drops the rest, and each of those clients waits a second for its SYN to be resent.
-    request_queue_size = 128
-
-
 class Gateway:
     def __init__(
         self,
@@ -101,6 +115,7 @@ class Gateway:
         host: str = "127.0.0.1",
         port: int = 0,
         served_max_body: int = MAX_BODY_BYTES,
+        limits: Limits = Limits(),
     ) -> None:
         """``functions``: exact path -> function; ``served``: path prefix -> handler.
 
@@ -109,12 +124,16 @@ class Gateway:
         self.functions = dict(functions) if functions is not None else None
         self.served = dict(served or {})
         self.served_max_body = served_max_body
-        self._server = _Server((host, port), self._handler_class())
+        self.limits = limits
+        # socketserver's backlog of 5 dropped connections in a burst, and each of those
+        # clients waited a second for its SYN to be resent.
+        self._listener = socket.create_server((host, port), backlog=128)
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._listener.getsockname()[:2]
         return f"http://{host!s}:{port}"
 
     def open(self, functions: Mapping[str, Invoke], served: Mapping[str, Handler]) -> None:
@@ -148,83 +167,204 @@ class Gateway:
             return json_error(503, "starting", "the local stack is starting; retry shortly")
         return json_error(404, "not_found", f"no route for {path}")
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "conveyor-gateway"
-            # Headers and body are separate writes: without this, the body waits for
-            # the client's delayed ACK, ~40 ms per response.
-            disable_nagle_algorithm = True
-
-            def _handle(self) -> None:
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                response = self._read_and_dispatch(headers)
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response.body)))
-                if self.close_connection:
-                    # Said out loud, or a client reuses the connection it is about to lose.
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(response.body)
-
-            def _read_and_dispatch(self, headers: dict[str, str]) -> HttpResponse:
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    self.close_connection = True
-                    return json_error(411, "length_required", "send a Content-Length")
-                try:
-                    length = int(headers.get("content-length", "0"))
-                except ValueError:
-                    self.close_connection = True
-                    return json_error(400, "bad_request", "Content-Length is not a number")
-                limit = gateway.max_body(self.path)
-                if length < 0 or length > limit:
-                    self.close_connection = True
-                    self._discard(length)
-                    return json_error(
-                        413, "payload_too_large", f"bodies over {limit} bytes are refused"
-                    )
-                body = self.rfile.read(length) if length else b""
-                try:
-                    return gateway.dispatch(
-                        self.command, self.path, headers, body, self.client_address[0]
-                    )
-                except Exception:
-                    log.exception("gateway failed on %s %s", self.command, self.path)
-                    return json_error(500, "internal_error", "the gateway failed")
-
-            def _discard(self, length: int) -> None:
-                """Read a refused body, unparsed, so that the client gets to read the
-                refusal: closing on unread data makes the kernel reset the connection,
-                and the client sees a dropped connection instead of the 413."""
-                if not 0 < length <= DISCARD_MAX_BYTES:
-                    return
-                while length > 0:
-                    chunk = self.rfile.read(min(length, 1 << 16))
-                    if not chunk:
-                        return
-                    length -= len(chunk)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("%s - %s", self.address_string(), format % args)
-
-        return RequestHandler
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, address = self._listener.accept()
+            except OSError:
+                return  # the listener was closed: the gateway is stopping
+            threading.Thread(
+                target=_Connection(self, sock, address[0]).serve,
+                name="conveyor-gateway-connection",
+                daemon=True,
+            ).start()
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="conveyor-gateway", daemon=True
-        )
+        self._thread = threading.Thread(target=self._accept, name="conveyor-gateway", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._stopping.set()
+        # shutdown() wakes an accept() that is waiting; close() alone does not.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+class _ClientGone(Exception):
+    """The client closed the connection or stopped sending within the time limits."""
+
+
+class _Connection:
+    """One client connection: HTTP/1.1 parsed by h11 (strict: malformed request lines,
+    header lines, Content-Length values and oversized headers are protocol errors), with
+    time limits on the idle wait, the headers and the body."""
+
+    def __init__(self, gateway: Gateway, sock: socket.socket, client_ip: str) -> None:
+        self.gateway = gateway
+        self.sock = sock
+        self.client_ip = client_ip
+        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self._head: bytearray | None = None
+        """The bytes of the request being read, up to its headers' end."""
+        # Headers and body are separate writes: without this, the body waits for the
+        # client's delayed ACK, ~40 ms per response.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def serve(self) -> None:
+        try:
+            while self._one_exchange():
+                self.http.start_next_cycle()
+        except _ClientGone:
+            log.debug("client %s left or was too slow", self.client_ip)
+        except h11.RemoteProtocolError as exc:
+            self._refuse_malformed(exc)
+        except OSError as exc:
+            log.debug("connection from %s failed: %s", self.client_ip, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+    def _one_exchange(self) -> bool:
+        """Read one request, answer it; False when the connection is to be closed."""
+        limits = self.gateway.limits
+        self._head = bytearray()
+        request = self._next_event(limits.idle_s, limits.header_s)
+        if request is None:
+            return False
+        assert isinstance(request, h11.Request)
+        method, target = request.method.decode("ascii"), request.target.decode("ascii")
+        headers = {name.decode("ascii"): value.decode("latin-1") for name, value in request.headers}
+        # h11 folds identical repeated Content-Length lines into one; ALB refuses them.
+        head = bytes(self._head).partition(b"\r\n\r\n")[0]
+        names = [
+            line.split(b":", 1)[0].strip().lower().decode("latin-1")
+            for line in head.split(b"\r\n")[1:]
+        ]
+        refused = _refused(method, names, headers, len(head))
+        if refused is None:
+            length = int(headers.get("content-length", "0"))
+            limit = self.gateway.max_body(target)
+            if length > limit:
+                refused = json_error(
+                    413, "payload_too_large", f"bodies over {limit} bytes are refused"
+                )
+                self._discard(length)
+        if refused is not None:
+            self._respond(method, refused, close=True)
+            return False
+        body = self._read_body()
+        try:
+            response = self.gateway.dispatch(method, target, headers, body, self.client_ip)
+        except Exception:
+            log.exception("gateway failed on %s %s", method, target)
+            response = json_error(500, "internal_error", "the gateway failed")
+        self._respond(method, response, close=False)
+        return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
+
+    def _next_event(self, first_byte_s: float, complete_s: float) -> h11.Event | None:
+        """The next event, waiting ``first_byte_s`` for the start of it and ``complete_s``
+        for the rest; None when the client closed between requests."""
+        deadline: float | None = None
+        while True:
+            event = self.http.next_event()
+            if event is h11.NEED_DATA:
+                wait = first_byte_s if deadline is None else deadline - time.monotonic()
+                data = self._recv(wait)
+                if self._head is not None and len(self._head) <= MAX_HEADER_BYTES:
+                    self._head += data
+                if deadline is None:
+                    deadline = time.monotonic() + complete_s
+                self.http.receive_data(data)
+                continue
+            if isinstance(event, h11.ConnectionClosed) or not isinstance(event, h11.Event):
+                return None  # closed, or PAUSED: nothing more is read on this connection
+            if not isinstance(event, h11.Request):
+                self._head = None
+            return event
+
+    def _recv(self, wait_s: float) -> bytes:
+        if wait_s <= 0:
+            raise _ClientGone
+        self.sock.settimeout(wait_s)
+        try:
+            return self.sock.recv(RECV_BYTES)
+        except TimeoutError as exc:
+            raise _ClientGone from exc
+
+    def _read_body(self) -> bytes:
+        chunks = []
+        body_s = self.gateway.limits.body_s
+        deadline = time.monotonic() + body_s
+        while True:
+            event = self._next_event(deadline - time.monotonic(), body_s)
+            if isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:
+                raise _ClientGone
+
+    def _discard(self, length: int) -> None:
+        """Read a refused body, unparsed, so that the client gets to read the refusal:
+        closing on unread data makes the kernel reset the connection, and the client
+        sees a dropped connection instead of the 413."""
+        deadline = time.monotonic() + self.gateway.limits.body_s
+        length -= len(self.http.trailing_data[0])  # what h11 already read past the headers
+        with contextlib.suppress(_ClientGone, OSError):
+            while 0 < length <= DISCARD_MAX_BYTES:
+                chunk = self._recv(deadline - time.monotonic())
+                if not chunk:
+                    return
+                length -= len(chunk)
+
+    def _respond(self, method: str, response: HttpResponse, close: bool) -> None:
+        headers = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name.lower() not in ("content-length", "connection", "transfer-encoding")
+        ]
+        headers.append(("Content-Length", str(len(response.body))))
+        headers.append(("Server", "conveyor-gateway"))
+        if close:
+            # Said out loud, or a client reuses the connection it is about to lose.
+            headers.append(("Connection", "close"))
+        data = self.http.send(h11.Response(status_code=response.status, headers=headers))
+        if method != "HEAD":
+            data += self.http.send(h11.Data(data=response.body)) or b""
+        data += self.http.send(h11.EndOfMessage()) or b""
+        self.sock.sendall(data or b"")
+
+    def _refuse_malformed(self, error: h11.RemoteProtocolError) -> None:
+        """A JSON error for a request h11 could not parse, then close."""
+        status = error.error_status_hint
+        reason = {414: "uri_too_long", 431: "headers_too_large", 505: "http_version"}.get(
+            status, "bad_request"
+        )
+        body = json.dumps({"error": reason, "reason": f"malformed request: {error}"}).encode()
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):
+            self.sock.sendall(head.encode("ascii") + body)
+
+
+def _refused(
+    method: str, names: list[str], headers: Mapping[str, str], head_bytes: int
+) -> HttpResponse | None:
+    """What an ALB refuses before any target sees the request."""
+    if head_bytes > MAX_HEADER_BYTES:
+        return json_error(431, "headers_too_large", f"headers over {MAX_HEADER_BYTES} bytes")
+    if names.count("content-length") > 1:
+        return json_error(400, "bad_request", "Content-Length is repeated")
+    if names.count("host") > 1:
+        return json_error(400, "bad_request", "Host is repeated")
+    if "transfer-encoding" in headers:
+        return json_error(411, "length_required", "send a Content-Length")
+    if method not in METHODS:
+        return json_error(501, "not_implemented", f"{method} is not an HTTP method served here")
+    return None

@@ -79,9 +79,20 @@ class RuntimeOptions:
     host: str = "127.0.0.1"
     endpoint_url: str | None = field(default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL"))
     """An emulator that is already running; when unset the runtime starts its own."""
+    media_port: int | None = None
+    """Where processed images are served, an origin of their own as CloudFront is in the
+    cloud; by default the port after ``port`` (a free one when ``port`` is 0)."""
+
+    @property
+    def media_listen_port(self) -> int:
+        if self.media_port is not None:
+            return self.media_port
+        return self.port + 1 if self.port else 0
 
 
-def function_environment(function: Function, resources: Resources, endpoint: str) -> dict[str, str]:
+def function_environment(
+    topology: Topology, function: Function, resources: Resources, endpoint: str
+) -> dict[str, str]:
     """Exactly what the function's Lambda environment holds: its grants' identifiers,
     the endpoint, and Powertools settings; nothing inherited from the runtime."""
     env = {
@@ -94,7 +105,7 @@ def function_environment(function: Function, resources: Resources, endpoint: str
         "POWERTOOLS_LOG_LEVEL": "INFO",
         **EMULATOR_CREDENTIALS,
     }
-    env.update(function.settings)
+    env.update(topology.settings(function))
     for grant in function.grants:
         if grant.env:
             env[grant.env] = resources.identifier(grant.kind, grant.resource)
@@ -137,6 +148,9 @@ class LocalRuntime:
         self.pools: dict[str, FunctionPool] = {}
         self.pollers: list[SqsPoller] = []
         self.gateway: Gateway | None = None
+        self.media: Gateway | None = None
+        """The media origin: ``/media/processed/...`` only, on a port of its own, so
+        nothing stored under ``processed/`` shares the console's origin."""
         self.started: Started | None = None
         """Set once the stack runs; the console reads it while the stack starts."""
         self.metrics = emf.MetricTotals()
@@ -164,19 +178,23 @@ class LocalRuntime:
         self.phase = "starting"
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
         self._log_handler = logs.attach(self.logs_dir / "runtime.log")
+        host = self.options.host
+        port, media_port = self.options.port, self.options.media_listen_port
         try:
+            self.media = Gateway(None, {}, host=host, port=media_port)
             self.gateway = Gateway(
                 None,
-                {CONSOLE_PATH: Console(self), OPENAPI_PATH: openapi_handler},
-                host=self.options.host,
-                port=self.options.port,
+                {CONSOLE_PATH: Console(self, self.media.url), OPENAPI_PATH: openapi_handler},
+                host=host,
+                port=port,
                 served_max_body=MAX_UPLOAD_BYTES + 64 * 1024,
             )
         except OSError as exc:
             raise RuntimeError(
-                f"cannot listen on {self.options.host}:{self.options.port} ({exc.strerror}); "
+                f"cannot listen on {host}:{port} and {host}:{media_port} ({exc.strerror}); "
                 "pass another --port"
             ) from exc
+        self.media.start()
         self.gateway.start()
         endpoint = self.options.endpoint_url
         if endpoint:
@@ -193,7 +211,7 @@ class LocalRuntime:
 
         progress(f"starting {len(self.topology.functions)} functions")
         for function in self.topology.functions:
-            env = function_environment(function, resources, endpoint)
+            env = function_environment(self.topology, function, resources, endpoint)
             if self.faults and self.faults.applies_to(function.name):
                 function, chaos_env = chaos.wrap(function, self.faults)  # noqa: PLW2901
                 env.update(chaos_env)
@@ -227,7 +245,12 @@ class LocalRuntime:
                 self._run(f"poller-{function.name}-{index}", poller.run, self._stop)
 
         credentials = Credentials(client_id, secret, self.gateway.url)
-        info = RuntimeInfo(gateway_url=self.gateway.url, emulator_url=endpoint, resources=resources)
+        info = RuntimeInfo(
+            gateway_url=self.gateway.url,
+            media_url=self.media.url,
+            emulator_url=endpoint,
+            resources=resources,
+        )
         started = Started(
             info=info,
             credentials=credentials,
@@ -236,9 +259,10 @@ class LocalRuntime:
             state_dir=self.options.state_dir,
         )
         info.save(self.options.state_dir)
+        self.media.open({}, {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])})
         self.gateway.open(
             {path: self.pools[name].invoke for path, name in gateway_routes(self.topology).items()},
-            {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])},
+            {},
         )
         self.started = started
         self.phase, self.phase_detail = "running", ""
@@ -261,6 +285,9 @@ class LocalRuntime:
         if self.gateway:
             self.gateway.stop()
             self.gateway = None
+        if self.media:
+            self.media.stop()
+            self.media = None
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

@@ -36,12 +36,14 @@ class NotRunningError(RuntimeError):
 @dataclass(frozen=True)
 class RuntimeInfo:
     gateway_url: str
+    media_url: str
     emulator_url: str
     resources: Resources
 
     def save(self, directory: Path) -> None:
         data = {
             "gateway_url": self.gateway_url,
+            "media_url": self.media_url,
             "emulator_url": self.emulator_url,
             "resources": self.resources.to_json(),
         }
@@ -58,6 +60,7 @@ class RuntimeInfo:
         data = json.loads(path.read_text())
         return cls(
             gateway_url=data["gateway_url"],
+            media_url=data["media_url"],
             emulator_url=data["emulator_url"],
             resources=Resources.from_json(data["resources"]),
         )

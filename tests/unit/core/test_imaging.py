@@ -107,7 +107,39 @@ def test_exif_orientation_is_applied() -> None:
     assert large.getexif().get(0x0112) in (None, 1), "no orientation left to apply twice"
 
 
-def test_cmyk_is_converted_to_rgb_with_the_right_colours() -> None:
+def metadata_left(variant: Image.Image) -> dict[str, int]:
+    """What a variant carries besides pixels: JPEG segments other than JFIF, and info."""
+    segments = {name: len(data) for name, data in getattr(variant, "applist", []) if name != "APP0"}
+    kept = {k: len(str(v)) for k, v in variant.info.items() if k in ("exif", "xmp", "icc_profile")}
+    return {**segments, **kept}
+
+
+def test_a_gps_tagged_rotated_photo_comes_out_upright_with_no_location() -> None:
+    source = Image.open(io.BytesIO(samples.jpeg_exif_rotated()))
+    assert source.getexif().get_ifd(0x8825), "the sample carries a GPS position"
+    rendition = render(samples.jpeg_exif_rotated(), "image/jpeg")
+    for variant in rendition.variants:
+        out = opened(rendition, variant.label)
+        assert out.width < out.height, "upright portrait"
+        assert metadata_left(out) == {}, "no EXIF (so no GPS), XMP or profile"
+        assert not out.getexif().get_ifd(0x8825)
+
+
+@pytest.mark.parametrize("name", samples.EDITOR_PHOTO_NAMES)
+def test_real_editor_photographs_render_and_keep_none_of_their_metadata(name: str) -> None:
+    data = samples.editor_photo(name)
+    with Image.open(io.BytesIO(data)) as source:
+        carried = {n for n, _ in getattr(source, "applist", [])} | set(source.info)
+        reference = source.convert("RGB")
+        reference.thumbnail((800, 600), Image.Resampling.LANCZOS)
+    assert carried & {"APP1", "APP2", "APP13", "exif", "icc_profile", "progressive"}, name
+    rendition = render(data, "image/jpeg")
+    assert_fits(rendition)
+    large = opened(rendition, "large")
+    assert large.size == reference.size
+    assert mean_difference(large, reference) < 6, "looks like the straightforward result"
+    for variant in rendition.variants:
+        assert metadata_left(opened(rendition, variant.label)) == {}
     rendition = render(samples.jpeg_cmyk(), "image/jpeg")
     assert mean_difference(opened(rendition, "large"), samples.photo("chelsea.png")) < 10
 

@@ -124,14 +124,14 @@ def put_upload(
     }
 
 
-def s3_messages(*records: dict[str, Any]) -> dict[str, Any]:
+def s3_messages(*records: dict[str, Any], receive: int = 1) -> dict[str, Any]:
     return sqs_event(
         [
             {
                 "MessageId": f"m{n}",
                 "ReceiptHandle": f"r{n}",
                 "Body": json.dumps({"Records": [r]}),
-                "Attributes": {"ApproximateReceiveCount": "1"},
+                "Attributes": {"ApproximateReceiveCount": str(receive)},
             }
             for n, r in enumerate(records)
         ],
@@ -287,6 +287,108 @@ def test_a_live_lease_held_by_another_worker_makes_the_record_retry(
     other = put_upload(images_env, samples.webp(), "image/webp", ".webp", upload_id="e" * 32)
     response = images.handler(s3_messages(record, other), context())
     assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+
+
+def failing_puts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "SlowDown"}}, "PutObject")
+
+    monkeypatch.setattr(clients.client("s3"), "put_object", refused)
+
+
+def test_the_last_attempt_records_retries_exhausted_and_a_redrive_claims_it_again(
+    images_env: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = put_upload(images_env, samples.webp(), "image/webp", ".webp")
+    with monkeypatch.context() as broken:
+        failing_puts(broken)
+        for receive in (1, 2):
+            with pytest.raises(BatchProcessingError):
+                images.handler(s3_messages(record, receive=receive), context())
+            assert item(images_env)["status"] == "processing"  # type: ignore[index]
+        with pytest.raises(BatchProcessingError):  # still reported: SQS dead-letters it
+            images.handler(s3_messages(record, receive=3), context())
+    given_up = item(images_env)
+    assert given_up is not None
+    assert (given_up["status"], given_up["reason"]) == ("failed", "retries_exhausted")
+    assert "SlowDown" in given_up["detail"]
+    # redriven from the DLQ, the message starts counting receives again
+    assert images.handler(s3_messages(record), context()) == {"batchItemFailures": []}
+    done = item(images_env)
+    assert done is not None
+    assert done["status"] == "processed"
+    assert "reason" not in done
+
+
+def test_an_upload_id_is_written_once(images_env: Resources) -> None:
+    first = put_upload(images_env, samples.webp(), "image/webp", ".webp")
+    images.handler(s3_messages(first), context())
+    result = item(images_env)
+    s3, bucket = boto3.client("s3"), images_env.buckets["media"]
+    variant_key = f"processed/large/{UPLOAD_ID}.webp"
+    variant = s3.get_object(Bucket=bucket, Key=variant_key)["Body"].read()
+    events(images_env)
+
+    for data in (samples.png_alpha(), samples.random_bytes()):  # another image, then junk
+        later = put_upload(images_env, data, "image/webp", ".webp")
+        assert images.handler(s3_messages(later), context()) == {"batchItemFailures": []}
+        etag = later["s3"]["object"]["eTag"]
+        s3.head_object(Bucket=bucket, Key=f"quarantine/{UPLOAD_ID}-{etag}.webp")
+
+    assert item(images_env) == result, "the recorded result is untouched"
+    assert s3.get_object(Bucket=bucket, Key=variant_key)["Body"].read() == variant
+    assert events(images_env) == [], "nothing new is announced for the id"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"Records": [{"eventName": "ObjectCreated:Put"}]},
+        {"Records": "abc"},
+        {"Records": [1]},
+        {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}}]},
+        [1, 2],
+    ],
+    ids=["no-s3", "records-not-a-list", "record-not-an-object", "no-key", "not-an-object"],
+)
+def test_a_malformed_s3_event_goes_straight_to_the_dlq_with_its_reason(
+    images_env: Resources, body: Any
+) -> None:
+    batch = sqs_event(
+        [{"MessageId": "x", "ReceiptHandle": "r", "Body": json.dumps(body)}], "arn:q", "us-east-1"
+    )
+    assert images.handler(batch, context()) == {"batchItemFailures": []}, "not retried"
+    [dead] = drain(images_env.queues["images-dlq"])
+    reason = dead["MessageAttributes"]["failure_reason"]["StringValue"]
+    assert "S3 event" in reason or "s3.bucket.name" in reason, reason
+
+
+def test_dead_lettering_keeps_every_attribute_binary_ones_included(
+    images_env: Resources,
+) -> None:
+    batch = sqs_event(
+        [
+            {
+                "MessageId": "x",
+                "ReceiptHandle": "r",
+                "Body": "not json",
+                "MessageAttributes": {
+                    "trace": {"DataType": "String", "StringValue": "t-1"},
+                    "signature": {"DataType": "Binary", "BinaryValue": b"\x00\xffsig"},
+                    "priority": {"DataType": "Number", "StringValue": "7"},
+                },
+            }
+        ],
+        "arn:q",
+        "us-east-1",
+    )
+    images.handler(batch, context())
+    [dead] = drain(images_env.queues["images-dlq"])
+    kept = dead["MessageAttributes"]
+    assert kept["trace"]["StringValue"] == "t-1"
+    assert kept["signature"] == {"DataType": "Binary", "BinaryValue": b"\x00\xffsig"}
+    assert kept["priority"]["StringValue"] == "7"
+    assert kept["failure_reason"]["StringValue"]
 
 
 def test_the_image_function_cold_starts_without_pydantic() -> None:

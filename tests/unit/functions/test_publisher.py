@@ -98,8 +98,9 @@ def test_every_authentication_failure_is_the_same_401(event: Any, resources: Res
     assert drain(resources.queues["billing"]) == [], "nothing is published"
 
 
-def test_other_methods_are_a_405_with_allow() -> None:
-    status, body, headers = call(signed_alb_event(b"", method="GET"))
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS"])
+def test_other_methods_are_a_405_with_allow(method: str) -> None:
+    status, body, headers = call(signed_alb_event(b"", method=method))
     assert status == 405
     assert body["error"] == "method_not_allowed"
     assert headers["Allow"] == "POST"

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import select
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from conveyor.local.gateway import (
     MAX_BODY_BYTES,
     Gateway,
     HttpResponse,
+    Limits,
     alb_event,
     from_alb_response,
 )
@@ -147,3 +151,100 @@ def test_a_burst_of_new_connections_is_queued_for_the_gateway_not_dropped() -> N
             client.close()
         gateway.start()
         gateway.stop()
+
+
+def exchange(gateway: Gateway, raw: bytes) -> tuple[int, dict[str, Any], bytes]:
+    """Send ``raw`` as it is; (status, JSON body or {}, everything the gateway sent)."""
+    address = urlsplit(gateway.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body) if body.startswith(b"{") else {}, received
+
+
+@pytest.fixture
+def strict_gateway() -> Iterator[Gateway]:
+    def echo(event: dict[str, Any]) -> Invocation:
+        return Invocation(result={"statusCode": 200, "body": event["body"] or ""})
+
+    gateway = Gateway({"/orders": echo}, {}, limits=Limits(idle_s=5, header_s=0.5, body_s=0.5))
+    gateway.start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (
+            b"POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+            400,
+        ),
+        (
+            b"POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nab",
+            400,
+        ),
+        (b"POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: +2\r\n\r\nab", 400),
+        (b"POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: 1_0\r\n\r\nab", 400),
+        (b"POST /orders HTTP/1.1\r\nHost: a\r\nno colon here\r\nContent-Length: 2\r\n\r\nab", 400),
+        (b"GET /orders HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400),
+        (b"GET /orders HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n", 431),
+        (b"BREW /orders HTTP/1.1\r\nHost: a\r\n\r\n", 501),
+        (b"POST /orders HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
+    ],
+    ids=[
+        "repeated-content-length",
+        "conflicting-content-length",
+        "signed-content-length",
+        "underscored-content-length",
+        "header-without-colon",
+        "repeated-host",
+        "garbage-request-line",
+        "oversized-headers",
+        "unknown-method",
+        "chunked",
+    ],
+)
+def test_requests_an_alb_refuses_get_a_json_error_and_reach_no_function(
+    strict_gateway: Gateway, raw: bytes, status: int
+) -> None:
+    answered, body, received = exchange(strict_gateway, raw)
+    assert answered == status, received[:300]
+    assert body["error"], "every error is JSON"
+    assert body["reason"], "with a reason"
+    assert b"Connection: close" in received
+
+
+def test_a_body_cannot_smuggle_a_second_request(strict_gateway: Gateway) -> None:
+    smuggled = b"GET /orders HTTP/1.1\r\nHost: a\r\n\r\n"
+    raw = (
+        b"POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n"
+        b"Content-Length: " + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled
+    )
+    _, _, received = exchange(strict_gateway, raw)
+    assert received.count(b"HTTP/1.1 ") == 1, "one answer: the refusal"
+
+
+def test_a_slow_client_is_disconnected_quietly(
+    strict_gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = urlsplit(strict_gateway.url)
+    slow = [socket.create_connection((address.hostname, address.port)) for _ in range(20)]
+    try:
+        for sock in slow:
+            sock.sendall(b"POST /orders HTTP/1.1\r\nHost: a\r\n")  # and then nothing more
+        for sock in slow:
+            sock.settimeout(10)
+            assert sock.recv(100) == b"", "closed without an answer once headers time out"
+    finally:
+        for sock in slow:
+            sock.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    status, _, _ = exchange(strict_gateway, b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status == 404, "the gateway still answers"
