@@ -30,7 +30,7 @@ class NetworkStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, settings: Settings, **kwargs: object
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, construct_id, **kwargs)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
