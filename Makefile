@@ -86,6 +86,7 @@ build: $(STAMP)  ## Lambda layers for arm64 / Python 3.12, without Docker
 synth: $(STAMP)  ## CloudFormation templates in cdk.out/, offline (no account, no Docker)
 	$(BIN)/python -m conveyor.infra.app
 	$(BIN)/cfn-lint cdk.out/*.template.json --ignore-checks W
+	@$(BIN)/python -m conveyor.infra.summary cdk.out
 
 CDK_CLI_VERSION := 2.1148.1
 CDK := build/cdk-cli/node_modules/.bin/cdk
@@ -97,7 +98,8 @@ bootstrap: $(CDK)  ## once per account and region: the CDK's asset bucket and ro
 	$(CDK) bootstrap $(ARGS)
 
 deploy: build $(CDK)  ## deploy to the account and region in your AWS environment
-	$(CDK) deploy --all --require-approval broadening $(ARGS)
+	$(CDK) deploy --all --require-approval broadening --outputs-file build/outputs.json $(ARGS)
+	@echo "where things are (also in build/outputs.json):"; cat build/outputs.json
 
 destroy: $(CDK)  ## delete the stacks (tables and buckets are retained)
 	$(CDK) destroy --all $(ARGS)

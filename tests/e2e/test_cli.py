@@ -79,6 +79,26 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
         assert re.search(rf"^\s*│?\s*{command}\s", result.stdout, re.MULTILINE), command
 
 
+def test_the_diagram_is_printed_fenced_for_markdown(tmp_path: Path) -> None:
+    from conveyor.ops.diagram import mermaid
+    from conveyor.topology import TOPOLOGY
+
+    result = run("diagram", state=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == f"```mermaid\n{mermaid(TOPOLOGY)}\n```\n"
+
+
+def test_logs_of_an_unknown_function_is_an_error_naming_the_logs(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    for name in ("billing", "runtime"):
+        (tmp_path / "logs" / f"{name}.log").write_text("")
+    result = run("logs", "--function", "nosuch", state=tmp_path)
+    assert result.returncode == 1
+    assert "'nosuch'" in result.stdout
+    assert "billing, runtime" in result.stdout
+    assert run("logs", "--function", "billing", state=tmp_path).returncode == 0
+
+
 def test_status_without_a_running_stack_says_how_to_start_one(tmp_path: Path) -> None:
     result = run("status", state=tmp_path)
     assert result.returncode == 1

@@ -67,6 +67,11 @@ def redrive_command(
     console.print(
         f"moved {result.moved} message(s) from {pair.dlq_name} to {pair.name} ({result.method})"
     )
+    if result.failed_again:
+        console.print(
+            f"{result.failed_again} of them failed again during the run and are back in "
+            f"{pair.dlq_name}; they were not moved twice (`conveyor dlq {pair.name}` says why)"
+        )
     if result.finished_interrupted:
         console.print(
             f"finished {result.finished_interrupted} message(s) an interrupted run "

@@ -14,10 +14,11 @@ from conveyor.topology import TOPOLOGY
 
 @app.command()
 def diagram() -> None:
-    """Print the architecture as a Mermaid flowchart, drawn from the topology."""
+    """Print the architecture as a Mermaid flowchart, drawn from the topology, fenced so
+    that Markdown renders it."""
     from conveyor.ops.diagram import mermaid
 
-    print(mermaid(TOPOLOGY))
+    print(f"```mermaid\n{mermaid(TOPOLOGY)}\n```")
 
 
 @app.command()
@@ -29,10 +30,12 @@ def cost(
     ] = 20,
 ) -> None:
     """Estimate the monthly AWS bill for a volume, from measured durations and list prices."""
-    from conveyor.ops.cost import PRICES_AS_OF, Volume, estimate
+    from conveyor.ops.cost import NOT_PRICED, PRICES_AS_OF, Volume, estimate
 
     result = estimate(Volume(orders=orders, images=images, downloads_per_image=downloads_per_image))
     console.print(render.cost_table(result, PRICES_AS_OF))
+    for reason in NOT_PRICED.values():
+        console.print(f"not priced: {reason}")
     console.print(
         f"{orders:,} orders and {images:,} images a month; the largest line is "
         f"[bold]{result.dominant}[/]. Durations were measured on the local runtime "

@@ -161,8 +161,13 @@ def demo_summary(demo: OrdersDemo) -> Table:
 
 
 def dead_letters_table(dlq: str, letters: list[DeadLetter]) -> Table:
-    table = Table(title=f"{dlq}: {len(letters)} message(s)")
-    for column in ("message id", "receives", "sent", "what", "last error"):
+    table = Table(
+        title=f"{dlq}: {len(letters)} message(s)",
+        caption="receives: as before this listing; SQS counts every listing as a receive",
+    )
+    # Ids are 36 characters: shown whole on one line, the error folds instead.
+    table.add_column("message id", no_wrap=True, min_width=36)
+    for column in ("receives", "sent", "what", "last error"):
         table.add_column(column, overflow="fold")
     for letter in letters:
         table.add_row(

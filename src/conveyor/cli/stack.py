@@ -226,6 +226,9 @@ def logs(
     folder = Path(directory) / "logs"
     if not folder.is_dir():
         fail(f"no logs in {folder}; start the stack with `conveyor up`")
+    sources = sorted(path.stem for path in folder.glob("*.log"))
+    if function is not None and function not in sources:
+        fail(f"no log of {function!r}; the logs are {', '.join(sources)}")
     follower = LogFollower(sorted(folder.glob("*.log")), from_start=True)
     while True:  # each line is read once: what a pass prints, it prints in time order
         for entry in parsed(follower.read(), function, correlation_id):

@@ -78,10 +78,14 @@ def parse_or_dead_letter(
     # is already loaded by the model's module.
     from pydantic import ValidationError
 
+    from conveyor.core.validation import field_errors
+
     try:
         return model.model_validate_json(record.body)
     except ValidationError as exc:
-        send_to_dead_letter(record, f"invalid {what} message: {exc.error_count()} errors", function)
+        # Each field and constraint that failed, as the HTTP 400 lists them, briefly.
+        failed = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc))
+        send_to_dead_letter(record, f"invalid {what} message: {failed}", function)
         return None
 
 

@@ -8,7 +8,7 @@ which separate stacks could only do through hand-made names.
 
 from __future__ import annotations
 
-from aws_cdk import Aspects, Environment, Stack
+from aws_cdk import Aspects, CfnOutput, Environment, Stack
 from cdk_nag import AwsSolutionsChecks, NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
@@ -20,7 +20,7 @@ from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.observability import Observability
 from conveyor.infra.settings import Settings
-from conveyor.topology import Topology
+from conveyor.topology import CLIENT_SECRETS, Topology
 
 
 class AppStack(Stack):
@@ -65,6 +65,30 @@ class AppStack(Stack):
             compute=self.compute,
             frontend=self.frontend,
         )
+        self._outputs(settings)
+
+    def _outputs(self, settings: Settings) -> None:
+        """Where things are, printed by `cdk deploy` and read by the README's steps."""
+        scheme = "https" if settings.certificate_arn else "http"
+        secret = self.data.secrets[CLIENT_SECRETS]
+        outputs = {
+            "ApiUrl": (
+                f"{scheme}://{self.frontend.alb.load_balancer_dns_name}",
+                "POST /orders and POST /uploads, signed",
+            ),
+            "MediaDomain": (
+                self.cdn.distribution.distribution_domain_name,
+                "CloudFront domain serving processed/ variants",
+            ),
+            "ClientSecretsArn": (
+                secret.secret_arn,
+                "the client secrets document (conveyor clients, or put-secret-value)",
+            ),
+            "AlarmTopicArn": (self.observability.ops_topic.topic_arn, "alarms publish here"),
+            "DashboardName": (self.observability.dashboard.dashboard_name, "CloudWatch"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)
 
 
 def suppress(

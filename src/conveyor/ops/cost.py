@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from conveyor.topology import TOPOLOGY
+from conveyor.topology import TOPOLOGY, Topology
 
 PRICES_AS_OF = "2026-11"
 HOURS_PER_MONTH = 730
@@ -38,6 +38,8 @@ class Prices:
     logs_gb_ingested: float = 0.50
     secret_month: float = 0.40
     secrets_10k_calls: float = 0.05
+    alarm_month: float = 0.10
+    dashboard_month: float = 3.00
 
 
 @dataclass(frozen=True)
@@ -145,5 +147,72 @@ def estimate(
             * prices.logs_gb_ingested,
             "Secrets Manager": prices.secret_month
             + secret_calls / 10_000 * prices.secrets_10k_calls,
+            f"CloudWatch alarms ({alarm_count(TOPOLOGY)})": alarm_count(TOPOLOGY)
+            * prices.alarm_month,
+            "CloudWatch dashboard": prices.dashboard_month,
         }
     )
+
+
+def alarm_count(topology: Topology) -> int:
+    """The alarms the observability construct makes: errors and throttles per function,
+    age, depth and DLQ depth per deployed queue, and the load balancer's 5XX (a test
+    holds this against the synthesized template)."""
+    queues = [q for q in topology.queues if not q.local_only]
+    return 2 * len(topology.functions) + 3 * len(queues) + 1
+
+
+PRICED_ELSEWHERE = {
+    "AWS::Lambda::Function": "Lambda compute and requests",
+    "AWS::Logs::LogGroup": "CloudWatch Logs ingestion",
+    "AWS::DynamoDB::Table": "DynamoDB on-demand writes and storage",
+    "AWS::S3::Bucket": "S3 requests and storage",
+    "AWS::SNS::Topic": "SNS publishes",
+    "AWS::SQS::Queue": "SQS requests",
+    "AWS::SecretsManager::Secret": "Secrets Manager",
+    "AWS::EC2::VPCEndpoint": "VPC interface endpoints (the S3 and DynamoDB gateways are free)",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "ALB hours and LCUs",
+    "AWS::CloudFront::Distribution": "CloudFront",
+    "AWS::CloudWatch::Alarm": "CloudWatch alarms",
+    "AWS::CloudWatch::Dashboard": "CloudWatch dashboard",
+}
+"""Every resource type in the templates that costs money, and the line that prices it."""
+
+NO_CHARGE = frozenset(
+    {
+        "AWS::CloudFront::OriginAccessControl",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::Route",
+        "AWS::EC2::RouteTable",
+        "AWS::EC2::SecurityGroup",
+        "AWS::EC2::SecurityGroupEgress",
+        "AWS::EC2::SecurityGroupIngress",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::SubnetRouteTableAssociation",
+        "AWS::EC2::VPC",
+        "AWS::EC2::VPCGatewayAttachment",
+        "AWS::ElasticLoadBalancingV2::Listener",
+        "AWS::ElasticLoadBalancingV2::ListenerRule",
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::Lambda::LayerVersion",
+        "AWS::Lambda::Permission",
+        "AWS::S3::BucketPolicy",
+        "AWS::SNS::Subscription",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SQS::QueuePolicy",
+        "Custom::AWS",
+        "Custom::S3BucketNotifications",
+    }
+)
+"""Resource types with no charge of their own (custom resources run once per deploy)."""
+
+NOT_PRICED = {
+    "AWS::EC2::FlowLog": (
+        "VPC flow logs: delivered to CloudWatch Logs at about $0.50 per GB, which depends "
+        "on traffic this estimate does not model"
+    ),
+}
+"""Resource types that cost money but are left out of the estimate, and why."""

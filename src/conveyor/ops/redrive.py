@@ -162,7 +162,8 @@ def dead_letters(
         letters.append(
             DeadLetter(
                 message_id=message["MessageId"],
-                receive_count=int(system.get("ApproximateReceiveCount", 0)),
+                # Listing receives each message once; the count it shows is from before.
+                receive_count=int(system.get("ApproximateReceiveCount", 1)) - 1,
                 sent_at=datetime.fromtimestamp(int(system.get("SentTimestamp", 0)) / 1000, UTC),
                 subject=_subject(message["Body"]),
                 reason=reason,
@@ -201,6 +202,9 @@ class RedriveResult:
     moved: int = 0
     finished_interrupted: int = 0
     """Messages an interrupted run had sent already: deleted now, not sent again."""
+    failed_again: int = 0
+    """Messages this run moved that came back to the DLQ before it ended: left there, not
+    moved a second time, so that a run ends however often a consumer rejects them."""
     stopped_early: bool = False
 
 
@@ -245,33 +249,69 @@ def _move_one_by_one(
     hide_for_s: int,
 ) -> RedriveResult:
     result = RedriveResult(method="receive, send, delete")
+    sent: set[str] = set()  # ids the messages this run moved have in the source queue
+    back: dict[str, MessageTypeDef] = {}  # of those, what came back: held until the end
+    try:
+        _move_each_once(
+            sqs, source_url, dlq_url, journal, max_messages, stop, hide_for_s, result, sent, back
+        )
+    finally:
+        _release(sqs, dlq_url, list(back.values()))
+    result.failed_again = len(back)
+    return result
+
+
+def _came_back(message: MessageTypeDef, sent: set[str]) -> bool:
+    """A message this run moved, dead-lettered again: by the queue's redrive policy (same
+    id) or by a consumer (a new message naming the one it received)."""
+    source = message.get("MessageAttributes", {}).get(SOURCE_MESSAGE_ID, {"DataType": "String"})
+    return message["MessageId"] in sent or source.get("StringValue") in sent
+
+
+def _move_each_once(
+    sqs: SQSClient,
+    source_url: str,
+    dlq_url: str,
+    journal: Journal,
+    max_messages: int | None,
+    stop: threading.Event,
+    hide_for_s: int,
+    result: RedriveResult,
+    sent: set[str],
+    back: dict[str, MessageTypeDef],
+) -> None:
     while True:
         remaining = 10 if max_messages is None else min(10, max_messages - result.moved)
         if remaining <= 0 or stop.is_set():
             result.stopped_early = stop.is_set()
-            return result
+            return
         batch = sqs.receive_message(
             QueueUrl=dlq_url,
             MaxNumberOfMessages=remaining,
             VisibilityTimeout=hide_for_s,
             MessageAttributeNames=["All"],
         ).get("Messages", [])
-        if not batch:
-            return result
+        returned = [m for m in batch if _came_back(m, sent)]
+        back.update((m["MessageId"], m) for m in returned)  # the newest receipt handle wins
+        if len(returned) == len(batch):
+            return  # nothing left that was in the DLQ when the run started
         for index, message in enumerate(batch):
+            if message in returned:
+                continue
             if stop.is_set():
-                _release(sqs, dlq_url, batch[index:])
+                _release(sqs, dlq_url, [m for m in batch[index:] if m not in returned])
                 result.stopped_early = True
-                return result
+                return
             message_id = message["MessageId"]
             if message_id in journal.sent:
                 result.finished_interrupted += 1
             else:
                 attributes = resendable_attributes(message, _FAILURE_ATTRIBUTES)
                 attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": message_id}
-                sqs.send_message(
+                moved = sqs.send_message(
                     QueueUrl=source_url, MessageBody=message["Body"], MessageAttributes=attributes
                 )
+                sent.add(moved["MessageId"])
                 journal.record(message_id, "sent")
                 result.moved += 1
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])

@@ -87,7 +87,9 @@ def test_a_malformed_message_goes_to_the_dlq_with_its_reason_without_retries(
     [dead] = drain(billing_env.queues["billing-dlq"])
     assert dead["Body"] == '{"not": "an order"}'
     reason = dead["MessageAttributes"][FAILURE_REASON]["StringValue"]
-    assert reason.startswith("invalid order message")
+    assert reason.startswith("invalid order message: ")
+    assert "order_id: Field required" in reason, "it names each field and what failed"
+    assert "items: Field required" in reason
     assert dead["MessageAttributes"]["correlation_id"]["StringValue"] == "c-9"
     assert orders_table.get(boto3.client("dynamodb"), billing_env.tables["orders"], "o-good")
 

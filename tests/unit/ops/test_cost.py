@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor.ops.cost import HOURS_PER_MONTH, Measured, Prices, Volume, estimate
+
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def test_fixed_lines_do_not_depend_on_volume() -> None:
@@ -45,3 +49,9 @@ def test_a_download_heavy_volume_makes_the_cdn_the_largest_line() -> None:
 
 def test_at_the_default_volume_the_private_network_dominates() -> None:
     assert estimate().dominant == "VPC interface endpoints (4 x 2 AZs)"
+
+
+def test_the_idle_floor_is_what_the_readme_states() -> None:
+    idle = estimate(Volume(orders=0, images=0))
+    assert idle.total == pytest.approx(81.01, abs=0.005)
+    assert "**The idle floor is $81.01 a" in README.read_text()

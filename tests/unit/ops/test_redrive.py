@@ -120,8 +120,10 @@ def test_dead_letters_show_receive_counts_and_the_last_error(
     assert letters[silent].reason == "ThrottlingException"
     assert letters[silent].subject == "order o-x"
     assert "WorkerDied" in letters[crashed].reason
+    assert {d.receive_count for d in letters.values()} == {0}, "never received before"
     again = dead_letters(sqs, queues["dlq"], [log])
     assert len(again) == 3, "listing leaves every message in place"
+    assert {d.receive_count for d in again} == {1}, "the first look counted; this one not"
 
 
 def test_the_emulator_path_moves_everything_back_with_clean_attributes(
@@ -208,3 +210,56 @@ def test_ctrl_c_finishes_the_current_message_and_leaves_the_rest(
     assert (result.moved, result.stopped_early) == (2, True)
     assert len(drain(queues["source"])) == 2
     assert len(drain(queues["dlq"])) == 6, "the rest is visible again at once"
+
+
+class RejectsEverything:
+    """SQS with a consumer on the source queue that fails every message at once: odd ones
+    through the queue's redrive policy (the message keeps its id), even ones by
+    dead-lettering them itself (a new message naming the one it received), as billing
+    does with a malformed order. That cycle made one run move two dead letters 542 times."""
+
+    def __init__(self, queues: dict[str, str]) -> None:
+        self.real = boto3.client("sqs")
+        self.queues = queues
+        self.sends = 0
+        policy = {"deadLetterTargetArn": queues["dlq_arn"], "maxReceiveCount": 1}
+        self.real.set_queue_attributes(
+            QueueUrl=queues["source"], Attributes={"RedrivePolicy": json.dumps(policy)}
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def send_message(self, **request: Any) -> Any:
+        sent = self.real.send_message(**request)
+        if request["QueueUrl"] != self.queues["source"]:
+            return sent
+        self.sends += 1
+        source = self.queues["source"]
+        [received] = self.real.receive_message(QueueUrl=source, VisibilityTimeout=0)["Messages"]
+        if self.sends % 2:
+            # received once, so the next receive moves it to the DLQ under the same id
+            assert self.real.receive_message(QueueUrl=source).get("Messages", []) == []
+        else:
+            self.real.delete_message(QueueUrl=source, ReceiptHandle=received["ReceiptHandle"])
+            self.real.send_message(
+                QueueUrl=self.queues["dlq"],
+                MessageBody=received["Body"],
+                MessageAttributes={
+                    "source_message_id": {
+                        "DataType": "String",
+                        "StringValue": received["MessageId"],
+                    }
+                },
+            )
+        return sent
+
+
+def test_a_run_moves_each_dead_letter_once_even_when_every_one_fails_again(
+    queues: dict[str, str], tmp_path: Path
+) -> None:
+    fill(queues["dlq"], 2)
+    result = move(queues, tmp_path, sqs=RejectsEverything(queues))
+    assert result.moved == 2, "each dead letter moved once, not until the queue is empty"
+    assert result.failed_again == 2, "both came back during the run, and are counted"
+    assert len(drain(queues["dlq"])) == 2, "what failed again is left in the DLQ, visible"

@@ -380,7 +380,8 @@ async function redrive(queue, button) {
   // Kept in state: the list is redrawn on every refresh.
   try {
     const moved = await postJson("redrive", { queue });
-    state.redriven[queue] = { ok: true, text: `moved ${moved.moved} back to ${queue}` };
+    const again = moved.failed_again ? `; ${moved.failed_again} failed again` : "";
+    state.redriven[queue] = { ok: true, text: `moved ${moved.moved} back to ${queue}${again}` };
   } catch (error) {
     state.redriven[queue] = { ok: false, text: `redrive failed: ${error.message}` };
   }

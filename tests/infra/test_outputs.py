@@ -1,0 +1,67 @@
+"""Deploying tells you where things are: the stack's outputs."""
+
+from __future__ import annotations
+
+from tests.infra.conftest import Synthesized
+
+
+def test_the_app_stack_outputs_where_everything_is(synthesized: Synthesized) -> None:
+    outputs = synthesized.app.body["Outputs"]
+    assert set(outputs) == {
+        "ApiUrl",
+        "MediaDomain",
+        "ClientSecretsArn",
+        "AlarmTopicArn",
+        "DashboardName",
+    }
+    app = synthesized.app
+    api = outputs["ApiUrl"]["Value"]["Fn::Join"][1]
+    assert api[0] in ("http://", "https://")
+    assert app.resources[api[1]["Fn::GetAtt"][0]]["Type"] == (
+        "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    )
+    kinds = {
+        "MediaDomain": "AWS::CloudFront::Distribution",
+        "ClientSecretsArn": "AWS::SecretsManager::Secret",
+        "AlarmTopicArn": "AWS::SNS::Topic",
+        "DashboardName": "AWS::CloudWatch::Dashboard",
+    }
+    for name, kind in kinds.items():
+        value = outputs[name]["Value"]
+        logical_id = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+        assert app.resources[logical_id]["Type"] == kind, name
+        assert outputs[name]["Description"]
+    assert app.name_of(outputs["ClientSecretsArn"]["Value"]["Ref"]) == "client-secrets"
+
+
+def test_the_synth_summary_counts_resources_and_says_where_the_reports_are(
+    synthesized: Synthesized,
+) -> None:
+    from conveyor.infra.summary import summary
+
+    layers = synthesized.outdir.parent / "layers"
+    lines = summary(synthesized.outdir, layers)
+    app = next(line for line in lines if line.startswith("Conveyor-App.template.json"))
+    assert f": {len(synthesized.app.resources)} resources (" in app
+    assert any(line.startswith("cdk-nag reports: ") and "NagReport.csv" in line for line in lines)
+    assert "layer powertools: NOT built: run `make build` (make deploy does)" in lines
+
+
+def test_the_cost_estimate_prices_every_resource_or_says_why_not(
+    synthesized: Synthesized,
+) -> None:
+    from conveyor.ops.cost import NO_CHARGE, NOT_PRICED, PRICED_ELSEWHERE, alarm_count, estimate
+    from conveyor.topology import TOPOLOGY
+
+    kinds = [
+        resource["Type"]
+        for template in (synthesized.network, synthesized.app)
+        for resource in template.resources.values()
+    ]
+    accounted = set(PRICED_ELSEWHERE) | NO_CHARGE | set(NOT_PRICED)
+    assert set(kinds) - accounted == set(), "a resource type the estimate does not know"
+    assert not set(PRICED_ELSEWHERE) & NO_CHARGE
+    assert kinds.count("AWS::CloudWatch::Alarm") == alarm_count(TOPOLOGY)
+    lines = estimate().lines
+    assert lines[f"CloudWatch alarms ({alarm_count(TOPOLOGY)})"] > 0
+    assert lines["CloudWatch dashboard"] > 0
