@@ -52,7 +52,7 @@ chromium:  ## Debian's Chromium for the console's browser tests (Playwright driv
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version
 
-# Real photographs as image editors and cameras write them (large EXIF, XMP, ICC and
+# Real photographs as image editors and cameras write them (EXIF, XMP, ICC and
 # Photoshop segments, progressive scans), from Debian's KDE wallpapers package.
 PHOTOS := build/photos
 PHOTO_FILES := FallenLeaf ColorfulCups Path Volna
