@@ -239,6 +239,13 @@ def redrive(
     )
 
 
+def _came_back(message: MessageTypeDef, sent: set[str]) -> bool:
+    """A message this run moved, dead-lettered again: by the queue's redrive policy (same
+    id) or by a consumer (a new message naming the one it received)."""
+    source = message.get("MessageAttributes", {}).get(SOURCE_MESSAGE_ID, {"DataType": "String"})
+    return message["MessageId"] in sent or source.get("StringValue") in sent
+
+
 def _move_one_by_one(
     sqs: SQSClient,
     source_url: str,
@@ -252,67 +259,45 @@ def _move_one_by_one(
     sent: set[str] = set()  # ids the messages this run moved have in the source queue
     back: dict[str, MessageTypeDef] = {}  # of those, what came back: held until the end
     try:
-        _move_each_once(
-            sqs, source_url, dlq_url, journal, max_messages, stop, hide_for_s, result, sent, back
-        )
+        while True:
+            remaining = 10 if max_messages is None else min(10, max_messages - result.moved)
+            if remaining <= 0 or stop.is_set():
+                result.stopped_early = stop.is_set()
+                return result
+            batch = sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=remaining,
+                VisibilityTimeout=hide_for_s,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            returned = [m for m in batch if _came_back(m, sent)]
+            back.update((m["MessageId"], m) for m in returned)  # the newest receipt wins
+            if len(returned) == len(batch):
+                return result  # nothing left that was in the DLQ when the run started
+            for index, message in enumerate(batch):
+                if message in returned:
+                    continue
+                if stop.is_set():
+                    _release(sqs, dlq_url, [m for m in batch[index:] if m not in returned])
+                    result.stopped_early = True
+                    return result
+                message_id = message["MessageId"]
+                if message_id in journal.sent:
+                    result.finished_interrupted += 1
+                else:
+                    attributes = resendable_attributes(message, _FAILURE_ATTRIBUTES)
+                    attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": message_id}
+                    moved = sqs.send_message(
+                        QueueUrl=source_url,
+                        MessageBody=message["Body"],
+                        MessageAttributes=attributes,
+                    )
+                    sent.add(moved["MessageId"])
+                    journal.record(message_id, "sent")
+                    result.moved += 1
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                journal.record(message_id, "done")
     finally:
+        # What came back stays in the DLQ, visible again for whoever looks next.
         _release(sqs, dlq_url, list(back.values()))
-    result.failed_again = len(back)
-    return result
-
-
-def _came_back(message: MessageTypeDef, sent: set[str]) -> bool:
-    """A message this run moved, dead-lettered again: by the queue's redrive policy (same
-    id) or by a consumer (a new message naming the one it received)."""
-    source = message.get("MessageAttributes", {}).get(SOURCE_MESSAGE_ID, {"DataType": "String"})
-    return message["MessageId"] in sent or source.get("StringValue") in sent
-
-
-def _move_each_once(
-    sqs: SQSClient,
-    source_url: str,
-    dlq_url: str,
-    journal: Journal,
-    max_messages: int | None,
-    stop: threading.Event,
-    hide_for_s: int,
-    result: RedriveResult,
-    sent: set[str],
-    back: dict[str, MessageTypeDef],
-) -> None:
-    while True:
-        remaining = 10 if max_messages is None else min(10, max_messages - result.moved)
-        if remaining <= 0 or stop.is_set():
-            result.stopped_early = stop.is_set()
-            return
-        batch = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=remaining,
-            VisibilityTimeout=hide_for_s,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        returned = [m for m in batch if _came_back(m, sent)]
-        back.update((m["MessageId"], m) for m in returned)  # the newest receipt handle wins
-        if len(returned) == len(batch):
-            return  # nothing left that was in the DLQ when the run started
-        for index, message in enumerate(batch):
-            if message in returned:
-                continue
-            if stop.is_set():
-                _release(sqs, dlq_url, [m for m in batch[index:] if m not in returned])
-                result.stopped_early = True
-                return
-            message_id = message["MessageId"]
-            if message_id in journal.sent:
-                result.finished_interrupted += 1
-            else:
-                attributes = resendable_attributes(message, _FAILURE_ATTRIBUTES)
-                attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": message_id}
-                moved = sqs.send_message(
-                    QueueUrl=source_url, MessageBody=message["Body"], MessageAttributes=attributes
-                )
-                sent.add(moved["MessageId"])
-                journal.record(message_id, "sent")
-                result.moved += 1
-            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-            journal.record(message_id, "done")
+        result.failed_again = len(back)
