@@ -25,7 +25,7 @@ from conveyor.core.orders import Order, accept, message_attributes, order_total
 from conveyor.functions.archive import put_copy
 from conveyor.local.emf import total
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
-from conveyor.local.state import Credentials, emulator_client
+from conveyor.local.state import Credentials, EmulatorClients
 from conveyor.topology import (
     ARCHIVE_BUCKET,
     ARCHIVE_FUNCTION,
@@ -170,7 +170,8 @@ def _topic_with_queues(sns: Any, sqs: Any, name: str, queues: int) -> tuple[str,
 def ceiling(endpoint: str, level: int, name: str) -> float:
     """Messages per second for a direct client: publish to a topic, receive from the
     subscribed queue, delete; ``level`` threads at once."""
-    sns, sqs = emulator_client(endpoint, "sns"), emulator_client(endpoint, "sqs")
+    aws = EmulatorClients(endpoint)
+    sns, sqs = aws("sns"), aws("sqs")
     topic, (url,) = _topic_with_queues(sns, sqs, f"bench-ceiling-{name}", 1)
 
     def one(_: int) -> None:
@@ -202,8 +203,8 @@ def request_costs(runtime: LocalRuntime, started: Started, emulator_pid: int) ->
     conditional put to the versioned bucket, and the pollers' receives and batch deletes.
     """
     pid, endpoint = emulator_pid, started.info.emulator_url
-    sns, sqs = emulator_client(endpoint, "sns"), emulator_client(endpoint, "sqs")
-    dynamodb, s3 = emulator_client(endpoint, "dynamodb"), emulator_client(endpoint, "s3")
+    aws = EmulatorClients(endpoint)
+    sns, sqs, dynamodb, s3 = aws("sns"), aws("sqs"), aws("dynamodb"), aws("s3")
     table = started.info.resources.tables[ORDERS_TABLE]
     bucket = started.info.resources.buckets[ARCHIVE_BUCKET]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conveyor.local.state import emulator_client
+from conveyor.local.state import EmulatorClients
 from tests import samples
 from tests.integration.conftest import eventually
 
@@ -216,7 +216,7 @@ def test_up_order_status_then_ctrl_c_stops_everything(
         "accepted_at": "2026-11-24T10:00:00+00:00",
         "correlation_id": "dlq-test",
     }
-    sqs = emulator_client(info["emulator_url"], "sqs")
+    sqs = EmulatorClients(info["emulator_url"])("sqs")
     sqs.send_message(
         QueueUrl=info["resources"]["queues"]["billing-dlq"], MessageBody=json.dumps(order)
     )

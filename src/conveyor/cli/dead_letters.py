@@ -14,7 +14,7 @@ from conveyor.cli import render
 from conveyor.cli.app import StateDir, app, fail, running
 from conveyor.cli.render import console
 from conveyor.local.provision import Resources
-from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients
+from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients, logs_dir
 from conveyor.ops.redrive import QueuePair, dead_letters, redrive
 from conveyor.topology import DLQ_SUFFIX, TOPOLOGY
 
@@ -36,7 +36,7 @@ def dlq(
     """List what is in a dead-letter queue: receive counts and the last error of each."""
     info = running(directory)
     pair = _queue_pair(info.resources, queue)
-    logs = sorted((Path(directory) / "logs").glob("*.log"))
+    logs = sorted(logs_dir(Path(directory)).glob("*.log"))
     letters = dead_letters(EmulatorClients(info.emulator_url)("sqs"), pair.dlq_url, logs)
     console.print(render.dead_letters_table(pair.dlq_name, letters))
 

@@ -18,7 +18,7 @@ from conveyor.local import demo as demo_flow
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.soak import DEFAULT_PLAN
-from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients
+from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients, logs_dir
 from conveyor.local.status import Status, read_status, runtime_overview
 from conveyor.ops.traffic import submissions
 from conveyor.topology import TOPOLOGY
@@ -223,7 +223,7 @@ def logs(
     from conveyor.ops.logs import LogFollower, parsed
     from conveyor.ops.logs import render as render_entry
 
-    folder = Path(directory) / "logs"
+    folder = logs_dir(Path(directory))
     if not folder.is_dir():
         fail(f"no logs in {folder}; start the stack with `conveyor up`")
     sources = sorted(path.stem for path in folder.glob("*.log"))

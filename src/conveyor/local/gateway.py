@@ -238,7 +238,8 @@ class _Connection:
         method, target = request.method.decode("ascii"), request.target.decode("ascii")
         headers = {name.decode("ascii"): value.decode("latin-1") for name, value in request.headers}
         # h11 folds identical repeated Content-Length lines into one; ALB refuses them.
-        head = bytes(self._head).partition(b"\r\n\r\n")[0]
+        head = bytes(self._head or b"").partition(b"\r\n\r\n")[0]
+        self._head = None  # the head is read: the body is not kept twice
         names = [
             line.split(b":", 1)[0].strip().lower().decode("latin-1")
             for line in head.split(b"\r\n")[1:]
@@ -281,8 +282,6 @@ class _Connection:
                 continue
             if isinstance(event, h11.ConnectionClosed) or not isinstance(event, h11.Event):
                 return None  # closed, or PAUSED: nothing more is read on this connection
-            if not isinstance(event, h11.Request):
-                self._head = None
             return event
 
     def _recv(self, wait_s: float) -> bytes:

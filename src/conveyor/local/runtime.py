@@ -33,7 +33,7 @@ from conveyor.local.state import (
     Credentials,
     EmulatorClients,
     RuntimeInfo,
-    emulator_client,
+    logs_dir,
 )
 from conveyor.local.workers import FunctionPool
 from conveyor.ops import openapi
@@ -65,7 +65,7 @@ class Started:
 
     @property
     def logs_dir(self) -> Path:
-        return self.state_dir / "logs"
+        return logs_dir(self.state_dir)
 
     def client(self) -> ConveyorClient:
         """A client of the local gateway that signs as the dev client."""
@@ -161,7 +161,7 @@ class LocalRuntime:
 
     @property
     def logs_dir(self) -> Path:
-        return self.options.state_dir / "logs"
+        return logs_dir(self.options.state_dir)
 
     def start(self, progress: Progress = lambda _: None) -> Started:
         try:
@@ -236,7 +236,7 @@ class LocalRuntime:
                     queue_arn=resources.queue_arns[trigger.queue],
                     region=EMULATOR_REGION,
                     invoke=self.pools[function.name].invoke,
-                    sqs=emulator_client(endpoint, "sqs"),
+                    sqs=EmulatorClients(endpoint)("sqs"),  # a client of its own
                     duplicate_rate=self.faults.duplicate_rate if self.faults else 0.0,
                     backlog=backlog,
                     standby=index > 0,

@@ -29,6 +29,11 @@ RUNTIME_FILE = "runtime.json"
 CREDENTIALS_FILE = "credentials.json"
 
 
+def logs_dir(state_dir: Path) -> Path:
+    """Where the stack's workers and runtime write their JSON-line logs."""
+    return state_dir / "logs"
+
+
 class NotRunningError(RuntimeError):
     pass
 
@@ -113,21 +118,6 @@ def _session() -> boto3.session.Session:
     )
 
 
-@overload
-def emulator_client(endpoint: str, service: Literal["dynamodb"]) -> DynamoDBClient: ...
-@overload
-def emulator_client(endpoint: str, service: Literal["s3"]) -> S3Client: ...
-@overload
-def emulator_client(endpoint: str, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
-@overload
-def emulator_client(endpoint: str, service: Literal["sns"]) -> SNSClient: ...
-@overload
-def emulator_client(endpoint: str, service: Literal["sqs"]) -> SQSClient: ...
-def emulator_client(endpoint: str, service: str) -> Any:
-    """A boto3 client bound to the emulator (creating one is not free: keep it)."""
-    return _client(endpoint, service)
-
-
 def _client(endpoint: str, service: str) -> Any:
     return _session().client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint, config=_CLIENT_CONFIG
@@ -135,7 +125,8 @@ def _client(endpoint: str, service: str) -> Any:
 
 
 class EmulatorClients:
-    """``clients("sqs")`` and so on, one client per service, bound to one endpoint."""
+    """``clients("sqs")`` and so on, one client per service, bound to one endpoint (creating
+    a client is not free: keep them; a new instance gives new clients)."""
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
