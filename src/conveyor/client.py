@@ -24,9 +24,11 @@ def content_type_of(path: Path) -> str:
 @dataclass(frozen=True)
 class Upload:
     upload_id: str
-    path: Path
+    filename: str
     size: int
     content_type: str
+    request_id: str
+    """The presign call's X-Request-Id: the correlation id of the upload's log lines."""
 
 
 class UploadError(Exception):
@@ -112,13 +114,11 @@ class ConveyorClient:
     def upload(self, path: Path, content_type: str | None = None) -> Upload:
         """Presign, then POST the file straight to S3; raises :class:`UploadError`."""
         content_type = content_type or content_type_of(path)
-        data = path.read_bytes()
-        upload_id = self.upload_bytes(path.name, data, content_type)
-        return Upload(upload_id, path, len(data), content_type)
+        return self.upload_bytes(path.name, path.read_bytes(), content_type)
 
-    def upload_bytes(self, filename: str, data: bytes, content_type: str) -> str:
-        """Presign, then POST ``data`` straight to S3; the upload id, or
-        :class:`UploadError` with the status and body of the step that refused it."""
+    def upload_bytes(self, filename: str, data: bytes, content_type: str) -> Upload:
+        """Presign, then POST ``data`` straight to S3; raises :class:`UploadError` with the
+        status and body of the step that refused it."""
         presigned = self.presign_upload(filename, content_type, len(data))
         if presigned.status_code != 200:
             raise UploadError(filename, presigned.status_code, presigned.text)
@@ -131,7 +131,8 @@ class ConveyorClient:
         )
         if stored.status_code not in (200, 201, 204):
             raise UploadError(filename, stored.status_code, stored.text[:300])
-        return str(grant["upload_id"])
+        request_id = presigned.headers.get("X-Request-Id", "")
+        return Upload(str(grant["upload_id"]), filename, len(data), content_type, request_id)
 
     def close(self) -> None:
         self.session.close()

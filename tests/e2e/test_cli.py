@@ -20,7 +20,8 @@ from tests import samples
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "conveyor"]
+CLI = [str(Path(sys.executable).with_name("conveyor"))]
+"""The installed command, as a user runs it (``python -m`` would start workers differently)."""
 
 
 def run(*args: str, state: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -164,6 +165,7 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     )
     assert sent.returncode == 0, sent.stdout
     assert '"order_id": "cli-1"' in sent.stdout
+    assert "request id trace-cli-1" in sent.stdout
 
     def billed_and_archived() -> bool:
         out = run("status", state=state).stdout
@@ -177,6 +179,10 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     rejected = run("order", "--customer", "c", "--item", "A:0:1", state=state)
     assert rejected.returncode == 1
     assert "invalid_order" in rejected.stdout
+    quoted = re.search(r"request id ([0-9a-f]{32})", rejected.stdout)
+    assert quoted, "a refusal has an id to quote"
+    refusal = run("logs", "--correlation-id", quoted.group(1), state=state).stdout
+    assert re.search(r" publisher INFO +request refused ", refusal), refusal
 
     def counted() -> str | None:
         out = run("status", state=state).stdout
@@ -200,6 +206,12 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     link = re.search(r"(http://127\.0\.0\.1:\d+/media/processed/large/\w+\.jpg)", uploaded.stdout)
     assert link, uploaded.stdout
     assert requests.get(link.group(1), timeout=10).status_code == 200
+    presigned = re.search(r"rocket\.jpg\s+│\s+([0-9a-f]{32})\s+│", uploaded.stdout)
+    assert presigned, uploaded.stdout
+    traced = run("logs", "--correlation-id", presigned.group(1), state=state)
+    for source in ("presign", "images"):
+        pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} {source} "
+        assert re.search(pattern, traced.stdout, re.MULTILINE), traced.stdout + traced.stderr
     mixed = run("upload", str(photo), str(impostor), state=state, timeout=120)
     assert mixed.returncode == 1, "a failed image is a failed command"
     assert "not_an_image" in mixed.stdout
@@ -246,3 +258,5 @@ def test_up_order_status_then_ctrl_c_stops_everything(
         time.sleep(0.1)
     assert not [pid for pid in children if alive(pid)], "no orphan processes"
     assert not (state / "runtime.json").exists()
+    for log in (state / "logs").glob("*.log"):
+        assert "service_undefined" not in log.read_text(), f"{log.name}: a line without its service"

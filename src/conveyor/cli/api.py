@@ -68,6 +68,8 @@ def order(
     style = "green" if response.status_code < 300 else "red"
     console.print(f"[{style}]{response.status_code}[/]", end=" ")
     console.print_json(response.text) if response.text else console.print("")
+    # The id to quote, and to follow with `conveyor logs --correlation-id`.
+    console.print(f"request id {response.headers.get('X-Request-Id', '-')}")
     if response.status_code >= 300:
         raise typer.Exit(1)
 

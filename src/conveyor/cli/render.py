@@ -100,7 +100,7 @@ def metrics_table(series: list[dict[str, Any]]) -> Table:
 
 def images_table(batch: Batch) -> Table:
     table = Table(title="images")
-    for column in ("image", "original", "variants", "status", "time"):
+    for column in ("image", "request id", "original", "variants", "status", "time"):
         table.add_column(column)
     for outcome in batch.outcomes:
         item = outcome.item or {}
@@ -117,14 +117,15 @@ def images_table(batch: Batch) -> Table:
             status = "[green]processed[/]"
         seconds = outcome.seconds
         table.add_row(
-            outcome.upload.path.name,
+            outcome.upload.filename,
+            outcome.upload.request_id,
             original,
             variants,
             status,
             "-" if seconds is None else f"{seconds:.2f} s",
         )
     for error in batch.refused:
-        table.add_row(error.filename, "-", "-", f"[red]refused[/]: {error.status}", "-")
+        table.add_row(error.filename, "-", "-", "-", f"[red]refused[/]: {error.status}", "-")
     return table
 
 
@@ -138,7 +139,7 @@ def print_download_links(batch: Batch, media_url: str) -> None:
     )
     for outcome in done:
         key = outcome.item["variants"]["large"]["key"] if outcome.item else ""
-        console.print(f"  {outcome.upload.path.name}: {media_url}/media/{key}", soft_wrap=True)
+        console.print(f"  {outcome.upload.filename}: {media_url}/media/{key}", soft_wrap=True)
 
 
 def demo_summary(demo: OrdersDemo) -> Table:

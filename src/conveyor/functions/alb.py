@@ -11,7 +11,6 @@ import binascii
 import json
 import re
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -19,10 +18,12 @@ from typing import Any, Generic, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import ALBResolver, Response
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from conveyor.aws import metrics
 from conveyor.aws.config import required
+from conveyor.core.request_ids import request_id_from
 from conveyor.core.signing import AuthenticationError, SignedRequest, verify
 from conveyor.core.validation import field_errors
 
@@ -33,7 +34,9 @@ works everywhere after this long; retire the old one only after that."""
 MIN_SECRET_LENGTH = 16
 """Shorter secrets in the table are ignored: they could be guessed."""
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = "request_id"
+"""The key of the request's correlation id in the resolver's context."""
+
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 
 logger = Logger()
@@ -84,14 +87,6 @@ def header(event: dict[str, Any], name: str) -> str | None:
         if key.lower() == wanted:
             return str(value)
     return None
-
-
-def correlation_id(event: dict[str, Any]) -> str:
-    """The caller's ``X-Request-Id`` when it is usable, a new id otherwise."""
-    given = header(event, "X-Request-Id")
-    if given and _REQUEST_ID.match(given):
-        return given
-    return uuid.uuid4().hex
 
 
 def check_size(body: bytes, limit: int) -> None:
@@ -150,12 +145,12 @@ class Verified(Generic[Payload]):
 
 
 def verified_json(
-    event: dict[str, Any], model: type[Payload], *, max_bytes: int, error: str, what: str
+    app: ALBResolver, model: type[Payload], *, max_bytes: int, error: str, what: str
 ) -> Verified[Payload]:
     """Run the checks every signed JSON endpoint runs, in the order that does the least
     work for a bad request: size, then signature, then content type, then the model."""
-    request_id = correlation_id(event)
-    logger.set_correlation_id(request_id)
+    event = app.current_event.raw_event
+    request_id = str(app.context[REQUEST_ID])
     body = raw_body(event)
     check_size(body, max_bytes)
     client_id = authenticate(event, body)
@@ -176,6 +171,8 @@ def resolver(path: str, allowed: Sequence[str], rejected_metric: str) -> ALBReso
     ]
 
     def reject(exc: HttpError, headers: dict[str, str] | None = None) -> Response[str]:
+        # The line a caller's quoted X-Request-Id leads to.
+        logger.info("request refused", extra={"status": exc.status, "error": exc.error})
         metrics.count(rejected_metric, reason=exc.error)
         return error_response(exc, headers)
 
@@ -200,3 +197,17 @@ def resolver(path: str, allowed: Sequence[str], rejected_metric: str) -> ALBReso
         return reject(HttpError(500, "internal_error", "the request failed; it is safe to retry"))
 
     return app
+
+
+def answer(app: ALBResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Resolve one request under its correlation id. Every answer carries the id back as
+    ``X-Request-Id``, errors included, so that a caller always has an id to quote."""
+    request_id = request_id_from(header(event, "X-Request-Id"))
+    logger.set_correlation_id(request_id)
+    app.context[REQUEST_ID] = request_id  # cleared by resolve() when it returns
+    response = app.resolve(event, context)
+    if "multiValueHeaders" in response:
+        response["multiValueHeaders"]["X-Request-Id"] = [request_id]
+    else:
+        response.setdefault("headers", {})["X-Request-Id"] = request_id
+    return response

@@ -21,6 +21,7 @@ from conveyor.aws.config import required
 from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, upload_key
 from conveyor.core.upload_request import UploadRequest
 from conveyor.functions.alb import (
+    answer,
     json_response,
     resolver,
     verified_json,
@@ -35,7 +36,7 @@ app = resolver("/uploads", allowed=("POST",), rejected_metric=metrics.UPLOADS_RE
 @app.post("/uploads")
 def create_upload() -> Response[str]:
     verified = verified_json(
-        app.current_event.raw_event,
+        app,
         UploadRequest,
         max_bytes=MAX_BODY_BYTES,
         error="invalid_upload",
@@ -70,10 +71,9 @@ def create_upload() -> Response[str]:
             "fields": post["fields"],
             "expires_in": PRESIGN_EXPIRES_S,
         },
-        {"X-Request-Id": request_id},
     )
 
 
 @metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return answer(app, event, context)

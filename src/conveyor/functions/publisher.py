@@ -21,6 +21,7 @@ from conveyor.aws.config import required
 from conveyor.core.orders import Order, accept, message_attributes
 from conveyor.functions.alb import (
     HttpError,
+    answer,
     json_response,
     resolver,
     verified_json,
@@ -35,14 +36,13 @@ app = resolver("/orders", allowed=("POST",), rejected_metric=metrics.ORDERS_REJE
 @app.post("/orders")
 def create_order() -> Response[str]:
     request = verified_json(
-        app.current_event.raw_event,
+        app,
         Order,
         max_bytes=MAX_BODY_BYTES,
         error="invalid_order",
         what="order",
     )
     request_id, client_id = request.request_id, request.client_id
-    headers = {"X-Request-Id": request_id}
 
     accepted = accept(
         request.payload,
@@ -67,9 +67,9 @@ def create_order() -> Response[str]:
         ) from exc
     metrics.count(metrics.ORDERS_ACCEPTED)
     logger.info("order accepted", extra={"order_id": accepted.order_id, "client_id": client_id})
-    return json_response(202, {"order_id": accepted.order_id, "status": "accepted"}, headers)
+    return json_response(202, {"order_id": accepted.order_id, "status": "accepted"})
 
 
 @metrics.published
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return answer(app, event, context)

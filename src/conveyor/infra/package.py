@@ -13,10 +13,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from conveyor import DEPLOYED_PACKAGES
 from conveyor.infra.settings import SOURCE_DIR
-
-DEPLOYED_PACKAGES = ("core", "functions", "aws")
-"""The subpackages of ``conveyor`` that ship to Lambda, beside ``conveyor/__init__.py``."""
 
 
 def stage(destination: Path) -> Path:

@@ -343,10 +343,11 @@ class Console:
         filename = unquote(headers.get("x-filename", "")) or "upload"
         try:
             with started.client() as client:
-                upload_id = client.upload_bytes(filename, body, content_type)
+                upload = client.upload_bytes(filename, body, content_type)
         except UploadError as exc:
             return _relayed(exc.status, exc.detail)
-        return _relayed(202, json.dumps({"upload_id": upload_id, "size": len(body)}))
+        answer = {"upload_id": upload.upload_id, "size": upload.size}
+        return _relayed(202, json.dumps({**answer, "request_id": upload.request_id}))
 
     def redrive(self, started: Started, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if not headers.get("content-type", "").startswith("application/json"):

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import h11
 
+from conveyor.core.request_ids import request_id_from
 from conveyor.local.workers import Invocation
 
 log = logging.getLogger(__name__)
@@ -253,8 +254,9 @@ class _Connection:
                     413, "payload_too_large", f"bodies over {limit} bytes are refused"
                 )
                 self._discard(length)
+        given_id = headers.get("x-request-id")
         if refused is not None:
-            self._respond(method, refused, close=True)
+            self._respond(method, refused, close=True, request_id=given_id)
             return False
         body = self._read_body()
         try:
@@ -262,7 +264,7 @@ class _Connection:
         except Exception:
             log.exception("gateway failed on %s %s", method, target)
             response = json_error(500, "internal_error", "the gateway failed")
-        self._respond(method, response, close=False)
+        self._respond(method, response, close=False, request_id=given_id)
         return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
 
     def _next_event(self, first_byte_s: float, complete_s: float) -> h11.Event | None:
@@ -319,12 +321,17 @@ class _Connection:
                     return
                 length -= len(chunk)
 
-    def _respond(self, method: str, response: HttpResponse, close: bool) -> None:
+    def _respond(
+        self, method: str, response: HttpResponse, close: bool, request_id: str | None = None
+    ) -> None:
         headers = [
             (name, value)
             for name, value in response.headers.items()
             if name.lower() not in ("content-length", "connection", "transfer-encoding")
         ]
+        if not any(name.lower() == "x-request-id" for name, _ in headers):
+            # The gateway's own answers (refusals, 404s, 5XXs) carry an id too.
+            headers.append(("X-Request-Id", request_id_from(request_id)))
         headers.append(("Content-Length", str(len(response.body))))
         headers.append(("Server", "conveyor-gateway"))
         if close:
@@ -346,7 +353,8 @@ class _Connection:
         head = (
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
             "Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-Id: {request_id_from(None)}\r\n"
+            "Connection: close\r\n\r\n"
         )
         with contextlib.suppress(OSError):
             self.sock.sendall(head.encode("ascii") + body)

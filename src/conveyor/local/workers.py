@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from conveyor import DEPLOYED_PACKAGES
 from conveyor.topology import Function
 
 _spawn = multiprocessing.get_context("spawn")
@@ -121,6 +122,22 @@ def log_to(path: Path) -> WholeLines:
     return stream
 
 
+def forget_deployed_modules() -> None:
+    """Drop the deployed code (and Powertools) that this process imported before it had
+    the function's environment, so that the handler imports it afresh, as a Lambda cold
+    start does.
+
+    Spawn imports the parent's main script first; for the ``conveyor`` command that is
+    the CLI, which imports some deployed modules. Powertools reads its service name from
+    the environment when a module creates its logger, so a module kept from then would
+    log as ``service_undefined`` and keep the correlation id on a logger nobody prints.
+    """
+    packages = {f"conveyor.{name}" for name in DEPLOYED_PACKAGES} | {"aws_lambda_powertools"}
+    for name in list(sys.modules):
+        if any(name == p or name.startswith(f"{p}.") for p in packages):
+            del sys.modules[name]
+
+
 def _serve(connection: Connection, spec: WorkerSpec) -> None:
     from conveyor.local.lifetime import ignore_interrupts
 
@@ -130,6 +147,7 @@ def _serve(connection: Connection, spec: WorkerSpec) -> None:
     output = log_to(spec.log_path)
     os.environ.clear()
     os.environ.update(spec.env)
+    forget_deployed_modules()
     try:
         module_name, attribute = spec.handler.split(":", 1)
         handler: Callable[[Any, Any], Any] = getattr(

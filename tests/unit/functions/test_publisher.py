@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import time
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from conveyor.core.orders import AcceptedOrder
-from conveyor.functions import publisher
+from conveyor.functions import alb, publisher
 from conveyor.local.gateway import alb_event
 from conveyor.local.provision import Resources
 from tests.unit.conftest import (
@@ -104,6 +106,36 @@ def test_other_methods_are_a_405_with_allow(method: str) -> None:
     assert status == 405
     assert body["error"] == "method_not_allowed"
     assert headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        pytest.param(lambda: signed_alb_event(order_json(), secret="wrong"), 401, id="401"),
+        pytest.param(lambda: signed_alb_event(order_json(currency="X")), 400, id="400"),
+        pytest.param(lambda: signed_alb_event(b"", method="PUT"), 405, id="405"),
+        pytest.param(lambda: signed_alb_event(order_json(), path="/nope"), 404, id="404"),
+        pytest.param(lambda: signed_alb_event(order_json(), content_type="text/plain"), 415),
+        pytest.param(lambda: signed_alb_event(b" " * (65 * 1024)), 413, id="413"),
+    ],
+)
+def test_every_error_answer_carries_the_request_id_the_logs_use(
+    event: Any, status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Powertools' handler keeps the stream it was made with; point it here for this test.
+    lines = io.StringIO()
+    for handler in logging.getLogger(alb.logger.name).handlers:
+        monkeypatch.setattr(handler, "stream", lines)
+    sent = event()
+    sent["headers"]["x-request-id"] = "trace-err-1"
+    assert call(sent)[0] == status
+    assert call(sent)[2]["X-Request-Id"] == "trace-err-1"
+    anonymous = event()
+    anonymous["headers"].pop("x-request-id", None)
+    given = call(anonymous)[2]["X-Request-Id"]
+    logged = [json.loads(line) for line in lines.getvalue().splitlines() if "level" in line]
+    assert len(given) == 32, "a generated id when the caller sent none"
+    assert any(entry.get("correlation_id") == given for entry in logged), "the same id is logged"
 
 
 def test_a_body_over_64_kib_is_a_413_before_any_signature_work() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import select
 import socket
 from collections.abc import Iterator
@@ -219,6 +220,15 @@ def test_requests_an_alb_refuses_get_a_json_error_and_reach_no_function(
     assert body["error"], "every error is JSON"
     assert body["reason"], "with a reason"
     assert b"Connection: close" in received
+    assert re.search(rb"\r\nX-Request-Id: [0-9a-f]{32}\r\n", received), "an id to quote"
+
+
+def test_the_gateways_own_answers_echo_the_callers_request_id(strict_gateway: Gateway) -> None:
+    _, body, received = exchange(
+        strict_gateway, b"GET /nowhere HTTP/1.1\r\nHost: a\r\nX-Request-Id: trace-9\r\n\r\n"
+    )
+    assert body["error"] == "not_found"
+    assert b"\r\nX-Request-Id: trace-9\r\n" in received
 
 
 def test_a_body_cannot_smuggle_a_second_request(strict_gateway: Gateway) -> None:
