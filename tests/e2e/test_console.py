@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from conveyor.core.media import EXTENSIONS
 from conveyor.functions.consumer import FAILURE_REASON
@@ -170,11 +170,15 @@ def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: 
     page.set_input_files("#upload-form input[type=file]", str(samples.PHOTOS["coffee.png"]))
     page.click("#upload-form button")
     expect(page.locator("#upload-result")).to_contain_text("uploaded as")
+    expect(page.locator("#upload-result")).to_contain_text("request id ")
     upload_id = page.locator("#upload-result").get_attribute("data-upload-id")
     assert upload_id
 
     card = page.locator(f'.card[data-image-id="{upload_id}"]')
     expect(card).to_have_attribute("data-status", "processed", timeout=60_000)
+    line = page.locator("#upload-result")
+    expect(line).to_have_attribute("data-status", "processed")
+    expect(line).to_contain_text(f"coffee.png processed as {upload_id}: large, medium, thumb")
     thumbnail = card.locator("img")
     expect(thumbnail).to_have_count(1)
     page.wait_for_function(
@@ -186,6 +190,17 @@ def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: 
     expect(links).to_have_count(3)
     for href in links.evaluate_all("links => links.map(a => a.href)"):
         assert requests.get(href, timeout=10).headers["Content-Type"] == "image/png"
+
+
+def test_an_upload_the_pipeline_rejects_reads_failed_with_its_reason(page: Page) -> None:
+    impostor = {"name": "impostor.png", "mimeType": "image/png", "buffer": b"GIF89a, not a PNG"}
+    page.set_input_files("#upload-form input[type=file]", files=[impostor])
+    page.click("#upload-form button")
+    line = page.locator("#upload-result")
+    expect(line).to_contain_text("impostor.png uploaded as")
+    expect(line).to_have_attribute("data-status", "failed", timeout=60_000)
+    expect(line).to_contain_text("impostor.png failed: not_an_image")
+    expect(line).not_to_contain_text("uploaded as")
 
 
 def test_a_dead_letter_shows_its_reason_and_the_redrive_button_empties_the_dlq(
@@ -208,10 +223,33 @@ def test_a_dead_letter_shows_its_reason_and_the_redrive_button_empties_the_dlq(
             FAILURE_REASON: {"DataType": "String", "StringValue": "forced here by the test"}
         },
     )
-    letter = page.locator(f'tr[data-message-id="{sent["MessageId"]}"]')
-    expect(letter).to_contain_text("forced here by the test", timeout=60_000)
-    expect(letter).to_contain_text(f"order {order_id}")
+    dlq = page.locator('.dlq[data-dlq="billing-dlq"]')
+    expect(dlq.locator("header")).to_contain_text("1 message", timeout=60_000)
     expect(page.locator("#node-queue_billing_dlq")).to_have_class("node kind-queue alert")
+    # The page keeps refreshing; none of its refreshes receives the message.
+    for _ in range(3):
+        with page.expect_response(lambda r: r.url.endswith("/console/api/dead-letters")):
+            pass
+    [looked] = stack.clients("sqs").receive_message(
+        QueueUrl=stack.info.resources.queues["billing-dlq"],
+        AttributeNames=["ApproximateReceiveCount"],
+        MaxNumberOfMessages=1,
+    )["Messages"]
+    assert looked["MessageId"] == sent["MessageId"]
+    assert looked["Attributes"]["ApproximateReceiveCount"] == "1", "only this test received it"
+    stack.clients("sqs").change_message_visibility(
+        QueueUrl=stack.info.resources.queues["billing-dlq"],
+        ReceiptHandle=looked["ReceiptHandle"],
+        VisibilityTimeout=0,
+    )
+
+    letter = page.locator(f'tr[data-message-id="{sent["MessageId"]}"]')
+    expect(letter).to_have_count(0)
+    page.click('button.list[data-queue="billing"]')
+    expect(letter).to_contain_text("forced here by the test")
+    expect(letter).to_contain_text(f"order {order_id}")
+    expect(letter.locator("td.num")).to_have_text("1"), "the count from before the listing"
+    expect(dlq.locator(".note")).to_contain_text("raises its receive count by one")
 
     page.click('button.redrive[data-queue="billing"]')
     expect(page.locator("#redrive-billing")).to_contain_text("moved 1 back to billing")
@@ -297,8 +335,12 @@ def test_the_console_says_when_the_stack_is_starting_and_when_it_is_down(
         runtime.stop()
         banner = page.locator("#banner")
         expect(banner).to_contain_text("cannot reach the local stack", timeout=60_000)
+        expect(banner).to_contain_text("conveyor up")
         expect(page.locator("#phase")).to_have_text("down")
         expect(page.locator("#order-form button")).to_be_disabled()
+        expect(page.locator("#order-result")).to_have_text(
+            "Sending resumes when the local stack is running."
+        )
         context.close()
     finally:
         starter.join(timeout=60)
@@ -343,3 +385,54 @@ def test_a_page_planted_under_processed_neither_renders_nor_reaches_the_console(
         assert status in ("blocked", 403), status
     finally:
         context.close()
+
+
+def test_the_console_shows_loading_until_its_first_data_arrives(
+    browser: Browser, stack: Started
+) -> None:
+    released = threading.Event()
+
+    def held(route: Route) -> None:
+        # Until released, the read fails as a network error would: nothing is drawn.
+        if released.is_set():
+            route.fulfill(json=[])
+        else:
+            route.abort()
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.route("**/console/api/orders", held)
+        page.route("**/console/api/images", held)
+        page.goto(console_url(stack))
+        expect(page.locator("#phase")).to_have_text("running", timeout=60_000)
+        with page.expect_request("**/console/api/orders"):
+            pass  # a refresh tried, and failed, after the stack was running
+        expect(page.locator("#orders tbody")).to_have_text("Loading…")
+        expect(page.locator("#images")).to_have_text("Loading…")
+        released.set()
+        expect(page.locator("#orders tbody")).to_have_text("No orders billed yet.")
+        expect(page.locator("#images")).to_have_text("No images yet.")
+    finally:
+        context.close()
+
+
+def test_a_foreign_address_is_refused_with_the_address_to_open(
+    browser: Browser, stack: Started
+) -> None:
+    port = stack.info.gateway_url.rsplit(":", 1)[1]
+    # A name that resolves to the stack's address, as a LAN name or a rebound one would.
+    rules = "--host-resolver-rules=MAP conveyor.test 127.0.0.1"
+    launched = browser.browser_type.launch(
+        executable_path=chromium(), args=[*CHROMIUM_FLAGS, rules]
+    )
+    try:
+        page = launched.new_page()
+        answer = page.goto(f"http://conveyor.test:{port}/console")
+        assert answer is not None
+        assert answer.status == 421
+        body = answer.json()
+        assert body["error"] == "wrong_host"
+        assert f"open {stack.info.gateway_url}/console" in body["reason"]
+    finally:
+        launched.close()

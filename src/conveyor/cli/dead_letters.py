@@ -33,7 +33,10 @@ def dlq(
     queue: Annotated[str, typer.Argument(help="A queue (billing) or its DLQ (billing-dlq).")],
     directory: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """List what is in a dead-letter queue: receive counts and the last error of each."""
+    """List what is in a dead-letter queue: receive counts and the last error of each.
+
+    Listing receives each message once, which raises its receive count by one; the
+    counts shown are from before. `conveyor status` gives the depth without receiving."""
     info = running(directory)
     pair = _queue_pair(info.resources, queue)
     logs = sorted(logs_dir(Path(directory)).glob("*.log"))

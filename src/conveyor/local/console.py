@@ -112,13 +112,15 @@ class Console:
             ("GET", "pipelines"): lambda s, h, b: self.pipelines(),
             ("GET", "orders"): lambda s, h, b: self.orders(s),
             ("GET", "images"): lambda s, h, b: self.images(s),
-            ("GET", "dead-letters"): lambda s, h, b: self.dead_letters(s),
+            ("GET", "dead-letters"): lambda s, h, b: self.dead_letter_depths(s),
         }
         if self.actions:
             self._routes |= {
                 ("POST", "orders"): self.send_order,
                 ("POST", "uploads"): self.upload,
                 ("POST", "redrive"): self.redrive,
+                # A POST: listing receives the messages, which raises their receive counts.
+                ("POST", "dead-letters"): self.list_dead_letters,
             }
 
     # -- dispatch -------------------------------------------------------------------
@@ -160,9 +162,15 @@ class Console:
     def _refused(self, method: str, headers: Mapping[str, str]) -> HttpResponse | None:
         host = headers.get("host", "")
         gateway = self.runtime.gateway
-        port = gateway.url.rsplit(":", 1)[1] if gateway else ""
+        if gateway is None:  # the runtime let go of it: it is stopping
+            return json_error(503, "stopped", "the local stack has stopped")
+        port = gateway.url.rsplit(":", 1)[1]
         if host not in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
-            return json_error(421, "wrong_host", "the console answers only to its own address")
+            return json_error(
+                421,
+                "wrong_host",
+                f"the console answers only at its own address: open {gateway.url}{CONSOLE_PATH}",
+            )
         origin = headers.get("origin")
         if method not in ("GET", "HEAD") and origin is not None and origin != f"http://{host}":
             return json_error(403, "cross_origin", "the console acts only for its own page")
@@ -296,25 +304,15 @@ class Console:
             )
         return _json(rows)
 
-    def dead_letters(self, started: Started) -> HttpResponse:
-        info = started.info
+    def dead_letter_depths(self, started: Started) -> HttpResponse:
+        """Each DLQ's depth, from its attributes: refreshing the page receives nothing."""
         sqs = started.clients("sqs")
-        logs = sorted(started.logs_dir.glob("*.log"))
         queues = []
-        with self._dead_letters:
-            for queue in self.runtime.topology.queues:
-                letters = dead_letters(
-                    sqs, info.resources.queues[queue.dlq_name], logs, limit=DEAD_LETTERS_SHOWN
-                )
-                visible, in_flight = queue_depth(sqs, info.resources.queues[queue.dlq_name])
-                queues.append(
-                    {
-                        "queue": queue.name,
-                        "dlq": queue.dlq_name,
-                        "depth": visible + in_flight,
-                        "messages": [asdict(letter) for letter in letters],
-                    }
-                )
+        for queue in self.runtime.topology.queues:
+            visible, in_flight = queue_depth(sqs, started.info.resources.queues[queue.dlq_name])
+            queues.append(
+                {"queue": queue.name, "dlq": queue.dlq_name, "depth": visible + in_flight}
+            )
         return _json(queues)
 
     # -- actions --------------------------------------------------------------------
@@ -349,7 +347,32 @@ class Console:
         answer = {"upload_id": upload.upload_id, "size": upload.size}
         return _relayed(202, json.dumps({**answer, "request_id": upload.request_id}))
 
+    def list_dead_letters(
+        self, started: Started, headers: Mapping[str, str], body: bytes
+    ) -> HttpResponse:
+        queue = self._queue_named(headers, body)
+        if isinstance(queue, HttpResponse):
+            return queue
+        pair = started.info.resources.queue_pair(queue)
+        logs = sorted(started.logs_dir.glob("*.log"))
+        with self._dead_letters:
+            letters = dead_letters(
+                started.clients("sqs"), pair.dlq_url, logs, limit=DEAD_LETTERS_SHOWN
+            )
+        return _json({"queue": queue, "messages": [asdict(letter) for letter in letters]})
+
     def redrive(self, started: Started, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        queue = self._queue_named(headers, body)
+        if isinstance(queue, HttpResponse):
+            return queue
+        with self._dead_letters:
+            result = redrive(
+                started.clients("sqs"), started.info.resources.queue_pair(queue), started.state_dir
+            )
+        return _json({"queue": queue, **asdict(result)})
+
+    def _queue_named(self, headers: Mapping[str, str], body: bytes) -> str | HttpResponse:
+        """The topology queue a ``{"queue": ...}`` body names, or the error to answer."""
         if not headers.get("content-type", "").startswith("application/json"):
             return json_error(415, "unsupported_media_type", 'send {"queue": ...} as JSON')
         try:
@@ -359,11 +382,7 @@ class Console:
         known = [q.name for q in self.runtime.topology.queues]
         if queue not in known:
             return json_error(400, "unknown_queue", f"the queues are {', '.join(known)}")
-        with self._dead_letters:
-            result = redrive(
-                started.clients("sqs"), started.info.resources.queue_pair(queue), started.state_dir
-            )
-        return _json({"queue": queue, **asdict(result)})
+        return str(queue)
 
 
 def _relayed(status: int, text: str) -> HttpResponse:

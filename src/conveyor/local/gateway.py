@@ -131,6 +131,10 @@ class Gateway:
         self._listener = socket.create_server((host, port), backlog=128)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._open: set[socket.socket] = set()
+        """Connections being served: a stopped gateway closes them, kept-alive ones too,
+        so that nothing answers once it has stopped."""
+        self._open_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -174,6 +178,11 @@ class Gateway:
                 sock, address = self._listener.accept()
             except OSError:
                 return  # the listener was closed: the gateway is stopping
+            with self._open_lock:
+                if self._stopping.is_set():
+                    sock.close()
+                    return
+                self._open.add(sock)
             threading.Thread(
                 target=_Connection(self, sock, address[0]).serve,
                 name="conveyor-gateway-connection",
@@ -190,8 +199,18 @@ class Gateway:
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        with self._open_lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread waiting in recv()
         if self._thread:
             self._thread.join(timeout=5)
+
+    def connection_closed(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(sock)
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 class _ClientGone(Exception):
@@ -225,8 +244,7 @@ class _Connection:
         except OSError as exc:
             log.debug("connection from %s failed: %s", self.client_ip, exc)
         finally:
-            with contextlib.suppress(OSError):
-                self.sock.close()
+            self.gateway.connection_closed(self.sock)
 
     def _one_exchange(self) -> bool:
         """Read one request, answer it; False when the connection is to be closed."""

@@ -111,6 +111,22 @@ def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() ->
         gateway.stop()
 
 
+def test_a_stopped_gateway_closes_kept_alive_connections_too() -> None:
+    gateway = Gateway({}, {})
+    gateway.start()
+    address = urlsplit(gateway.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 404 ")
+        gateway.stop()
+        try:
+            sock.sendall(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")
+            after = sock.recv(65536)
+        except OSError:
+            after = b""
+        assert after == b"", "nothing answers once the gateway has stopped"
+
+
 def test_a_starting_gateway_serves_its_own_pages_and_503s_the_rest_until_opened() -> None:
     def served(method: str, target: str, headers: Any, body: bytes) -> HttpResponse:
         return HttpResponse(200, str(len(body)).encode(), {"Content-Type": "text/plain"})

@@ -7,7 +7,14 @@ const API = "/console/api/";
 const FAST_MS = 1000;
 const SLOW_MS = 2000;
 
-const state = { phase: "connecting", actions: false, pipelines: null, redriven: {} };
+const state = {
+  phase: "connecting",
+  actions: false,
+  pipelines: null,
+  redriven: {}, // queue -> the last redrive's result line
+  listed: {}, // queue -> the messages the last explicit listing found
+  upload: null, // the last upload from the form, followed until it is processed or failed
+};
 
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -76,12 +83,12 @@ function showPhase(phase, detail, problems) {
   let message = "";
   let bad = false;
   if (phase === "down") {
-    message = `The console cannot reach the local stack (${detail}). Is \`conveyor up\` still running? Retrying every ${FAST_MS / 1000} s…`;
+    message = `The console cannot reach the local stack (${detail}): it is not running at this address. Start it with \`conveyor up\`; this page retries every ${FAST_MS / 1000} s.`;
     bad = true;
   } else if (phase === "starting") {
     message = `The local stack is starting${detail ? `: ${detail}` : ""}. This page fills in when it is ready.`;
   } else if (phase === "stopping" || phase === "stopped") {
-    message = "The local stack is shutting down.";
+    message = `The local stack ${phase === "stopping" ? "is stopping" : "has stopped"}. Start it again with \`conveyor up\`; this page reconnects by itself.`;
     bad = true;
   } else if (problems.length) {
     message = problems.join(" · ");
@@ -91,7 +98,7 @@ function showPhase(phase, detail, problems) {
   banner.textContent = message;
   banner.className = bad ? "banner bad" : "banner";
   document.getElementById("updated").textContent =
-    phase === "down" ? "" : `updated ${new Date().toLocaleTimeString()}`;
+    phase === "running" || phase === "starting" ? `updated ${new Date().toLocaleTimeString()}` : "";
 }
 
 // -- pipelines diagram --------------------------------------------------------------
@@ -287,7 +294,25 @@ function renderOrders(rows) {
   );
 }
 
+// The upload form's line follows its image to the pipeline's verdict.
+function followUpload(rows) {
+  const upload = state.upload;
+  const row = upload && rows.find((r) => r.image_id === upload.id);
+  if (!row || (row.status !== "processed" && row.status !== "failed")) return;
+  const out = document.getElementById("upload-result");
+  out.dataset.status = row.status;
+  if (row.status === "processed") {
+    out.className = "result ok";
+    out.textContent = `${upload.name} processed as ${upload.id}: ${Object.keys(row.variants).join(", ")}`;
+  } else {
+    out.className = "result bad";
+    out.textContent = `${upload.name} failed: ${row.reason}`;
+  }
+  state.upload = null;
+}
+
 function renderImages(rows) {
+  followUpload(rows);
   const root = document.getElementById("images");
   if (!rows.length) {
     root.replaceChildren(el("p", { class: "muted", text: "No images yet." }));
@@ -320,59 +345,85 @@ function renderImages(rows) {
   );
 }
 
+const LISTING_NOTE =
+  "Listing receives each message once, which raises its receive count by one; the counts shown are from before. Refreshing this page receives nothing.";
+
+function lettersTable(messages) {
+  if (!messages.length) return el("p", { class: "muted", text: "No messages were visible to list." });
+  const heads = ["Message", "Receives", "Sent", "What", "Why it failed"];
+  return el(
+    "div",
+    { class: "scroll" },
+    el(
+      "table",
+      { class: "letters" },
+      el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", { text: h })))),
+      el(
+        "tbody",
+        {},
+        ...messages.map((m) =>
+          el(
+            "tr",
+            { "data-message-id": m.message_id },
+            el("td", {}, el("span", { class: "mono", text: m.message_id })),
+            el("td", { class: "num", text: m.receive_count }),
+            el("td", { text: clock(m.sent_at) }),
+            el("td", { text: m.subject }),
+            el("td", { text: m.reason }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 function renderDeadLetters(queues) {
   const root = document.getElementById("dead-letters");
   root.replaceChildren(
     ...queues.map((queue) => {
-      const button = el("button", {
-        type: "button",
-        class: "redrive",
-        "data-queue": queue.queue,
-        disabled: !state.actions || queue.depth === 0,
-        text: `Redrive to ${queue.queue}`,
-      });
-      button.addEventListener("click", () => redrive(queue.queue, button));
+      if (queue.depth === 0) delete state.listed[queue.queue];
+      const action = (label, cls, handler) => {
+        const button = el("button", {
+          type: "button",
+          class: cls,
+          "data-queue": queue.queue,
+          disabled: !state.actions || queue.depth === 0,
+          title: cls === "list" ? LISTING_NOTE : null,
+          text: label,
+        });
+        button.addEventListener("click", () => handler(queue.queue, button));
+        return button;
+      };
       const heading = el(
         "header",
         {},
         el("strong", { class: queue.depth ? "alert" : "", text: queue.dlq }),
         el("span", { class: "muted", text: `${queue.depth} message${queue.depth === 1 ? "" : "s"}` }),
-        button,
+        action("List messages", "list", listLetters),
+        action(`Redrive to ${queue.queue}`, "redrive", redrive),
         el("span", {
           class: `result ${state.redriven[queue.queue]?.ok ? "ok" : "bad"}`,
           id: `redrive-${queue.queue}`,
           text: state.redriven[queue.queue]?.text || "",
         }),
       );
-      const table = queue.messages.length
-        ? el(
-            "div",
-            { class: "scroll" },
-            el(
-              "table",
-              { class: "letters" },
-              el("thead", {}, el("tr", {}, ...["Message", "Receives", "Sent", "What", "Why it failed"].map((h) => el("th", { text: h })))),
-              el(
-                "tbody",
-                {},
-                ...queue.messages.map((m) =>
-                  el(
-                    "tr",
-                    { "data-message-id": m.message_id },
-                    el("td", {}, el("span", { class: "mono", text: m.message_id })),
-                    el("td", { class: "num", text: m.receive_count }),
-                    el("td", { text: clock(m.sent_at) }),
-                    el("td", { text: m.subject }),
-                    el("td", { text: m.reason }),
-                  ),
-                ),
-              ),
-            ),
-          )
-        : null;
-      return el("div", { class: "dlq", "data-dlq": queue.dlq }, heading, table);
+      const listed = state.listed[queue.queue];
+      const body = listed
+        ? [el("p", { class: "muted note", text: LISTING_NOTE }), lettersTable(listed)]
+        : [];
+      return el("div", { class: "dlq", "data-dlq": queue.dlq }, heading, ...body);
     }),
   );
+}
+
+async function listLetters(queue, button) {
+  button.disabled = true;
+  try {
+    state.listed[queue] = (await postJson("dead-letters", { queue })).messages;
+  } catch (error) {
+    state.redriven[queue] = { ok: false, text: `listing failed: ${error.message}` };
+  }
+  await refreshSlow();
 }
 
 async function redrive(queue, button) {
@@ -385,6 +436,7 @@ async function redrive(queue, button) {
   } catch (error) {
     state.redriven[queue] = { ok: false, text: `redrive failed: ${error.message}` };
   }
+  delete state.listed[queue];
   await refreshSlow();
 }
 
@@ -431,9 +483,11 @@ function wireForms() {
         headers: { "Content-Type": file.type || "application/octet-stream", "X-Filename": encodeURIComponent(file.name) },
         body: file,
       }));
-      out.className = "result ok";
-      out.textContent = `uploaded as ${answer.upload_id}; the variants appear below when ready`;
+      out.className = "result";
+      out.textContent = `${file.name} uploaded as ${answer.upload_id}; processing… (request id ${answer.request_id})`;
       out.dataset.uploadId = answer.upload_id;
+      out.dataset.status = "processing";
+      state.upload = { id: answer.upload_id, name: file.name };
     } catch (error) {
       out.className = "result bad";
       out.textContent = `refused (${error.status}): ${error.message}`;
@@ -442,12 +496,24 @@ function wireForms() {
   });
 }
 
-function enableActions(on) {
+// Why the forms are off, said where their results go; cleared when they come back.
+const NOTICES = {
+  remote: "Sending is available only when the stack listens on 127.0.0.1.",
+  stopped: "Sending resumes when the local stack is running.",
+};
+
+function enableActions(running, allowed) {
+  const on = running && allowed;
   for (const button of document.querySelectorAll("form button")) button.disabled = !on;
-  if (!on) {
-    for (const id of ["order-result", "upload-result"]) {
-      const out = document.getElementById(id);
-      if (!out.textContent) out.textContent = "Sending is available only when the stack listens on 127.0.0.1.";
+  const notice = on ? null : allowed || !running ? NOTICES.stopped : NOTICES.remote;
+  for (const id of ["order-result", "upload-result"]) {
+    const out = document.getElementById(id);
+    const showingNotice = Object.values(NOTICES).includes(out.textContent);
+    if (notice && (!out.textContent || showingNotice)) {
+      out.className = "result";
+      out.textContent = notice;
+    } else if (!notice && showingNotice) {
+      out.textContent = "";
     }
   }
 }
@@ -459,7 +525,7 @@ async function refreshFast() {
     const overview = await api("overview");
     state.phase = overview.phase;
     state.actions = overview.actions;
-    enableActions(overview.actions && overview.phase === "running");
+    enableActions(overview.phase === "running", overview.actions);
     showPhase(overview.phase, overview.detail, overview.problems);
     if (overview.phase === "running" && !state.pipelines) {
       state.pipelines = await api("pipelines");
@@ -468,9 +534,12 @@ async function refreshFast() {
     updateNodes(overview);
     renderMetrics(overview.metrics);
   } catch (error) {
-    state.phase = "down";
-    enableActions(false);
-    showPhase("down", error.message, []);
+    // A stopping stack answers 503 "stopped"; no answer at all is "down". (A foreign
+    // Host never gets this far: the page itself is refused with the address to use.)
+    const stopped = error instanceof ApiError && error.payload.error === "stopped";
+    state.phase = stopped ? "stopped" : "down";
+    enableActions(false, state.actions);
+    showPhase(state.phase, error.message, []);
   }
 }
 
