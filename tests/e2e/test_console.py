@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    FilePayload,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 from conveyor.core.media import EXTENSIONS
 from conveyor.functions.consumer import FAILURE_REASON
@@ -193,7 +201,11 @@ def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: 
 
 
 def test_an_upload_the_pipeline_rejects_reads_failed_with_its_reason(page: Page) -> None:
-    impostor = {"name": "impostor.png", "mimeType": "image/png", "buffer": b"GIF89a, not a PNG"}
+    impostor: FilePayload = {
+        "name": "impostor.png",
+        "mimeType": "image/png",
+        "buffer": b"GIF89a, not a PNG",
+    }
     page.set_input_files("#upload-form input[type=file]", files=[impostor])
     page.click("#upload-form button")
     line = page.locator("#upload-result")
@@ -248,7 +260,8 @@ def test_a_dead_letter_shows_its_reason_and_the_redrive_button_empties_the_dlq(
     page.click('button.list[data-queue="billing"]')
     expect(letter).to_contain_text("forced here by the test")
     expect(letter).to_contain_text(f"order {order_id}")
-    expect(letter.locator("td.num")).to_have_text("1"), "the count from before the listing"
+    # The count from before the listing: the one receive this test made.
+    expect(letter.locator("td.num")).to_have_text("1")
     expect(dlq.locator(".note")).to_contain_text("raises its receive count by one")
 
     page.click('button.redrive[data-queue="billing"]')
