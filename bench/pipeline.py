@@ -257,7 +257,7 @@ def request_costs(runtime: LocalRuntime, started: Started, emulator_pid: int) ->
     )
     costs["order: put_item (billing)"] = cpu_ms(
         REQUESTS_PER_KIND,
-        lambda n: orders_table.put_new(
+        lambda n: orders_table.record_billed(
             dynamodb,
             table,
             orders_table.billed_item(

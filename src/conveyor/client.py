@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -105,6 +105,14 @@ class ConveyorClient:
         self, order: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> requests.Response:
         return self.post_json("/orders", order, headers)
+
+    def order_status(self, order_id: str) -> requests.Response:
+        """``GET /orders/{order_id}``: one of this client's orders."""
+        return self.request("GET", f"/orders/{quote(order_id, safe='')}")
+
+    def upload_status(self, upload_id: str) -> requests.Response:
+        """``GET /uploads/{upload_id}``: one of this client's uploads."""
+        return self.request("GET", f"/uploads/{quote(upload_id, safe='')}")
 
     def presign_upload(self, filename: str, content_type: str, size: int) -> requests.Response:
         return self.post_json(

@@ -120,11 +120,18 @@ class SqsTrigger:
 
 @dataclass(frozen=True)
 class HttpRoute:
-    """A load-balancer rule: requests for ``path`` go to the function, which answers
-    405 itself for methods other than ``methods``."""
+    """A load-balancer rule: requests for ``path`` and the items under it
+    (``path/{id}``) go to the function, which answers 404 and 405 itself."""
 
     path: str
-    methods: tuple[str, ...] = ("POST",)
+
+    @property
+    def patterns(self) -> tuple[str, str]:
+        """The rule's path patterns, as the load balancer matches them."""
+        return (self.path, f"{self.path}/*")
+
+    def matches(self, path: str) -> bool:
+        return path == self.path or path.startswith(f"{self.path}/")
 
 
 Trigger = SqsTrigger | HttpRoute
@@ -162,6 +169,8 @@ class Function:
     (see :class:`conveyor.local.poller.Backlog`)."""
     settings: tuple[tuple[str, str], ...] = ()
     """Plain configuration (not resource identifiers) set as environment variables."""
+    media_url: bool = False
+    """Gets ``MEDIA_BASE_URL``: where processed images are downloaded from."""
 
     @property
     def module(self) -> str:
@@ -322,6 +331,9 @@ def _named(items: tuple[_Named, ...], name: str) -> _Named:
     raise KeyError(f"no {name!r} in the topology")
 
 
+APP_STACK = "Conveyor-App"
+"""The deployed stack that holds the functions, data and outputs (``ClientSecretsArn``)."""
+NETWORK_STACK = "Conveyor-Network"
 ORDERS_TOPIC = "orders"
 ORDERS_TABLE = "orders"
 ARCHIVE_BUCKET = "archive"
@@ -329,6 +341,7 @@ CLIENT_SECRETS = "client-secrets"
 MEDIA_BUCKET = "media"
 MEDIA_EVENTS_TOPIC = "media-events"
 IMAGES_TABLE = "images"
+IDEMPOTENCY_TABLE = "idempotency"
 MEDIA_EVENTS_TAP = "media-events-tap"
 BILLING_QUEUE = "billing"
 ARCHIVE_QUEUE = "archive"
@@ -360,7 +373,8 @@ TOPOLOGY = Topology(
     tables=(
         Table(
             ORDERS_TABLE,
-            partition_key="order_id",
+            partition_key="client_id",
+            sort_key="order_id",
             indexes=(
                 Index("by_customer", partition_key="customer_id", sort_key="accepted_at"),
                 Index("by_status", partition_key="status", sort_key="accepted_at"),
@@ -372,6 +386,8 @@ TOPOLOGY = Topology(
             indexes=(Index("by_status", partition_key="status", sort_key="updated_at"),),
             ttl_attribute="expires_at",
         ),
+        # Powertools' idempotency records: it checks their expiry itself; TTL removes them.
+        Table(IDEMPOTENCY_TABLE, partition_key="id", ttl_attribute="expiration"),
     ),
     buckets=(Bucket(ARCHIVE_BUCKET), Bucket(MEDIA_BUCKET)),
     secrets=(
@@ -384,6 +400,23 @@ TOPOLOGY = Topology(
             trigger=HttpRoute("/orders"),
             grants=(
                 Grant(Kind.TOPIC, ORDERS_TOPIC, ("sns:Publish",), env="ORDERS_TOPIC_ARN"),
+                Grant(
+                    Kind.TABLE,
+                    ORDERS_TABLE,
+                    ("dynamodb:GetItem", "dynamodb:PutItem"),
+                    env="ORDERS_TABLE",
+                ),
+                Grant(
+                    Kind.TABLE,
+                    IDEMPOTENCY_TABLE,
+                    (
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                    ),
+                    env="IDEMPOTENCY_TABLE",
+                ),
                 _CLIENT_SECRETS_GRANT,
             ),
             concurrency=4,
@@ -394,7 +427,12 @@ TOPOLOGY = Topology(
             trigger=SqsTrigger(BILLING_QUEUE),
             concurrency=2,
             grants=(
-                Grant(Kind.TABLE, ORDERS_TABLE, ("dynamodb:PutItem",), env="ORDERS_TABLE"),
+                Grant(
+                    Kind.TABLE,
+                    ORDERS_TABLE,
+                    ("dynamodb:GetItem", "dynamodb:PutItem"),
+                    env="ORDERS_TABLE",
+                ),
                 Grant(
                     Kind.QUEUE,
                     dlq_of(BILLING_QUEUE),
@@ -412,7 +450,7 @@ TOPOLOGY = Topology(
                 Grant(
                     Kind.BUCKET,
                     ARCHIVE_BUCKET,
-                    ("s3:PutObject",),
+                    ("s3:GetObject", "s3:PutObject"),
                     env="ARCHIVE_BUCKET",
                     scope=f"{ARCHIVE_PREFIX}*",
                 ),
@@ -438,8 +476,15 @@ TOPOLOGY = Topology(
                     env="MEDIA_BUCKET",
                     scope=f"{UPLOAD_PREFIX}*",
                 ),
+                Grant(
+                    Kind.TABLE,
+                    IMAGES_TABLE,
+                    ("dynamodb:GetItem", "dynamodb:PutItem"),
+                    env="IMAGES_TABLE",
+                ),
                 _CLIENT_SECRETS_GRANT,
             ),
+            media_url=True,
         ),
         Function(
             IMAGES_FUNCTION,

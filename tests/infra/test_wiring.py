@@ -90,14 +90,19 @@ def test_the_load_balancer_routes_what_the_local_gateway_routes(synthesized: Syn
     routed = {}
     for rule in app.of_type("AWS::ElasticLoadBalancingV2::ListenerRule").values():
         props = rule["Properties"]
-        [path] = [
-            c["PathPatternConfig"]["Values"][0]
+        [patterns] = [
+            c["PathPatternConfig"]["Values"]
             for c in props["Conditions"]
             if c["Field"] == "path-pattern"
         ]
+        path, items = patterns
+        assert items == f"{path}/*", "the status endpoints under the same function"
         group = groups[props["Actions"][0]["TargetGroupArn"]["Ref"]]
         function = group["Targets"][0]["Id"]["Fn::GetAtt"][0]
         routed[path] = app.name_of(function)
+        attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
+        # Functions see a repeated header as repeated, and refuse a repeated signature.
+        assert attributes["lambda.multi_value_headers.enabled"] == "true"
     assert routed == gateway_routes(TOPOLOGY)
     [listener] = app.of_type("AWS::ElasticLoadBalancingV2::Listener").values()
     assert listener["Properties"]["Protocol"] == "HTTP", "no certificate given"
@@ -117,7 +122,8 @@ def test_tables_serve_the_access_patterns_the_code_queries(synthesized: Synthesi
         props = app.resources[app.named("AWS::DynamoDB::Table")[table.name]]["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        assert [k["AttributeName"] for k in props["KeySchema"]] == [table.partition_key]
+        keys = [table.partition_key, *([table.sort_key] if table.sort_key else [])]
+        assert [k["AttributeName"] for k in props["KeySchema"]] == keys
         indexes = {
             i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]]
             for i in props.get("GlobalSecondaryIndexes", [])

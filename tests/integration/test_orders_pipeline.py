@@ -37,8 +37,12 @@ def new_order(**fields: Any) -> dict[str, Any]:
     }
 
 
-def billed(stack: Started, aws: EmulatorClients, order_id: str) -> dict[str, Any] | None:
-    return orders_table.get(aws("dynamodb"), stack.info.resources.tables["orders"], order_id)
+def billed(
+    stack: Started, aws: EmulatorClients, order_id: str, client_id: str = "dev"
+) -> dict[str, Any] | None:
+    table = stack.info.resources.tables["orders"]
+    item = orders_table.get(aws("dynamodb"), table, client_id, order_id)
+    return item if item and item["status"] == orders_table.STATUS_BILLED else None
 
 
 def archived_versions(stack: Started, aws: EmulatorClients, order_id: str) -> list[Any]:
@@ -69,26 +73,29 @@ def test_a_signed_order_is_billed_once_and_archived_once(
     assert str(item["total"]) == "30.30"
     assert item["correlation_id"] == "it-trace-1"
     [version] = eventually(lambda: archived_versions(stack, aws, order["order_id"]))
-    assert version["Key"].startswith(f"archive/orders/{datetime.now(UTC):%Y/%m/}")
+    assert version["Key"].startswith(f"archive/orders/dev/{datetime.now(UTC):%Y/%m/}")
     eventually(lambda: drained(stack, aws))
     assert len(archived_versions(stack, aws, order["order_id"])) == 1
 
 
-def test_a_resubmitted_order_id_is_accepted_twice_and_billed_once(
+def test_an_identical_resubmission_gets_the_first_answer_replayed_and_is_published_once(
     stack: Started, aws: EmulatorClients, client: ConveyorClient
 ) -> None:
     order = new_order()
-    assert client.send_order(order).status_code == 202
-    first = eventually(lambda: billed(stack, aws, order["order_id"]))
-    assert client.send_order(order).status_code == 202
-    eventually(
-        lambda: any(
-            line.get("order_id") == order["order_id"] and "duplicate" in line["message"]
-            for line in log_lines(stack, "billing")
-        )
-    )
+    first = client.send_order(order)
+    assert first.status_code == 202
+    assert "Idempotent-Replayed" not in first.headers
+    again = client.send_order(order)
+    assert (again.status_code, again.json()) == (202, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    eventually(lambda: billed(stack, aws, order["order_id"]))
     eventually(lambda: drained(stack, aws))
-    assert billed(stack, aws, order["order_id"]) == first
+    accepted = [
+        line
+        for line in log_lines(stack, "publisher")
+        if line.get("order_id") == order["order_id"] and line["message"] == "order accepted"
+    ]
+    assert len(accepted) == 1, "published once"
     assert len(archived_versions(stack, aws, order["order_id"])) == 1
 
 

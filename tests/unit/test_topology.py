@@ -94,7 +94,7 @@ def test_a_function_environment_holds_its_grants_and_nothing_of_the_runtimes(
         secrets={"client-secrets": "arn:secret"},
     )
     env = function_environment(
-        TOPOLOGY, TOPOLOGY.function("billing"), resources, "http://127.0.0.1:1"
+        TOPOLOGY, TOPOLOGY.function("billing"), resources, "http://127.0.0.1:1", "http://m:2"
     )
     assert env["ORDERS_TABLE"] == "p-orders"
     assert env["DEAD_LETTER_QUEUE_URL"] == "url:dlq"
@@ -103,3 +103,14 @@ def test_a_function_environment_holds_its_grants_and_nothing_of_the_runtimes(
     assert "ORDERS_TOPIC_ARN" not in env, "billing has no grant on the topic"
     assert "CLIENT_SECRETS_ID" not in env
     assert "SOME_RUNTIME_SECRET" not in env
+    assert "MEDIA_BASE_URL" not in env, "only presign answers with download links"
+    media = Resources(
+        prefix="p",
+        buckets={"media": "p-media"},
+        tables={"images": "p-images"},
+        secrets={"client-secrets": "arn:secret"},
+    )
+    presign = function_environment(
+        TOPOLOGY, TOPOLOGY.function("presign"), media, "http://127.0.0.1:1", "http://m:2"
+    )
+    assert presign["MEDIA_BASE_URL"] == "http://m:2/media/processed"

@@ -24,3 +24,18 @@ def required(name: str) -> str:
             "function's grants in conveyor.topology"
         )
     return value
+
+
+SECRETS_MAX_AGE = "CLIENT_SECRETS_MAX_AGE_S"
+"""How long a function trusts its cached copy of the client secrets, in seconds."""
+DEFAULT_SECRETS_MAX_AGE_S = 300
+"""In AWS: a client added, rotated or retired counts everywhere after five minutes (retire
+an old secret only after that). The local runtime sets 5 s."""
+
+
+def secrets_max_age_s() -> int:
+    return int(os.environ.get(SECRETS_MAX_AGE, DEFAULT_SECRETS_MAX_AGE_S))
+
+
+MEDIA_BASE_URL = "MEDIA_BASE_URL"
+"""Where processed images are downloaded from: the CDN in AWS, the media origin locally."""

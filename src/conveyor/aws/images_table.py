@@ -1,6 +1,7 @@
 """The images table: one item per upload, moved through its states by conditional writes.
 
-``processing`` (claimed, with a lease) -> ``processed`` | ``failed``. The item is keyed
+``awaiting_upload`` (presign issued the URL, with the owner) -> ``processing`` (claimed,
+with a lease) -> ``processed`` | ``failed``. The item is keyed
 by ``image_id`` (the upload id) and remembers which object content (ETag) it is about, so a
 second delivery of the same S3 event finds the work done and only makes sure the result
 event went out. An upload id is written once: other content uploaded later under the
@@ -21,10 +22,14 @@ from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
 from conveyor.aws.dynamo import from_attributes, to_attributes
+from conveyor.core.media import PROCESSED_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+AWAITING_UPLOAD = "awaiting_upload"
+AWAITING_RETENTION = timedelta(days=1)
+"""An upload URL expires in minutes; its record goes a day later if nothing arrived."""
 PROCESSING = "processing"
 PROCESSED = "processed"
 FAILED = "failed"
@@ -73,7 +78,8 @@ def claim(
                 "notified = :false REMOVE variants, reason, detail"
             ),
             ConditionExpression=(
-                "attribute_not_exists(image_id) OR (source_etag = :etag AND ("
+                "attribute_not_exists(image_id) OR #status = :awaiting "
+                "OR (source_etag = :etag AND ("
                 "(#status = :processing AND lease_until < :epoch) "
                 "OR (#status = :failed AND reason = :exhausted)))"
             ),
@@ -81,6 +87,7 @@ def claim(
             ExpressionAttributeValues=to_attributes(
                 {
                     ":processing": PROCESSING,
+                    ":awaiting": AWAITING_UPLOAD,
                     ":key": source_key,
                     ":etag": etag,
                     ":lease": int(stamp.timestamp()) + lease_s,
@@ -102,6 +109,55 @@ def claim(
             return Claim("done" if current.get("source_etag") == etag else "reused", current)
         return Claim("busy", current)
     return Claim("claimed")
+
+
+def record_awaiting(
+    dynamodb: DynamoDBClient,
+    table: str,
+    image_id: str,
+    *,
+    client_id: str,
+    filename: str,
+    correlation_id: str,
+    now: datetime,
+) -> None:
+    """Note an issued upload URL and whose upload it is (a new id: written once)."""
+    stamp = now.astimezone(UTC)
+    dynamodb.put_item(
+        TableName=table,
+        Item=to_attributes(
+            {
+                "image_id": image_id,
+                "status": AWAITING_UPLOAD,
+                "client_id": client_id,
+                "original_filename": filename,
+                "correlation_id": correlation_id,
+                "created_at": stamp.isoformat(),
+                "updated_at": stamp.isoformat(),
+                "expires_at": int((stamp + AWAITING_RETENTION).timestamp()),
+            }
+        ),
+        ConditionExpression="attribute_not_exists(image_id)",
+    )
+
+
+def status_view(item: dict[str, Any], media_base_url: str) -> dict[str, Any]:
+    """What ``GET /uploads/{upload_id}`` tells the client that owns the upload."""
+    view: dict[str, Any] = {"upload_id": item["image_id"], "status": item["status"]}
+    if item["status"] == FAILED:
+        view["reason"] = item.get("reason", "")
+    if item["status"] == PROCESSED:
+        view["width"], view["height"] = int(item["width"]), int(item["height"])
+        view["variants"] = {
+            label: {
+                # The CDN serves processed/ at its root.
+                "url": f"{media_base_url}/{str(variant['key']).removeprefix(PROCESSED_PREFIX)}",
+                "width": int(variant["width"]),
+                "height": int(variant["height"]),
+            }
+            for label, variant in item.get("variants", {}).items()
+        }
+    return view
 
 
 def release(dynamodb: DynamoDBClient, table: str, image_id: str, etag: str) -> None:

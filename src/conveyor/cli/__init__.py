@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from conveyor.cli import api, dead_letters, info, stack  # noqa: F401 - registers the commands
+from conveyor.cli import api, clients, dead_letters, info, stack  # noqa: F401 - registers the commands
 from conveyor.cli.app import app
 
 

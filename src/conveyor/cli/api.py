@@ -11,9 +11,9 @@ import typer
 from conveyor.cli import render
 from conveyor.cli.app import StateDir, app, dev_credentials, fail, running
 from conveyor.cli.render import console
-from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients
+from conveyor.local.state import DEFAULT_STATE_DIR
+from conveyor.ops.orders import await_billed
 from conveyor.ops.uploads import upload_and_wait
-from conveyor.topology import IMAGES_TABLE
 
 
 def _parse_item(text: str) -> dict[str, Any]:
@@ -40,8 +40,13 @@ def order(
     file: Annotated[
         Path | None, typer.Option(help="A JSON file with the whole order instead of flags.")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to follow the order to billed (GET /orders/{id}); 0: don't."),
+    ] = 30.0,
 ) -> None:
-    """Send one signed order to the local stack and print the answer."""
+    """Send one signed order to the local stack, print the answer, and follow the order
+    until it is billed."""
     if file is not None:
         try:
             payload = json.loads(file.read_text())
@@ -63,15 +68,22 @@ def order(
             response = client.send_order(
                 payload, headers={"X-Request-Id": request_id} if request_id else None
             )
+            style = "green" if response.status_code < 300 else "red"
+            console.print(f"[{style}]{response.status_code}[/]", end=" ")
+            console.print_json(response.text) if response.text else console.print("")
+            if response.headers.get("Idempotent-Replayed") == "true":
+                console.print("a replay: the answer to the first request with this key")
+            # The id to quote, and to follow with `conveyor logs --correlation-id`.
+            console.print(f"request id {response.headers.get('X-Request-Id', '-')}")
+            if response.status_code >= 300:
+                raise typer.Exit(1)
+            if wait > 0:
+                view = await_billed(client, response.json()["order_id"], wait)
+                console.print_json(data=view)
+                if view.get("status") != "billed":
+                    fail(f"not billed within {wait:.0f} s")
     except OSError as exc:
         fail(f"cannot reach {credentials.endpoint}: {exc}; is `conveyor up` running?")
-    style = "green" if response.status_code < 300 else "red"
-    console.print(f"[{style}]{response.status_code}[/]", end=" ")
-    console.print_json(response.text) if response.text else console.print("")
-    # The id to quote, and to follow with `conveyor logs --correlation-id`.
-    console.print(f"request id {response.headers.get('X-Request-Id', '-')}")
-    if response.status_code >= 300:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -84,7 +96,8 @@ def upload(
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         fail(f"not a file: {', '.join(missing)}")
-    credentials, info = dev_credentials(directory), running(directory)
+    running(directory)  # says how to start a stack when none runs
+    credentials = dev_credentials(directory)
     bars = render.progress()
     try:
         with credentials.client() as client, bars:
@@ -92,8 +105,6 @@ def upload(
             settling = bars.add_task("processing", total=len(paths))
             batch, complete = upload_and_wait(
                 client,
-                EmulatorClients(info.emulator_url)("dynamodb"),
-                info.resources.tables[IMAGES_TABLE],
                 paths,
                 timeout,
                 on_uploaded=lambda: bars.advance(uploading),
@@ -102,7 +113,7 @@ def upload(
     except OSError as exc:
         fail(f"cannot reach the local stack: {exc}; is `conveyor up` running?")
     console.print(render.images_table(batch))
-    render.print_download_links(batch, info.media_url)
+    render.print_download_links(batch)
     if not complete:
         fail(f"not every image had a result within {timeout:.0f}s")
     if batch.refused or any(o.status != "processed" for o in batch.outcomes):

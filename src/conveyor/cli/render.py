@@ -129,17 +129,14 @@ def images_table(batch: Batch) -> Table:
     return table
 
 
-def print_download_links(batch: Batch, media_url: str) -> None:
+def print_download_links(batch: Batch) -> None:
     done = [o for o in batch.outcomes if (o.item or {}).get("variants")]
     if not done:
         return
-    console.print(
-        f"download the variants from {media_url}/media/processed/{{large,medium,thumb}}/"
-        "<image id><ext>; the large ones:"
-    )
+    console.print("download the large variants here (medium/ and thumb/ sit beside large/):")
     for outcome in done:
-        key = outcome.item["variants"]["large"]["key"] if outcome.item else ""
-        console.print(f"  {outcome.upload.filename}: {media_url}/media/{key}", soft_wrap=True)
+        url = outcome.item["variants"]["large"]["url"] if outcome.item else ""
+        console.print(f"  {outcome.upload.filename}: {url}", soft_wrap=True)
 
 
 def demo_summary(demo: OrdersDemo) -> Table:

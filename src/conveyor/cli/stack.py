@@ -158,7 +158,7 @@ def _media_demo(started: Started, timeout: float) -> bool:
             on_settled=lambda: bars.advance(settling),
         )
     console.print(render.images_table(result.batch))
-    render.print_download_links(result.batch, started.info.media_url)
+    render.print_download_links(result.batch)
     if not result.ok:
         console.print("[red]the media demo did not end as expected[/]")
     return result.ok

@@ -7,6 +7,8 @@ unit, with banker's rounding.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -19,11 +21,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from conveyor.core.currencies import MINOR_UNITS
-from conveyor.core.validation import Identifier, WholeNumber
+from conveyor.core.validation import Identifier
 
 if TYPE_CHECKING:
     # The shape SNS takes; a type only, nothing of the AWS SDK is imported here.
@@ -66,7 +70,7 @@ Currency = Annotated[
     AfterValidator(_known_currency),
     WithJsonSchema({"type": "string", "enum": sorted(MINOR_UNITS)}),
 ]
-Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY), WholeNumber]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
 MetadataKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(strict=True, max_length=512)]
 
@@ -91,6 +95,15 @@ class Order(BaseModel):
     metadata: Annotated[
         dict[MetadataKey, MetadataValue] | None, Field(max_length=MAX_METADATA_KEYS)
     ] = None
+
+    @field_validator("items")
+    @classmethod
+    def _costs_something(cls, items: list[OrderItem], info: ValidationInfo) -> list[OrderItem]:
+        # Prices may be finer than the currency's minor unit; the total may not vanish.
+        currency = info.data.get("currency")
+        if currency is not None and _total(items, currency) == 0:
+            raise ValueError(f"the order's total rounds to 0 {currency}")
+        return items
 
 
 class AcceptedOrder(Order):
@@ -135,19 +148,35 @@ def message_attributes(order: AcceptedOrder) -> dict[str, MessageAttributeValueT
 
 def order_total(order: Order) -> Decimal:
     """Sum of the lines, rounded once to the currency's minor unit."""
-    exact = sum((item.unit_price * item.quantity for item in order.items), Decimal(0))
-    return exact.quantize(Decimal(1).scaleb(-MINOR_UNITS[order.currency]), ROUND_HALF_EVEN)
+    return _total(order.items, order.currency)
 
 
-def archive_key(order: AcceptedOrder) -> str:
-    """Where an order's JSON copy lives; a function of the order alone, so rewrites land
-    on the same key."""
-    return archive_key_of(order.order_id, order.accepted_at)
+def _total(items: list[OrderItem], currency: str) -> Decimal:
+    exact = sum((item.unit_price * item.quantity for item in items), Decimal(0))
+    return exact.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency]), ROUND_HALF_EVEN)
+
+
+CONTENT_FIELDS = {"customer_id", "currency", "items", "metadata"}
+"""What an order is, as opposed to who sent it and when: its idempotency payload."""
+
+
+def content_hash(order: Order) -> str:
+    """A digest of the order's content, the same for a client's retries of one order and
+    different for any change to what is bought, for whom or at what price."""
+    content = order.model_dump(mode="json", include=CONTENT_FIELDS)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 ARCHIVE_PREFIX = "archive/orders/"
 
 
-def archive_key_of(order_id: str, accepted_at: datetime) -> str:
+def archive_key(order: AcceptedOrder) -> str:
+    """Where an order's JSON copy lives, under its client (order ids are the client's
+    own); a function of the order alone, so rewrites land on the same key."""
+    return archive_key_of(order.client_id, order.order_id, order.accepted_at)
+
+
+def archive_key_of(client_id: str, order_id: str, accepted_at: datetime) -> str:
     day = accepted_at.astimezone(UTC)
-    return f"{ARCHIVE_PREFIX}{day:%Y/%m/%d}/{order_id}.json"
+    return f"{ARCHIVE_PREFIX}{client_id}/{day:%Y/%m/%d}/{order_id}.json"

@@ -1,8 +1,11 @@
 """HMAC request signing shared by the HTTP endpoints and their clients.
 
 The signed string is ``"{timestamp}\\n{METHOD}\\n{path}\\n{sha256(body) hex}"`` and the
-signature header is ``X-Signature: v1=<hex HMAC-SHA256>``. A client may hold several
-active secrets at once so that a secret can be rotated without downtime.
+signature header is ``X-Signature: v1=<hex HMAC-SHA256>``. The path is the request's
+whole path, ids included; the endpoints take no query string, so none is signed. A
+timestamp may be up to ``MAX_AGE_S`` old but only ``MAX_FUTURE_S`` ahead: the future
+bound allows for clock skew, not for a replay window. A client may hold several active
+secrets at once so that a secret can be rotated without downtime.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ CLIENT_ID_HEADER = "X-Client-Id"
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_HEADER = "X-Signature"
 SIGNATURE_VERSION = "v1"
-MAX_CLOCK_SKEW_S = 300
+MAX_AGE_S = 300
+"""How old a signed request may be when it arrives."""
+MAX_FUTURE_S = 30
+"""How far ahead of the server's clock a client's may run."""
+SECURITY_HEADERS = (CLIENT_ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+MIN_SECRET_LENGTH = 16
+"""Shorter secrets in the client-secrets document are ignored: they could be guessed."""
 
 # Compared against when the client is unknown, so that an unknown client costs the
 # same HMAC work as a known one and timing does not reveal which client ids exist.
@@ -77,7 +86,6 @@ def verify(
     request: SignedRequest,
     secrets_for: Callable[[str], Sequence[str]],
     now: float,
-    max_skew_s: int = MAX_CLOCK_SKEW_S,
 ) -> str:
     """Return the authenticated client id, or raise :class:`AuthenticationError`.
 
@@ -90,8 +98,11 @@ def verify(
     presented = _header(request.headers, SIGNATURE_HEADER)
     if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise AuthenticationError("timestamp is not unix seconds")
-    if abs(now - int(timestamp)) > max_skew_s:
-        raise AuthenticationError("timestamp outside the allowed window")
+    age = now - int(timestamp)
+    if age > MAX_AGE_S:
+        raise AuthenticationError("timestamp too old")
+    if -age > MAX_FUTURE_S:
+        raise AuthenticationError("timestamp in the future")
 
     secrets = list(secrets_for(client_id))
     candidates = secrets or [_DECOY_SECRET]

@@ -15,7 +15,6 @@ from pydantic import (
 )
 
 from conveyor.core.media import EXTENSIONS, MAX_UPLOAD_BYTES
-from conveyor.core.validation import WholeNumber
 
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 _PLAIN_FILENAME = r"^(?!\.{1,2}$)[^\x00-\x1f\x7f/\\]+$"
@@ -38,7 +37,7 @@ class UploadRequest(BaseModel):
         StringConstraints(strict=True),
         WithJsonSchema({"type": "string", "enum": list(EXTENSIONS)}),
     ]
-    size: Annotated[int, Field(strict=True, ge=1, le=MAX_UPLOAD_BYTES), WholeNumber]
+    size: Annotated[int, Field(strict=True, ge=1, le=MAX_UPLOAD_BYTES)]
 
     @field_validator("filename")
     @classmethod

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, StringConstraints, ValidationError
+from pydantic import StringConstraints, ValidationError
 
 Identifier = Annotated[
     str,
@@ -15,16 +16,33 @@ Identifier = Annotated[
 """Ids end up in S3 keys and DynamoDB keys, so they are restricted to a safe alphabet."""
 
 
-def _whole_number(value: Any) -> Any:
-    # JSON Schema counts 2.0 as the integer 2; booleans and strings stay errors (strict).
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+class DuplicateKeyError(ValueError):
+    """A JSON object names a key twice: which value was meant is anyone's guess."""
 
 
-WholeNumber = BeforeValidator(_whole_number)
-"""Use last, as ``Annotated[int, Field(strict=True, ...), WholeNumber]``: outermost, it runs
-first, and the JSON schema keeps the field's minimum and maximum."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKeyError(f"key {key!r} appears more than once")
+        seen[key] = value
+    return seen
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(body: bytes) -> Any:
+    """Parse a request body as standard JSON: duplicate keys and NaN/Infinity are errors,
+    and numbers keep their JSON kind (``2.0`` stays a float, so an integer field refuses
+    it). Raises ValueError with a reason."""
+    try:
+        # Decoded first: handed bytes, json would also take UTF-16 or a byte-order mark.
+        text = body.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc
 
 
 def field_errors(error: ValidationError) -> list[dict[str, str]]:

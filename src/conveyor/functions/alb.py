@@ -11,7 +11,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,20 +19,34 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import ALBResolver, Response
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
 from conveyor.aws import metrics
-from conveyor.aws.config import required
+from conveyor.aws.clients import has_code
+from conveyor.aws.config import required, secrets_max_age_s
 from conveyor.core.request_ids import request_id_from
-from conveyor.core.signing import AuthenticationError, SignedRequest, verify
-from conveyor.core.validation import field_errors
+from conveyor.core.signing import (
+    MIN_SECRET_LENGTH,
+    SECURITY_HEADERS,
+    SIGNATURE_HEADER,
+    AuthenticationError,
+    SignedRequest,
+    verify,
+)
+from conveyor.core.validation import field_errors, strict_json
 
-SECRETS_MAX_AGE_S = 300
-"""How long a function trusts its cached copy of the client secrets. A rotated-in secret
-works everywhere after this long; retire the old one only after that."""
+RETRYABLE_CODES = (
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalServerError",
+)
+"""AWS errors that say "not now" rather than "never": the caller is told to retry (503)."""
 
-MIN_SECRET_LENGTH = 16
-"""Shorter secrets in the table are ignored: they could be guessed."""
+_METHODS = ("GET", "PUT", "PATCH", "DELETE", "POST", "HEAD", "OPTIONS")
+
 
 REQUEST_ID = "request_id"
 """The key of the request's correlation id in the resolver's context."""
@@ -45,11 +59,19 @@ logger = Logger()
 class HttpError(Exception):
     """Raised anywhere in a route to answer with a JSON error."""
 
-    def __init__(self, status: int, error: str, reason: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        reason: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.error = error
         self.reason = reason
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -64,10 +86,9 @@ def json_response(
     )
 
 
-def error_response(exc: HttpError, headers: dict[str, str] | None = None) -> Response[str]:
-    return json_response(
-        exc.status, {"error": exc.error, "reason": exc.reason, **exc.extra}, headers
-    )
+def error_response(exc: HttpError) -> Response[str]:
+    body = {"error": exc.error, "reason": exc.reason, **exc.extra}
+    return json_response(exc.status, body, exc.headers)
 
 
 def raw_body(event: dict[str, Any]) -> bytes:
@@ -81,12 +102,31 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return body.encode("utf-8", "surrogateescape")
 
 
-def header(event: dict[str, Any], name: str) -> str | None:
+def header_values(event: dict[str, Any], name: str) -> list[str]:
+    """Every value the request sent for a header. The target groups deliver
+    ``multiValueHeaders``, so a repeated header is seen as repeated, not as its last."""
     wanted = name.lower()
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == wanted:
-            return str(value)
-    return None
+    multi = event.get("multiValueHeaders")
+    if multi is not None:
+        return [str(v) for key, values in multi.items() if key.lower() == wanted for v in values]
+    return [str(v) for key, v in (event.get("headers") or {}).items() if key.lower() == wanted]
+
+
+def header(event: dict[str, Any], name: str) -> str | None:
+    values = header_values(event, name)
+    return values[-1] if values else None
+
+
+def check_unambiguous(event: dict[str, Any]) -> None:
+    """Refuse what the signature could not vouch for: a repeated security header or Host
+    (which copy was signed?) and a query string (the signed string has none)."""
+    for name in (*SECURITY_HEADERS, "Host"):
+        if len(header_values(event, name)) > 1:
+            raise HttpError(400, "bad_request", f"the {name} header is repeated")
+    if event.get("multiValueQueryStringParameters") or event.get("queryStringParameters"):
+        raise HttpError(
+            400, "query_not_allowed", "this API takes no query string (it would not be signed)"
+        )
 
 
 def check_size(body: bytes, limit: int) -> None:
@@ -104,7 +144,7 @@ def check_json(event: dict[str, Any]) -> None:
 
 def _client_secrets(client_id: str) -> Sequence[str]:
     table = parameters.get_secret(
-        required("CLIENT_SECRETS_ID"), transform="json", max_age=SECRETS_MAX_AGE_S
+        required("CLIENT_SECRETS_ID"), transform="json", max_age=secrets_max_age_s()
     )
     secrets = table.get(client_id) if isinstance(table, dict) else None
     # Only a list of secrets counts: a bare string would otherwise be iterated as
@@ -116,11 +156,12 @@ def _client_secrets(client_id: str) -> Sequence[str]:
 
 def authenticate(event: dict[str, Any], body: bytes) -> str:
     """The verified client id; a 401 that does not say which check failed otherwise."""
+    present = {name: header(event, name) for name in SECURITY_HEADERS}
     request = SignedRequest(
         method=str(event.get("httpMethod", "")),
         path=str(event.get("path", "")),
         body=body,
-        headers=event.get("headers") or {},
+        headers={name: value for name, value in present.items() if value is not None},
     )
     try:
         return verify(request, _client_secrets, now=time.time())
@@ -136,12 +177,36 @@ Payload = TypeVar("Payload", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class Verified(Generic[Payload]):
-    """A request that passed every check: size, signature, content type, schema."""
+class Caller:
+    """Who sent a request that passed the signature check, and its correlation id."""
 
     request_id: str
     client_id: str
+    signature: str
+    """The request's X-Signature: the same for an exact replay, and for nothing else."""
+
+
+@dataclass(frozen=True)
+class Verified(Generic[Payload]):
+    """A request that passed every check: size, signature, content type, schema."""
+
+    caller: Caller
     payload: Payload
+
+
+def verified_caller(app: ALBResolver, body: bytes) -> Caller:
+    """The unambiguous-request and signature checks every endpoint runs."""
+    event = app.current_event.raw_event
+    check_unambiguous(event)
+    client_id = authenticate(event, body)
+    return Caller(str(app.context[REQUEST_ID]), client_id, header(event, SIGNATURE_HEADER) or "")
+
+
+def verified_get(app: ALBResolver) -> Caller:
+    """A signed GET: its body, signed as such, must be empty."""
+    body = raw_body(app.current_event.raw_event)
+    check_size(body, 0)
+    return verified_caller(app, body)
 
 
 def verified_json(
@@ -149,38 +214,41 @@ def verified_json(
 ) -> Verified[Payload]:
     """Run the checks every signed JSON endpoint runs, in the order that does the least
     work for a bad request: size, then signature, then content type, then the model."""
-    event = app.current_event.raw_event
-    request_id = str(app.context[REQUEST_ID])
-    body = raw_body(event)
+    body = raw_body(app.current_event.raw_event)
     check_size(body, max_bytes)
-    client_id = authenticate(event, body)
-    check_json(event)
+    caller = verified_caller(app, body)
+    check_json(app.current_event.raw_event)
+    try:
+        strict_json(body)  # what the model's own parser lets by: duplicate keys, NaN
+    except ValueError as exc:
+        fields = [{"field": "body", "message": str(exc)}]
+        raise HttpError(400, error, f"the body is not valid JSON: {exc}", fields=fields) from exc
     try:
         payload = model.model_validate_json(body)
     except ValidationError as exc:
         raise HttpError(400, error, f"the {what} is not valid", fields=field_errors(exc)) from exc
-    return Verified(request_id, client_id, payload)
+    return Verified(caller, payload)
 
 
-def resolver(path: str, allowed: Sequence[str], rejected_metric: str) -> ALBResolver:
-    """An ALB resolver with the JSON 404/405/500 answers every endpoint gives; each
-    error answer counts one ``rejected_metric`` with its error code as the reason."""
+def resolver(routes: Mapping[str, Sequence[str]], rejected_metric: str) -> ALBResolver:
+    """An ALB resolver with the JSON 404/405/500 answers every endpoint gives, for
+    ``routes`` (path rule -> the methods it serves); each error answer counts one
+    ``rejected_metric`` with its error code as the reason."""
     app = ALBResolver()
-    other = [
-        m for m in ("GET", "PUT", "PATCH", "DELETE", "POST", "HEAD", "OPTIONS") if m not in allowed
-    ]
 
-    def reject(exc: HttpError, headers: dict[str, str] | None = None) -> Response[str]:
+    def reject(exc: HttpError) -> Response[str]:
         # The line a caller's quoted X-Request-Id leads to.
         logger.info("request refused", extra={"status": exc.status, "error": exc.error})
         metrics.count(rejected_metric, reason=exc.error)
-        return error_response(exc, headers)
+        return error_response(exc)
 
-    @app.route(path, method=other)
-    def method_not_allowed() -> Response[str]:
-        return reject(
-            HttpError(405, "method_not_allowed", f"use {', '.join(allowed)} on {path}"),
-            {"Allow": ", ".join(allowed)},
+    for path, allowed in routes.items():
+        other = [m for m in _METHODS if m not in allowed]
+        allow = ", ".join(allowed)
+        app.route(path, method=other)(
+            lambda allow=allow, **_: reject(
+                HttpError(405, "method_not_allowed", f"use {allow} here", {"Allow": allow})
+            )
         )
 
     @app.not_found
@@ -190,6 +258,13 @@ def resolver(path: str, allowed: Sequence[str], rejected_metric: str) -> ALBReso
     @app.exception_handler(HttpError)  # type: ignore[untyped-decorator]
     def http_error(exc: HttpError) -> Response[str]:
         return reject(exc)
+
+    @app.exception_handler(ClientError)  # type: ignore[untyped-decorator]
+    def aws_error(exc: ClientError) -> Response[str]:
+        logger.exception("AWS call failed")
+        if has_code(exc, *RETRYABLE_CODES):
+            return reject(HttpError(503, "unavailable", "a dependency is busy; retry shortly"))
+        return reject(HttpError(500, "internal_error", "the request failed; it is safe to retry"))
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def unexpected(exc: Exception) -> Response[str]:

@@ -17,11 +17,21 @@ from botocore.exceptions import ClientError
 from conveyor.aws import metrics
 from conveyor.aws.clients import client, has_code
 from conveyor.aws.config import required
-from conveyor.core.orders import AcceptedOrder, archive_key
-from conveyor.functions.consumer import correlate, logged_failures, parse_or_dead_letter
+from conveyor.core.orders import AcceptedOrder, archive_key, content_hash
+from conveyor.functions.consumer import (
+    CONFLICTING_DUPLICATE,
+    correlate,
+    logged_failures,
+    parse_or_dead_letter,
+    send_to_dead_letter,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+CONTENT_HASH = "content-hash"
+"""Object metadata: the archived order's content digest, to tell a duplicate delivery
+from another order under the same key."""
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -38,8 +48,13 @@ def put_copy(s3: S3Client, bucket: str, key: str, order: AcceptedOrder) -> None:
         ContentType="application/json",
         ServerSideEncryption="AES256",
         IfNoneMatch="*",
-        Metadata={"correlation-id": order.correlation_id},
+        Metadata={"correlation-id": order.correlation_id, CONTENT_HASH: content_hash(order)},
     )
+
+
+def stored_content(s3: S3Client, bucket: str, key: str) -> str | None:
+    """The content digest of the copy already at ``key``."""
+    return s3.head_object(Bucket=bucket, Key=key)["Metadata"].get(CONTENT_HASH)
 
 
 @logged_failures
@@ -48,12 +63,15 @@ def archive(record: SQSRecord) -> None:
     order = parse_or_dead_letter(record, AcceptedOrder, "order", "archive")
     if order is None:
         return
-    key = archive_key(order)
+    key, bucket, s3 = archive_key(order), required("ARCHIVE_BUCKET"), client("s3")
     try:
-        put_copy(client("s3"), required("ARCHIVE_BUCKET"), key, order)
+        put_copy(s3, bucket, key, order)
     except ClientError as exc:
         if not has_code(exc, "PreconditionFailed"):
             raise
+        if stored_content(s3, bucket, key) != content_hash(order):
+            send_to_dead_letter(record, CONFLICTING_DUPLICATE, "archive")
+            return
         logger.info("order already archived; duplicate delivery", extra={"key": key})
         return
     metrics.count(metrics.ORDERS_ARCHIVED)

@@ -17,8 +17,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from conveyor.aws import metrics, orders_table
 from conveyor.aws.clients import client
 from conveyor.aws.config import required
+from conveyor.aws.orders_table import Outcome
 from conveyor.core.orders import AcceptedOrder, order_total
-from conveyor.functions.consumer import correlate, logged_failures, parse_or_dead_letter
+from conveyor.functions.consumer import (
+    CONFLICTING_DUPLICATE,
+    correlate,
+    logged_failures,
+    parse_or_dead_letter,
+    send_to_dead_letter,
+)
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -31,11 +38,16 @@ def bill(record: SQSRecord) -> None:
     if order is None:
         return
     item = orders_table.billed_item(order, order_total(order), datetime.now(UTC))
-    if orders_table.put_new(client("dynamodb"), required("ORDERS_TABLE"), item):
+    written = orders_table.record_billed(client("dynamodb"), required("ORDERS_TABLE"), item)
+    if written.outcome is Outcome.WRITTEN:
         metrics.count(metrics.ORDERS_BILLED)
         logger.info("order billed", extra={"order_id": order.order_id, "total": str(item["total"])})
-    else:
+    elif written.outcome is Outcome.SAME:
         logger.info("order already billed; duplicate delivery", extra={"order_id": order.order_id})
+    else:
+        # Another order under this client's id: not a duplicate to drop, but a message
+        # that can never be billed; the DLQ keeps it, and its alarm tells someone.
+        send_to_dead_letter(record, CONFLICTING_DUPLICATE, "billing")
 
 
 @metrics.published

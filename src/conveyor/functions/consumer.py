@@ -29,6 +29,10 @@ FAILURE_REASON = "failure_reason"
 FAILED_FUNCTION = "failed_function"
 SOURCE_MESSAGE_ID = "source_message_id"
 
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+"""The reason for a message whose key already holds other content (same client, same
+order id, another order): never billed or archived, never dropped silently."""
+
 logger = Logger()
 
 

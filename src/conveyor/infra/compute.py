@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from conveyor.aws.config import MEDIA_BASE_URL
 from conveyor.infra.data import NAME_TAG, Data
 from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
@@ -70,8 +71,10 @@ class Compute(Construct):
         network: NetworkStack,
         data: Data,
         messaging: Messaging,
+        media_url: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.media_url = media_url
         self.layers = {
             name: lambda_.LayerVersion(
                 self,
@@ -130,6 +133,8 @@ class Compute(Construct):
         for grant in function.grants:
             if grant.env:
                 environment[grant.env] = grant_identifier(grant, data, messaging)
+        if function.media_url:
+            environment[MEDIA_BASE_URL] = self.media_url
         layers = [self.layers["powertools"]]
         if function.name in IMAGING_FUNCTIONS:
             layers.append(self.layers["imaging"])

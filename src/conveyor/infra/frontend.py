@@ -77,10 +77,13 @@ class Frontend(Construct):
                 default_action=not_found,
             )
         for priority, (function, route) in enumerate(topology.routes(), start=10):
-            listener.add_targets(
+            group = listener.add_targets(
                 f"Route-{function.name}",
                 priority=priority,
-                conditions=[elbv2.ListenerCondition.path_patterns([route.path])],
+                conditions=[elbv2.ListenerCondition.path_patterns(list(route.patterns))],
                 targets=[targets.LambdaTarget(compute.functions[function.name])],
             )
+            # Every value of a repeated header reaches the function, which refuses a
+            # repeated security header instead of trusting whichever copy came last.
+            group.set_attribute("lambda.multi_value_headers.enabled", "true")
         self.listener = listener

@@ -20,7 +20,7 @@ from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.observability import Observability
 from conveyor.infra.settings import Settings
-from conveyor.topology import CLIENT_SECRETS, Topology
+from conveyor.topology import APP_STACK, CLIENT_SECRETS, NETWORK_STACK, Topology
 
 
 class AppStack(Stack):
@@ -37,6 +37,7 @@ class AppStack(Stack):
         super().__init__(scope, construct_id, env=env)
         self.data = Data(self, "Data", topology)
         self.messaging = Messaging(self, "Messaging", topology, self.data)
+        self.cdn = Cdn(self, "Cdn", data=self.data)
         self.compute = Compute(
             self,
             "Compute",
@@ -45,6 +46,7 @@ class AppStack(Stack):
             network=network,
             data=self.data,
             messaging=self.messaging,
+            media_url=f"https://{self.cdn.distribution.distribution_domain_name}",
         )
         self.frontend = Frontend(
             self,
@@ -55,7 +57,6 @@ class AppStack(Stack):
             data=self.data,
             compute=self.compute,
         )
-        self.cdn = Cdn(self, "Cdn", data=self.data)
         self.observability = Observability(
             self,
             "Observability",
@@ -74,7 +75,7 @@ class AppStack(Stack):
         outputs = {
             "ApiUrl": (
                 f"{scheme}://{self.frontend.alb.load_balancer_dns_name}",
-                "POST /orders and POST /uploads, signed",
+                "/orders and /uploads (POST, and GET of one by id), signed",
             ),
             "MediaDomain": (
                 self.cdn.distribution.distribution_domain_name,
@@ -106,10 +107,8 @@ def build(
     scope: Construct, topology: Topology, settings: Settings
 ) -> tuple[NetworkStack, AppStack]:
     env = Environment(account=settings.account, region=settings.region)
-    network = NetworkStack(scope, "Conveyor-Network", settings, env=env)
-    app = AppStack(
-        scope, "Conveyor-App", topology=topology, settings=settings, network=network, env=env
-    )
+    network = NetworkStack(scope, NETWORK_STACK, settings, env=env)
+    app = AppStack(scope, APP_STACK, topology=topology, settings=settings, network=network, env=env)
     for stack in (network, app):
         Aspects.of(stack).add(AwsSolutionsChecks(verbose=True))
     _accepted_findings(network, app)

@@ -254,7 +254,9 @@ class Console:
         for item in newest_in_status(
             dynamodb, info.resources.tables[ORDERS_TABLE], orders_table.STATUS_BILLED, RECENT
         ):
-            key = archive_key_of(item["order_id"], datetime.fromisoformat(item["accepted_at"]))
+            key = archive_key_of(
+                item["client_id"], item["order_id"], datetime.fromisoformat(item["accepted_at"])
+            )
             rows.append(
                 {
                     "order_id": item["order_id"],

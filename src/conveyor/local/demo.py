@@ -13,7 +13,7 @@ from conveyor.local.runtime import Started
 from conveyor.local.status import Status, read_status
 from conveyor.ops.traffic import SendReport, Submission, send_all
 from conveyor.ops.uploads import Batch, sample_photos, upload_and_wait
-from conveyor.topology import IMAGES_TABLE, Topology
+from conveyor.topology import Topology
 
 IMPOSTOR = b"%PDF-1.7 this is not a photograph\n" * 64
 STATUS_EVERY_S = 0.5
@@ -101,8 +101,6 @@ def run_media(
     with started.client() as client:
         batch, complete = upload_and_wait(
             client,
-            started.clients("dynamodb"),
-            started.info.resources.tables[IMAGES_TABLE],
             paths,
             timeout_s,
             on_uploaded,

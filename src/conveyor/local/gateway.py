@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -70,25 +70,39 @@ Handler = Callable[[str, str, Mapping[str, str], bytes], HttpResponse]
 """A gateway-served route: (method, path with query, headers, body) -> response."""
 
 
+HeaderLines = Mapping[str, str] | Sequence[tuple[str, str]]
+"""A request's headers: a mapping, or every line as sent, repeats included."""
+
+
 def alb_event(
-    method: str, target: str, headers: Mapping[str, str], body: bytes, client_ip: str
+    method: str, target: str, headers: HeaderLines, body: bytes, client_ip: str
 ) -> dict[str, Any]:
+    """The event an ALB target group with multi-value headers enabled (as the stacks
+    configure it) sends: every header and query value as sent, repeats included."""
     parts = urlsplit(target)
-    lowered = {k.lower(): v for k, v in headers.items()}
-    textual = lowered.get("content-type", "").startswith(_TEXT_TYPES) or not body
+    lines = headers.items() if isinstance(headers, Mapping) else headers
+    multi: dict[str, list[str]] = {}
+    for name, value in lines:
+        multi.setdefault(name.lower(), []).append(value)
+    content_type = multi.get("content-type", [""])[-1]
+    textual = content_type.startswith(_TEXT_TYPES) or not body
     try:
         text = body.decode("utf-8") if textual else None
     except UnicodeDecodeError:
         text = None
-    lowered.setdefault("x-forwarded-for", client_ip)
-    lowered.setdefault("x-forwarded-proto", "http")
-    lowered.setdefault("x-amzn-trace-id", f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}")
+    multi.setdefault("x-forwarded-for", [client_ip])
+    multi.setdefault("x-forwarded-proto", ["http"])
+    trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+    multi.setdefault("x-amzn-trace-id", [trace])
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
     return {
         "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:local"}},
         "httpMethod": method,
         "path": parts.path,
-        "queryStringParameters": dict(parse_qsl(parts.query, keep_blank_values=True)),
-        "headers": lowered,
+        "multiValueQueryStringParameters": query,
+        "multiValueHeaders": multi,
         "body": text if text is not None else base64.b64encode(body).decode(),
         "isBase64Encoded": text is None,
     }
@@ -145,10 +159,17 @@ class Gateway:
         self.served = {**self.served, **served}  # replaced whole: requests may be reading it
         self.functions = dict(functions)
 
+    def function_for(self, path: str) -> Invoke | None:
+        """The function whose rule covers ``path``: ``/orders`` and ``/orders/{id}``."""
+        for route, invoke in (self.functions or {}).items():
+            if path == route or path.startswith(f"{route}/"):
+                return invoke
+        return None
+
     def max_body(self, target: str) -> int:
         """ALB's limit for function routes; ``served_max_body`` for the gateway's own."""
         path = urlsplit(target).path
-        if self.functions is not None and path in self.functions:
+        if self.function_for(path) is not None:
             return MAX_BODY_BYTES
         served = any(path.startswith(prefix) for prefix in self.served)
         return self.served_max_body if served else MAX_BODY_BYTES
@@ -157,17 +178,18 @@ class Gateway:
         self,
         method: str,
         target: str,
-        headers: Mapping[str, str],
+        headers: HeaderLines,
         body: bytes,
         client_ip: str = "127.0.0.1",
     ) -> HttpResponse:
         path = urlsplit(target).path
-        invoke = self.functions.get(path) if self.functions is not None else None
+        invoke = self.function_for(path)
         if invoke is not None:
             return from_alb_response(invoke(alb_event(method, target, headers, body, client_ip)))
         for prefix, handler in self.served.items():
             if path.startswith(prefix):
-                return handler(method, target, headers, body)
+                lines = headers.items() if isinstance(headers, Mapping) else headers
+                return handler(method, target, {k.lower(): v for k, v in lines}, body)
         if self.functions is None:
             return json_error(503, "starting", "the local stack is starting; retry shortly")
         return json_error(404, "not_found", f"no route for {path}")
@@ -255,7 +277,8 @@ class _Connection:
             return False
         assert isinstance(request, h11.Request)
         method, target = request.method.decode("ascii"), request.target.decode("ascii")
-        headers = {name.decode("ascii"): value.decode("latin-1") for name, value in request.headers}
+        lines = [(name.decode("ascii"), value.decode("latin-1")) for name, value in request.headers]
+        headers = dict(lines)
         # h11 folds identical repeated Content-Length lines into one; ALB refuses them.
         head = bytes(self._head or b"").partition(b"\r\n\r\n")[0]
         self._head = None  # the head is read: the body is not kept twice
@@ -278,7 +301,7 @@ class _Connection:
             return False
         body = self._read_body()
         try:
-            response = self.gateway.dispatch(method, target, headers, body, self.client_ip)
+            response = self.gateway.dispatch(method, target, lines, body, self.client_ip)
         except Exception:
             log.exception("gateway failed on %s %s", method, target)
             response = json_error(500, "internal_error", "the gateway failed")

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from conveyor.aws.config import MEDIA_BASE_URL, SECRETS_MAX_AGE
 from conveyor.client import ConveyorClient
-from conveyor.core.media import MAX_UPLOAD_BYTES
+from conveyor.core.media import MAX_UPLOAD_BYTES, PROCESSED_PREFIX
 from conveyor.local import chaos, emf, logs
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.console import CONSOLE_PATH, Console
@@ -90,8 +91,12 @@ class RuntimeOptions:
         return self.port + 1 if self.port else 0
 
 
+LOCAL_SECRETS_MAX_AGE_S = 5
+"""Locally, a client added or rotated with ``conveyor clients`` can call within seconds."""
+
+
 def function_environment(
-    topology: Topology, function: Function, resources: Resources, endpoint: str
+    topology: Topology, function: Function, resources: Resources, endpoint: str, media_url: str
 ) -> dict[str, str]:
     """Exactly what the function's Lambda environment holds: its grants' identifiers,
     the endpoint, and Powertools settings; nothing inherited from the runtime."""
@@ -109,6 +114,10 @@ def function_environment(
     for grant in function.grants:
         if grant.env:
             env[grant.env] = resources.identifier(grant.kind, grant.resource)
+    if function.media_url:
+        # The CDN's origin path is processed/; the media origin serves it under /media/.
+        env[MEDIA_BASE_URL] = f"{media_url}{MEDIA_PATH}{PROCESSED_PREFIX.rstrip('/')}"
+    env[SECRETS_MAX_AGE] = str(LOCAL_SECRETS_MAX_AGE_S)
     return env
 
 
@@ -211,7 +220,7 @@ class LocalRuntime:
 
         progress(f"starting {len(self.topology.functions)} functions")
         for function in self.topology.functions:
-            env = function_environment(self.topology, function, resources, endpoint)
+            env = function_environment(self.topology, function, resources, endpoint, self.media.url)
             if self.faults and self.faults.applies_to(function.name):
                 function, chaos_env = chaos.wrap(function, self.faults)  # noqa: PLW2901
                 env.update(chaos_env)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from conveyor.aws import images_table
+from conveyor.aws import images_table, orders_table
 from conveyor.client import ConveyorClient, UploadError
 from conveyor.core.orders import ARCHIVE_PREFIX
 from conveyor.local.chaos import FaultPlan
@@ -63,7 +63,9 @@ SOAK_TIMEOUT_S = {BILLING_FUNCTION: 4, ARCHIVE_FUNCTION: 4, IMAGES_FUNCTION: 8}
 """Seconds each consumer may run in the soak; its queue hides a message six times that."""
 DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.05, aws_error_rate=0.02, duplicate_rate=0.05)
 """What `conveyor soak` (and so `make soak`) injects unless told otherwise."""
-MAX_RETRIES = 6
+MAX_RETRIES = 20
+"""Enough to outlast an in-progress idempotency record left by an invocation that died:
+it expires with that invocation's time (the publisher's timeout)."""
 
 
 def fast_topology(topology: Topology = TOPOLOGY) -> Topology:
@@ -130,10 +132,16 @@ def _send_with_retries(
 ) -> tuple[int, Any]:
     for attempt in range(MAX_RETRIES):
         response = submission.send(client)
-        if response.status_code != 503:
+        if response.status_code == 503:
+            wait = min(0.05 * 2**attempt, 2.0)
+        elif response.status_code == 409 and "Retry-After" in response.headers:
+            # The same order is still being accepted (or its attempt died mid-way, and
+            # its record expires with the invocation's time): ask again when told to.
+            wait = float(response.headers["Retry-After"])
+        else:
             break
         report.told_to_retry += 1
-        time.sleep(0.05 * 2**attempt)
+        time.sleep(wait)
     try:
         return response.status_code, response.json()
     except ValueError:
@@ -299,9 +307,18 @@ def _check_orders(
     for page in (
         aws("dynamodb")
         .get_paginator("scan")
-        .paginate(TableName=resources.tables[ORDERS_TABLE], ProjectionExpression="order_id")
+        .paginate(
+            TableName=resources.tables[ORDERS_TABLE],
+            ProjectionExpression="order_id, #status",
+            ExpressionAttributeNames={"#status": "status"},
+        )
     ):
-        billed.update(item["order_id"]["S"] for item in page["Items"])
+        # The publisher records each order as accepted first; only a bill counts here.
+        billed.update(
+            item["order_id"]["S"]
+            for item in page["Items"]
+            if item["status"]["S"] == orders_table.STATUS_BILLED
+        )
     versions: Counter[str] = Counter()
     for listing in (
         aws("s3")

@@ -114,7 +114,9 @@ def estimate(
             / 1e6
             * prices.sqs_million_requests,
             "SNS publishes": (volume.orders + volume.images) / 1e6 * prices.sns_million_publishes,
-            "DynamoDB on-demand writes and storage": (volume.orders * 3 + volume.images * 6)
+            # An order: its idempotency record (written, then completed), its accepted
+            # record and its bill; an image: presign's record and the claim-to-result ones.
+            "DynamoDB on-demand writes and storage": (volume.orders * 4 + volume.images * 7)
             / 1e6
             * prices.dynamodb_million_writes
             + volume.orders * volume.order_kb / 1024 / 1024 * prices.dynamodb_gb_month,

@@ -7,13 +7,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.aws import images_table
 from conveyor.client import ConveyorClient, Upload, UploadError
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 SAMPLE_PHOTOS = (
     "astronaut.png",
@@ -72,22 +69,21 @@ def upload_all(
 
 
 def await_results(
-    dynamodb: DynamoDBClient,
-    table: str,
+    client: ConveyorClient,
     batch: Batch,
     timeout_s: float,
     on_settled: Callable[[Outcome], None] = lambda _: None,
 ) -> bool:
-    """Poll the images table until every upload is processed or failed; False on timeout."""
+    """Ask ``GET /uploads/{id}`` until every upload is processed or failed, as any client
+    would; False on timeout."""
     deadline = time.monotonic() + timeout_s
     pending = list(batch.outcomes)
     while pending:
         for outcome in list(pending):
-            item = images_table.get(dynamodb, table, outcome.upload.upload_id)
-            # .get: against moto, a read racing the claim that creates the item can see
-            # its key alone.
-            if item and item.get("status") in (images_table.PROCESSED, images_table.FAILED):
-                outcome.item, outcome.settled = item, time.monotonic()
+            answer = client.upload_status(outcome.upload.upload_id)
+            view = answer.json() if answer.status_code == 200 else {}
+            if view.get("status") in (images_table.PROCESSED, images_table.FAILED):
+                outcome.item, outcome.settled = view, time.monotonic()
                 pending.remove(outcome)
                 on_settled(outcome)
         if pending and time.monotonic() > deadline:
@@ -99,8 +95,6 @@ def await_results(
 
 def upload_and_wait(
     client: ConveyorClient,
-    dynamodb: DynamoDBClient,
-    table: str,
     paths: list[Path],
     timeout_s: float,
     on_uploaded: Callable[[], None] = lambda: None,
@@ -108,5 +102,5 @@ def upload_and_wait(
 ) -> tuple[Batch, bool]:
     """Upload every file, then wait for each verdict; the bool is False on timeout."""
     batch = upload_all(client, paths, on_uploaded)
-    complete = await_results(dynamodb, table, batch, timeout_s, lambda _: on_settled())
+    complete = await_results(client, batch, timeout_s, lambda _: on_settled())
     return batch, complete

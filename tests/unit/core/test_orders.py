@@ -20,7 +20,7 @@ from conveyor.core.orders import (
     archive_key,
     order_total,
 )
-from conveyor.core.validation import field_errors
+from conveyor.core.validation import field_errors, strict_json
 
 identifiers = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 prices = st.decimals(min_value=0, max_value=Decimal("999999999999.9999"), places=4).map(
@@ -29,11 +29,23 @@ prices = st.decimals(min_value=0, max_value=Decimal("999999999999.9999"), places
 items = st.fixed_dictionaries(
     {"sku": identifiers, "quantity": st.integers(1, 10_000), "unit_price": prices}
 )
+
+
+paying_items = st.fixed_dictionaries(
+    {
+        "sku": identifiers,
+        "quantity": st.integers(1, 10_000),
+        "unit_price": st.decimals(min_value=1, max_value=999_999, places=4).map(
+            lambda d: format(d.normalize(), "f")
+        ),
+    }
+)
 valid_orders = st.fixed_dictionaries(
     {
         "customer_id": identifiers,
         "currency": st.sampled_from(sorted(MINOR_UNITS)),
-        "items": st.lists(items, min_size=1, max_size=100),
+        # The first line costs at least 1 in any currency: no total rounds to zero.
+        "items": st.tuples(paying_items, st.lists(items, max_size=99)).map(lambda t: [t[0], *t[1]]),
     },
     optional={
         "order_id": identifiers,
@@ -154,7 +166,7 @@ def _order(currency: str, *lines: tuple[int, str]) -> Order:
     ("currency", "lines", "total"),
     [
         ("EUR", [(3, "0.10")], Decimal("0.30")),  # a float would give 0.30000000000000004
-        ("EUR", [(1, "0.005")], Decimal("0.00")),  # half to even
+        ("EUR", [(1, "0.025")], Decimal("0.02")),  # half to even
         ("EUR", [(1, "0.015")], Decimal("0.02")),
         ("JPY", [(2, "150.5")], Decimal("301")),
         ("BHD", [(1, "1.2345")], Decimal("1.234")),  # three minor units; 0.0005 to even
@@ -190,7 +202,7 @@ def test_accepting_keeps_the_clients_order_id_and_stamps_the_rest() -> None:
     assert accepted.order_id == "mine-1"
     assert accepted.client_id == "shop"
     assert AcceptedOrder.model_validate_json(accepted.model_dump_json()) == accepted
-    assert archive_key(accepted) == "archive/orders/2026/03/09/mine-1.json"
+    assert archive_key(accepted) == "archive/orders/shop/2026/03/09/mine-1.json"
 
 
 def test_a_generated_order_id_is_used_when_the_client_gives_none() -> None:
@@ -213,14 +225,64 @@ def test_consumers_ignore_fields_added_to_the_message_later() -> None:
     assert AcceptedOrder.model_validate_json(json.dumps(grown)) == accepted
 
 
-def test_an_integral_number_is_an_integer_as_json_schema_says() -> None:
-    body = {
-        "customer_id": "c",
-        "currency": "EUR",
-        "items": [{"sku": "a", "quantity": 2.0, "unit_price": "1"}],
-    }
-    assert Order.model_validate_json(json.dumps(body)).items[0].quantity == 2
-    for wrong in (2.5, "2", True):
-        body["items"][0]["quantity"] = wrong  # type: ignore[index]
-        with pytest.raises(ValidationError):
-            Order.model_validate_json(json.dumps(body))
+@pytest.mark.parametrize("number", ["2.0", "9999.99999999999999", "1e3", "2.5", '"2"', "true"])
+def test_integer_fields_take_json_integers_only(number: str) -> None:
+    body = (
+        '{"customer_id": "c", "currency": "EUR", '
+        f'"items": [{{"sku": "a", "quantity": {number}, "unit_price": "1"}}]}}'
+    ).encode()
+    with pytest.raises(ValidationError) as raised:
+        Order.model_validate(strict_json(body))
+    assert [e["field"] for e in field_errors(raised.value)] == ["items.0.quantity"]
+    with pytest.raises(ValidationError):
+        Order.model_validate_json(body)
+
+
+def test_a_json_integer_is_accepted() -> None:
+    body = (
+        b'{"customer_id": "c", "currency": "EUR", '
+        b'"items": [{"sku": "a", "quantity": 2, "unit_price": "1"}]}'
+    )
+    assert Order.model_validate(strict_json(body)).items[0].quantity == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"customer_id": "c", "currency": "EUR", "currency": "JPY", "items": []}',
+        b'{"customer_id": "c", "items": [{"sku": "a", "sku": "b"}]}',
+    ],
+)
+def test_a_duplicate_key_anywhere_is_an_error_not_last_wins(body: bytes) -> None:
+    with pytest.raises(ValueError, match="more than once"):
+        strict_json(body)
+
+
+def test_json_nested_past_the_parsers_depth_is_an_error_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        strict_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_constants_are_errors(constant: str) -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        strict_json(f'{{"quantity": {constant}}}'.encode())
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "quantity"),
+    [("JPY", "0.5", 1), ("EUR", "0.001", 4), ("EUR", "0", 3), ("BHD", "0.0004", 1)],
+)
+def test_an_order_whose_total_rounds_to_zero_is_refused(
+    currency: str, price: str, quantity: int
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        _order(currency, (quantity, price))
+    [error] = field_errors(raised.value)
+    assert error["field"] == "items"
+    assert f"rounds to 0 {currency}" in error["message"]
+
+
+def test_prices_finer_than_the_minor_unit_are_fine_when_the_total_is_not_zero() -> None:
+    assert order_total(_order("JPY", (3, "0.5"))) == Decimal("2")  # 1.5 to even
+    assert order_total(_order("EUR", (1, "0.0049"), (1, "0.0100"))) == Decimal("0.01")

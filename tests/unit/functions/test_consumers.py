@@ -58,7 +58,7 @@ def archive_env(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Resour
 def test_billing_records_each_order_with_an_exact_total(billing_env: Resources) -> None:
     body = accepted_json("o-1", items=[{"sku": "A", "quantity": 3, "unit_price": "0.10"}])
     assert billing.handler(sqs_records([body]), context()) == {"batchItemFailures": []}
-    item = orders_table.get(boto3.client("dynamodb"), billing_env.tables["orders"], "o-1")
+    item = orders_table.get(boto3.client("dynamodb"), billing_env.tables["orders"], "dev", "o-1")
     assert item is not None
     assert item["total"] == Decimal("0.30")
     assert item["status"] == "billed"
@@ -68,12 +68,12 @@ def test_billing_records_each_order_with_an_exact_total(billing_env: Resources) 
 def test_a_redelivered_order_is_billed_once(billing_env: Resources) -> None:
     dynamodb, table = boto3.client("dynamodb"), billing_env.tables["orders"]
     billing.handler(sqs_records([accepted_json("o-dup")]), context())
-    first = orders_table.get(dynamodb, table, "o-dup")
+    first = orders_table.get(dynamodb, table, "dev", "o-dup")
     response = billing.handler(
         sqs_records([accepted_json("o-dup"), accepted_json("o-dup")]), context()
     )
     assert response == {"batchItemFailures": []}
-    assert orders_table.get(dynamodb, table, "o-dup") == first, "billed_at is not rewritten"
+    assert orders_table.get(dynamodb, table, "dev", "o-dup") == first, "billed_at is not rewritten"
     assert count_in_status(dynamodb, table, "billed") == 1
 
 
@@ -91,20 +91,22 @@ def test_a_malformed_message_goes_to_the_dlq_with_its_reason_without_retries(
     assert "order_id: Field required" in reason, "it names each field and what failed"
     assert "items: Field required" in reason
     assert dead["MessageAttributes"]["correlation_id"]["StringValue"] == "c-9"
-    assert orders_table.get(boto3.client("dynamodb"), billing_env.tables["orders"], "o-good")
+    assert orders_table.get(boto3.client("dynamodb"), billing_env.tables["orders"], "dev", "o-good")
 
 
 def test_a_transient_failure_is_reported_for_retry_alone(
     billing_env: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_put = orders_table.put_new
+    real_put = orders_table.record_billed
 
-    def throttled_for_o2(dynamodb: DynamoDBClient, table: str, item: dict[str, Any]) -> bool:
+    def throttled_for_o2(
+        dynamodb: DynamoDBClient, table: str, item: dict[str, Any]
+    ) -> orders_table.Written:
         if item["order_id"] == "o-2":
             raise ClientError({"Error": {"Code": "ThrottlingException"}}, "PutItem")
         return real_put(dynamodb, table, item)
 
-    monkeypatch.setattr(orders_table, "put_new", throttled_for_o2)
+    monkeypatch.setattr(orders_table, "record_billed", throttled_for_o2)
     response = billing.handler(sqs_records([accepted_json("o-1"), accepted_json("o-2")]), context())
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
 
@@ -132,11 +134,11 @@ def test_archive_writes_the_order_once_under_its_dated_key_encrypted(
     body = accepted_json("o-arch", day=7)
     assert archive.handler(sqs_records([body]), context()) == {"batchItemFailures": []}
     archive.handler(sqs_records([body]), context())  # redelivered
-    key = "archive/orders/2026/11/07/o-arch.json"
+    key = "archive/orders/dev/2026/11/07/o-arch.json"
     stored = s3.get_object(Bucket=bucket, Key=key)
     assert json.loads(stored["Body"].read()) == json.loads(body)
     assert stored["ServerSideEncryption"] == "AES256"
-    assert stored["Metadata"] == {"correlation-id": "corr-o-arch"}
+    assert stored["Metadata"]["correlation-id"] == "corr-o-arch"
     versions = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
     assert len(versions) == 1, "a redelivery adds no version"
 
@@ -164,3 +166,35 @@ def test_consumers_cold_start_without_powertools_parser_models(module: str) -> N
     assert not [
         name for name in loaded if name.startswith("aws_lambda_powertools.utilities.parser")
     ]
+
+
+def test_billing_dead_letters_another_order_under_a_billed_key_instead_of_dropping_it(
+    billing_env: Resources,
+) -> None:
+    dynamodb, table = boto3.client("dynamodb"), billing_env.tables["orders"]
+    billing.handler(sqs_records([accepted_json("o-same")]), context())
+    first = orders_table.get(dynamodb, table, "dev", "o-same")
+    other = accepted_json("o-same", items=[{"sku": "Z", "quantity": 200, "unit_price": "999.99"}])
+    assert billing.handler(sqs_records([other]), context()) == {"batchItemFailures": []}
+    [dead] = drain(billing_env.queues["billing-dlq"])
+    assert dead["MessageAttributes"][FAILURE_REASON]["StringValue"] == "conflicting_duplicate"
+    assert json.loads(dead["Body"]) == json.loads(other)
+    assert orders_table.get(dynamodb, table, "dev", "o-same") == first, "the bill stands"
+
+
+def test_the_same_order_id_from_two_clients_is_two_orders(billing_env: Resources) -> None:
+    dynamodb, table = boto3.client("dynamodb"), billing_env.tables["orders"]
+    mine = accepted_json("o-shared")
+    theirs = json.dumps({**json.loads(mine), "client_id": "other-shop"})
+    assert billing.handler(sqs_records([mine, theirs]), context()) == {"batchItemFailures": []}
+    assert orders_table.get(dynamodb, table, "dev", "o-shared")
+    assert orders_table.get(dynamodb, table, "other-shop", "o-shared")
+    assert drain(billing_env.queues["billing-dlq"]) == []
+
+
+def test_archive_dead_letters_another_order_under_an_archived_key(archive_env: Resources) -> None:
+    archive.handler(sqs_records([accepted_json("o-arc2", day=8)]), context())
+    other = accepted_json("o-arc2", day=8, customer="someone-else")
+    assert archive.handler(sqs_records([other]), context()) == {"batchItemFailures": []}
+    [dead] = drain(archive_env.queues["archive-dlq"])
+    assert dead["MessageAttributes"][FAILURE_REASON]["StringValue"] == "conflicting_duplicate"

@@ -35,7 +35,8 @@ def publisher_env(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None
 
 def call(event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
     response = publisher.handler(event, context("publisher"))
-    return response["statusCode"], json.loads(response["body"]), response["headers"]
+    headers = {name: ", ".join(values) for name, values in response["multiValueHeaders"].items()}
+    return response["statusCode"], json.loads(response["body"]), headers
 
 
 def test_a_signed_valid_order_is_accepted_and_published_with_its_attributes(
@@ -127,11 +128,11 @@ def test_every_error_answer_carries_the_request_id_the_logs_use(
     for handler in logging.getLogger(alb.logger.name).handlers:
         monkeypatch.setattr(handler, "stream", lines)
     sent = event()
-    sent["headers"]["x-request-id"] = "trace-err-1"
+    sent["multiValueHeaders"]["x-request-id"] = ["trace-err-1"]
     assert call(sent)[0] == status
     assert call(sent)[2]["X-Request-Id"] == "trace-err-1"
     anonymous = event()
-    anonymous["headers"].pop("x-request-id", None)
+    anonymous["multiValueHeaders"].pop("x-request-id", None)
     given = call(anonymous)[2]["X-Request-Id"]
     logged = [json.loads(line) for line in lines.getvalue().splitlines() if "level" in line]
     assert len(given) == 32, "a generated id when the caller sent none"

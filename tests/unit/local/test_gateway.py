@@ -29,17 +29,19 @@ from conveyor.local.workers import Invocation
 def test_a_json_body_is_passed_as_text_and_headers_are_lowercased() -> None:
     event = alb_event(
         "POST",
-        "/orders?x=1&y=",
-        {"Content-Type": "application/json", "X-Client-Id": "c"},
+        "/orders?x=1&y=&x=2",
+        [("Content-Type", "application/json"), ("X-Client-Id", "c"), ("x-client-id", "d")],
         b'{"a":1}',
         "10.0.0.1",
     )
     assert event["body"] == '{"a":1}'
     assert event["isBase64Encoded"] is False
     assert event["path"] == "/orders"
-    assert event["queryStringParameters"] == {"x": "1", "y": ""}
-    assert event["headers"]["x-client-id"] == "c"
-    assert event["headers"]["x-forwarded-for"] == "10.0.0.1"
+    # Multi-value, as the stacks' target groups deliver: a repeat is seen as a repeat.
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": [""]}
+    assert event["multiValueHeaders"]["x-client-id"] == ["c", "d"]
+    assert event["multiValueHeaders"]["x-forwarded-for"] == ["10.0.0.1"]
+    assert "headers" not in event
 
 
 def test_a_binary_body_is_base64_encoded_as_alb_does() -> None:
