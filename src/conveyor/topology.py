@@ -356,6 +356,12 @@ _CLIENT_SECRETS_GRANT = Grant(
     Kind.SECRET, CLIENT_SECRETS, ("secretsmanager:GetSecretValue",), env="CLIENT_SECRETS_ID"
 )
 
+# The publisher records an order as accepted; billing writes its bill over that record.
+# Both read an existing record to tell a retry of the same order from another one.
+_ORDERS_TABLE_GRANT = Grant(
+    Kind.TABLE, ORDERS_TABLE, ("dynamodb:GetItem", "dynamodb:PutItem"), env="ORDERS_TABLE"
+)
+
 TOPOLOGY = Topology(
     topics=(Topic(ORDERS_TOPIC), Topic(MEDIA_EVENTS_TOPIC)),
     queues=(
@@ -400,12 +406,7 @@ TOPOLOGY = Topology(
             trigger=HttpRoute("/orders"),
             grants=(
                 Grant(Kind.TOPIC, ORDERS_TOPIC, ("sns:Publish",), env="ORDERS_TOPIC_ARN"),
-                Grant(
-                    Kind.TABLE,
-                    ORDERS_TABLE,
-                    ("dynamodb:GetItem", "dynamodb:PutItem"),
-                    env="ORDERS_TABLE",
-                ),
+                _ORDERS_TABLE_GRANT,
                 Grant(
                     Kind.TABLE,
                     IDEMPOTENCY_TABLE,
@@ -427,12 +428,7 @@ TOPOLOGY = Topology(
             trigger=SqsTrigger(BILLING_QUEUE),
             concurrency=2,
             grants=(
-                Grant(
-                    Kind.TABLE,
-                    ORDERS_TABLE,
-                    ("dynamodb:GetItem", "dynamodb:PutItem"),
-                    env="ORDERS_TABLE",
-                ),
+                _ORDERS_TABLE_GRANT,
                 Grant(
                     Kind.QUEUE,
                     dlq_of(BILLING_QUEUE),

@@ -209,7 +209,7 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     link = re.search(r"(http://127\.0\.0\.1:\d+/media/processed/large/\w+\.jpg)", uploaded.stdout)
     assert link, uploaded.stdout
     assert requests.get(link.group(1), timeout=10).status_code == 200
-    presigned = re.search(r"rocket\.jpg\s+│\s+([0-9a-f]{32})\s+│", uploaded.stdout)
+    presigned = re.search(r"^  rocket\.jpg: ([0-9a-f]{32})$", uploaded.stdout, re.MULTILINE)
     assert presigned, uploaded.stdout
     traced = run("logs", "--correlation-id", presigned.group(1), state=state)
     for source in ("presign", "images"):

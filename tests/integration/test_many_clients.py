@@ -239,7 +239,7 @@ def test_an_upload_is_followed_from_awaiting_to_processed_or_failed(client: Conv
 
 def cli(stack: Started, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, "clients", *args, "--state-dir", str(stack.state_dir)],
+        [*CLI, "clients", "--state-dir", str(stack.state_dir), *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -113,6 +113,7 @@ def upload(
     except OSError as exc:
         fail(f"cannot reach the local stack: {exc}; is `conveyor up` running?")
     console.print(render.images_table(batch))
+    render.print_request_ids(batch)
     render.print_download_links(batch)
     if not complete:
         fail(f"not every image had a result within {timeout:.0f}s")

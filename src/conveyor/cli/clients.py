@@ -1,12 +1,14 @@
 """``conveyor clients``: who may call the HTTP API, kept in the client-secrets document.
 
 Against the local stack by default; against AWS given ``--stack`` (its
-``ClientSecretsArn`` output) or ``--secret-id``, with ``--region``.
+``ClientSecretsArn`` output) or ``--secret-id``, with ``--region``; these options come
+before the command: ``conveyor clients --stack Conveyor-App add shop-frontend``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import boto3
@@ -19,7 +21,7 @@ from conveyor.cli.app import StateDir, app, fail, running
 from conveyor.cli.render import console
 from conveyor.local.runtime import LOCAL_SECRETS_MAX_AGE_S
 from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients
-from conveyor.ops import clients as document_of
+from conveyor.ops import clients as documents
 from conveyor.topology import APP_STACK, CLIENT_SECRETS
 
 if TYPE_CHECKING:
@@ -29,20 +31,13 @@ Outcome = TypeVar("Outcome")
 SECRETS_OUTPUT = "ClientSecretsArn"
 
 clients_app = typer.Typer(
-    help="Manage the API's clients and their HMAC secrets (local stack unless --stack or "
-    "--secret-id). Secrets are printed once, when made, and never logged.",
+    help="Manage the API's clients and their HMAC secrets: the local stack's, or a deployed "
+    "stack's with --stack or --secret-id (before the command). Secrets are printed once, "
+    "when made, and never logged.",
     no_args_is_help=True,
 )
 app.add_typer(clients_app, name="clients")
 
-Stack = Annotated[
-    str | None,
-    typer.Option("--stack", help=f"A deployed app stack (e.g. {APP_STACK}): its secret."),
-]
-SecretId = Annotated[
-    str | None, typer.Option("--secret-id", help="The client-secrets secret's ARN or name.")
-]
-Region = Annotated[str | None, typer.Option(help="AWS region (default: your environment's).")]
 Name = Annotated[str, typer.Argument(help="The client id, as it sends X-Client-Id.")]
 GivenSecret = Annotated[
     str | None,
@@ -50,133 +45,116 @@ GivenSecret = Annotated[
 ]
 
 
-def _target(
-    directory: StateDir, stack: str | None, secret_id: str | None, region: str | None
-) -> tuple[SecretsManagerClient, str, int]:
-    """The Secrets Manager client, the secret's id, and the functions' cache time."""
+@dataclass(frozen=True)
+class Target:
+    """The client-secrets document to edit, and how long until a change counts."""
+
+    secretsmanager: SecretsManagerClient
+    secret_id: str
+    cache_s: int
+
+    def read(self) -> documents.Document:
+        try:
+            return documents.read(self.secretsmanager, self.secret_id)
+        except (documents.ClientsError, BotoCoreError, ClientError) as exc:
+            fail(f"cannot read {self.secret_id}: {exc}")
+
+    def edit(self, change: Callable[[documents.Document], Outcome]) -> Outcome:
+        try:
+            document = documents.read(self.secretsmanager, self.secret_id)
+            outcome = change(document)
+            documents.write(self.secretsmanager, self.secret_id, document)
+        except documents.ClientsError as exc:
+            fail(str(exc))
+        except (BotoCoreError, ClientError) as exc:
+            fail(f"cannot update {self.secret_id}: {exc}")
+        return outcome
+
+    def show_secret(self, client_id: str, secret: str) -> None:
+        console.print(f"client [bold]{client_id}[/] secret (shown once, keep it safe):")
+        console.print(secret, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"the functions accept it within {self.cache_s} s (their secrets cache)")
+
+
+def _aws_secret_id(session: boto3.session.Session, stack: str) -> str:
+    try:
+        described = session.client("cloudformation").describe_stacks(StackName=stack)
+    except (BotoCoreError, ClientError) as exc:
+        fail(f"cannot read stack {stack}: {exc}")
+    [found] = described["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
+    if SECRETS_OUTPUT not in outputs:
+        fail(f"stack {stack} has no {SECRETS_OUTPUT} output; is it {APP_STACK}?")
+    return str(outputs[SECRETS_OUTPUT])
+
+
+@clients_app.callback()
+def target(
+    context: typer.Context,
+    directory: StateDir = DEFAULT_STATE_DIR,
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help=f"A deployed app stack ({APP_STACK}): its secret."),
+    ] = None,
+    secret_id: Annotated[
+        str | None, typer.Option("--secret-id", help="The client-secrets secret's ARN or name.")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: your environment's).")
+    ] = None,
+) -> None:
     if stack is None and secret_id is None:
         info = running(directory)
         local = EmulatorClients(info.emulator_url)("secretsmanager")
-        return local, info.resources.secrets[CLIENT_SECRETS], LOCAL_SECRETS_MAX_AGE_S
+        secret = info.resources.secrets[CLIENT_SECRETS]
+        context.obj = Target(local, secret, LOCAL_SECRETS_MAX_AGE_S)
+        return
     session = boto3.session.Session(region_name=region)
-    if secret_id is None:
-        try:
-            described = session.client("cloudformation").describe_stacks(StackName=str(stack))
-        except (BotoCoreError, ClientError) as exc:
-            fail(f"cannot read stack {stack}: {exc}")
-        outputs = {
-            o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])
-        }
-        if SECRETS_OUTPUT not in outputs:
-            fail(f"stack {stack} has no {SECRETS_OUTPUT} output; is it the app stack?")
-        secret_id = outputs[SECRETS_OUTPUT]
-    return session.client("secretsmanager"), secret_id, DEFAULT_SECRETS_MAX_AGE_S
-
-
-def _edit(
-    directory: StateDir,
-    stack: str | None,
-    secret_id: str | None,
-    region: str | None,
-    change: Callable[[document_of.Document], Outcome],
-) -> tuple[Outcome, int]:
-    secretsmanager, target, cache_s = _target(directory, stack, secret_id, region)
-    try:
-        document = document_of.read(secretsmanager, target)
-        outcome = change(document)
-        document_of.write(secretsmanager, target, document)
-    except document_of.ClientsError as exc:
-        fail(str(exc))
-    except (BotoCoreError, ClientError) as exc:
-        fail(f"cannot update {target}: {exc}")
-    return outcome, cache_s
-
-
-def _show_secret(client_id: str, secret: str, cache_s: int) -> None:
-    console.print(f"client [bold]{client_id}[/] secret (shown once, keep it safe):")
-    console.print(secret, markup=False, highlight=False, soft_wrap=True)
-    console.print(f"the functions accept it within {cache_s} s (their secrets cache)")
+    secret = secret_id if secret_id is not None else _aws_secret_id(session, str(stack))
+    context.obj = Target(session.client("secretsmanager"), secret, DEFAULT_SECRETS_MAX_AGE_S)
 
 
 @clients_app.command("list")
-def list_clients(
-    directory: StateDir = DEFAULT_STATE_DIR,
-    stack: Stack = None,
-    secret_id: SecretId = None,
-    region: Region = None,
-) -> None:
+def list_clients(context: typer.Context) -> None:
     """Every client and how many secrets it holds (never the secrets)."""
-    secretsmanager, target, _ = _target(directory, stack, secret_id, region)
-    try:
-        document = document_of.read(secretsmanager, target)
-    except (document_of.ClientsError, BotoCoreError, ClientError) as exc:
-        fail(f"cannot read {target}: {exc}")
-    table = Table(title=f"clients in {target}")
+    chosen: Target = context.obj
+    document = chosen.read()
+    table = Table(title=f"clients in {chosen.secret_id}")
     table.add_column("client id")
     table.add_column("secrets", justify="right")
-    for summary in document_of.summaries(document):
+    for summary in documents.summaries(document):
         table.add_row(summary.client_id, str(summary.secrets))
     console.print(table)
 
 
 @clients_app.command()
-def add(
-    name: Name,
-    secret: GivenSecret = None,
-    directory: StateDir = DEFAULT_STATE_DIR,
-    stack: Stack = None,
-    secret_id: SecretId = None,
-    region: Region = None,
-) -> None:
+def add(context: typer.Context, name: Name, secret: GivenSecret = None) -> None:
     """Add a client with one secret (32 random bytes unless --secret); prints it once."""
-    made, cache_s = _edit(
-        directory, stack, secret_id, region, lambda d: document_of.add(d, name, secret)
-    )
-    _show_secret(name, str(made), cache_s)
+    chosen: Target = context.obj
+    chosen.show_secret(name, chosen.edit(lambda d: documents.add(d, name, secret)))
 
 
 @clients_app.command()
-def rotate(
-    name: Name,
-    secret: GivenSecret = None,
-    directory: StateDir = DEFAULT_STATE_DIR,
-    stack: Stack = None,
-    secret_id: SecretId = None,
-    region: Region = None,
-) -> None:
+def rotate(context: typer.Context, name: Name, secret: GivenSecret = None) -> None:
     """Give a client a new secret beside its old ones; prints it once. Retire the old
     ones once the client has switched."""
-    made, cache_s = _edit(
-        directory, stack, secret_id, region, lambda d: document_of.rotate(d, name, secret)
-    )
-    _show_secret(name, str(made), cache_s)
+    chosen: Target = context.obj
+    chosen.show_secret(name, chosen.edit(lambda d: documents.rotate(d, name, secret)))
 
 
 @clients_app.command()
-def retire(
-    name: Name,
-    directory: StateDir = DEFAULT_STATE_DIR,
-    stack: Stack = None,
-    secret_id: SecretId = None,
-    region: Region = None,
-) -> None:
+def retire(context: typer.Context, name: Name) -> None:
     """Drop all but a client's newest secret."""
-    dropped, cache_s = _edit(
-        directory, stack, secret_id, region, lambda d: document_of.retire(d, name)
-    )
+    chosen: Target = context.obj
+    dropped = chosen.edit(lambda d: documents.retire(d, name))
     console.print(
-        f"retired {dropped} old secret(s) of {name}; they stop working within {cache_s} s"
+        f"retired {dropped} old secret(s) of {name}; they stop working within {chosen.cache_s} s"
     )
 
 
 @clients_app.command()
-def remove(
-    name: Name,
-    directory: StateDir = DEFAULT_STATE_DIR,
-    stack: Stack = None,
-    secret_id: SecretId = None,
-    region: Region = None,
-) -> None:
+def remove(context: typer.Context, name: Name) -> None:
     """Remove a client and every secret it holds."""
-    _, cache_s = _edit(directory, stack, secret_id, region, lambda d: document_of.remove(d, name))
-    console.print(f"removed {name}; its requests are refused within {cache_s} s")
+    chosen: Target = context.obj
+    chosen.edit(lambda d: documents.remove(d, name))
+    console.print(f"removed {name}; its requests are refused within {chosen.cache_s} s")

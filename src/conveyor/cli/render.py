@@ -100,7 +100,7 @@ def metrics_table(series: list[dict[str, Any]]) -> Table:
 
 def images_table(batch: Batch) -> Table:
     table = Table(title="images")
-    for column in ("image", "request id", "original", "variants", "status", "time"):
+    for column in ("image", "original", "variants", "status", "time"):
         table.add_column(column)
     for outcome in batch.outcomes:
         item = outcome.item or {}
@@ -118,15 +118,22 @@ def images_table(batch: Batch) -> Table:
         seconds = outcome.seconds
         table.add_row(
             outcome.upload.filename,
-            outcome.upload.request_id,
             original,
             variants,
             status,
             "-" if seconds is None else f"{seconds:.2f} s",
         )
     for error in batch.refused:
-        table.add_row(error.filename, "-", "-", "-", f"[red]refused[/]: {error.status}", "-")
+        table.add_row(error.filename, "-", "-", f"[red]refused[/]: {error.status}", "-")
     return table
+
+
+def print_request_ids(batch: Batch) -> None:
+    """Whole, on lines of their own: a table column would cut them short."""
+    if batch.outcomes:
+        console.print("request ids, for `conveyor logs --correlation-id`:")
+    for outcome in batch.outcomes:
+        console.print(f"  {outcome.upload.filename}: {outcome.upload.request_id}", soft_wrap=True)
 
 
 def print_download_links(batch: Batch) -> None:

@@ -158,6 +158,7 @@ def _media_demo(started: Started, timeout: float) -> bool:
             on_settled=lambda: bars.advance(settling),
         )
     console.print(render.images_table(result.batch))
+    render.print_request_ids(result.batch)
     render.print_download_links(result.batch)
     if not result.ok:
         console.print("[red]the media demo did not end as expected[/]")
