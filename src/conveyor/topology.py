@@ -291,8 +291,7 @@ class Topology:
             if trigger.queue in consumers:
                 found.append(f"queue {trigger.queue} has two consumers")
             consumers.add(trigger.queue)
-            if not 1 <= trigger.batch_size <= 10:
-                found.append(f"{function.name} batch size must be 1..10")
+            found.extend(_mapping_limits(function, trigger))
             if function.concurrency > trigger.max_concurrency:
                 found.append(
                     f"{function.name} runs {function.concurrency} local workers, more than its "
@@ -319,6 +318,32 @@ class Topology:
                 if any("*" in action for action in grant.actions):
                     found.append(f"{function.name}: wildcard action on {grant.resource}")
         return found
+
+
+MAX_SQS_WAIT_S = 20
+"""SQS's longest ReceiveMessage wait: a batching window beyond it spans several receives."""
+
+
+def _mapping_limits(function: Function, trigger: SqsTrigger) -> list[str]:
+    """What Lambda's CreateEventSourceMapping and PutFunctionConcurrency would refuse."""
+    found = []
+    name = function.name
+    if not 0 <= trigger.batching_window_s <= 300:
+        found.append(f"{name} batching window must be 0..300 s")
+    # A standard queue takes up to 10 messages a batch, or 10,000 with a batching window.
+    largest = 10 if trigger.batching_window_s == 0 else 10_000
+    if not 1 <= trigger.batch_size <= largest:
+        found.append(f"{name} batch size must be 1..{largest} with this batching window")
+    if not 2 <= trigger.max_concurrency <= 1000:
+        found.append(f"{name} maximum concurrency must be 2..1000")
+    reserved = function.reserved_concurrency
+    if reserved is not None and reserved < trigger.max_concurrency:
+        found.append(
+            f"{name} reserves {reserved} concurrent executions, fewer than its event source "
+            f"mapping's maximum concurrency ({trigger.max_concurrency}): the mapping would "
+            "be throttled"
+        )
+    return found
 
 
 _Named = TypeVar("_Named", Queue, Function)

@@ -64,6 +64,52 @@ def test_queue_consumers_run_locally_as_many_at_once_as_their_mapping_allows_in_
     ]
 
 
+def _billing_with(reserved_concurrency: int | None = None, **trigger_changes: int) -> list[str]:
+    billing = TOPOLOGY.function("billing")
+    assert isinstance(billing.trigger, SqsTrigger)
+    trigger = dataclasses.replace(billing.trigger, **trigger_changes)  # type: ignore[arg-type]
+    function = dataclasses.replace(
+        billing,
+        trigger=trigger,
+        reserved_concurrency=reserved_concurrency,
+        concurrency=min(billing.concurrency, max(1, trigger.max_concurrency)),
+    )
+    changed = dataclasses.replace(
+        TOPOLOGY,
+        functions=tuple(function if f is billing else f for f in TOPOLOGY.functions),
+    )
+    return changed.problems()
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"max_concurrency": 1}, "billing maximum concurrency must be 2..1000"),
+        ({"max_concurrency": 1001}, "billing maximum concurrency must be 2..1000"),
+        ({"batching_window_s": 301}, "billing batching window must be 0..300 s"),
+        ({"batching_window_s": -1}, "billing batching window must be 0..300 s"),
+        ({"batch_size": 11}, "billing batch size must be 1..10 with this batching window"),
+        ({"batch_size": 0}, "billing batch size must be 1..10 with this batching window"),
+        (
+            {"batch_size": 10_001, "batching_window_s": 5},
+            "billing batch size must be 1..10000 with this batching window",
+        ),
+        (
+            {"reserved_concurrency": 1},
+            "billing reserves 1 concurrent executions, fewer than its event source mapping's "
+            "maximum concurrency (2): the mapping would be throttled",
+        ),
+    ],
+)
+def test_problems_rejects_what_aws_rejects(changes: dict[str, int], problem: str) -> None:
+    assert problem in _billing_with(**changes)
+
+
+def test_what_aws_accepts_passes() -> None:
+    assert _billing_with(batch_size=500, batching_window_s=30, reserved_concurrency=2) == []
+    assert _billing_with(max_concurrency=1000, batching_window_s=300) == []
+
+
 def test_problems_catches_unknown_resources_and_wildcards() -> None:
     publisher = TOPOLOGY.function("publisher")
     bad = dataclasses.replace(

@@ -23,6 +23,7 @@ from conveyor.functions.consumer import (
     CONFLICTING_DUPLICATE,
     correlate,
     logged_failures,
+    logs_batch,
     parse_or_dead_letter,
     send_to_dead_letter,
 )
@@ -51,6 +52,7 @@ def bill(record: SQSRecord) -> None:
 
 
 @metrics.published
+@logs_batch
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=bill, processor=processor, context=context

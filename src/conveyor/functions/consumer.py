@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -41,12 +41,15 @@ def resent_attributes(record: SQSRecord) -> dict[str, MessageAttributeValueTypeD
     shape SendMessage takes (the event carries Binary values base64-encoded)."""
     attributes: dict[str, MessageAttributeValueTypeDef] = {}
     for name, value in record.message_attributes.items():
-        if value.string_value is not None:
-            attributes[name] = {"DataType": value.data_type, "StringValue": value.string_value}
-        elif value.binary_value is not None:
+        # Lambda leaves out the value an attribute does not have (a Binary one has no
+        # stringValue key), so the keys are read with get, not Powertools' properties.
+        string, binary = value.get("stringValue"), value.get("binaryValue")
+        if string is not None:
+            attributes[name] = {"DataType": value.data_type, "StringValue": string}
+        elif binary is not None:
             attributes[name] = {
                 "DataType": value.data_type,
-                "BinaryValue": base64.b64decode(value.binary_value),
+                "BinaryValue": base64.b64decode(binary),
             }
     return attributes
 
@@ -116,6 +119,26 @@ def logged_failures(handler: RecordHandler) -> RecordHandler:
     return wrapper
 
 
+BATCH_STARTED = "batch started"
+
+Handler = TypeVar("Handler", bound=Callable[[dict[str, Any], Any], Any])
+
+
+def logs_batch(handler: Handler) -> Handler:
+    """Log the message ids of each batch before handling it. A batch that times out or
+    crashes logs nothing else, so this line is how its messages are traced: ``conveyor
+    dlq`` locally, a CloudWatch Logs Insights query in the cloud."""
+
+    @functools.wraps(handler)
+    def wrapper(event: dict[str, Any], context: Any) -> Any:
+        logger.set_correlation_id(None)  # not the previous batch's last record's
+        ids = [record.get("messageId") for record in event.get("Records", [])]
+        logger.info(BATCH_STARTED, extra={"message_ids": ids})
+        return handler(event, context)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def is_last_attempt(record: SQSRecord) -> bool:
     """Whether this receive is the last one the queue's redrive policy allows."""
     return int(record.attributes.approximate_receive_count) >= int(required(MAX_RECEIVE_COUNT))
@@ -124,5 +147,5 @@ def is_last_attempt(record: SQSRecord) -> bool:
 def correlate(record: SQSRecord) -> None:
     """Log this record under its own correlation id, not the previous record's."""
     attribute = record.message_attributes["correlation_id"]  # None when absent
-    value = attribute.string_value if attribute is not None else None
+    value = attribute.get("stringValue") if attribute is not None else None
     logger.set_correlation_id(value or record.message_id)

@@ -58,6 +58,7 @@ from conveyor.functions.consumer import (
     correlate,
     is_last_attempt,
     logged_failures,
+    logs_batch,
     send_to_dead_letter,
 )
 
@@ -346,6 +347,7 @@ def handle(record: SQSRecord) -> None:
 
 
 @metrics.published
+@logs_batch
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=handle, processor=processor, context=context

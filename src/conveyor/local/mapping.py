@@ -98,10 +98,15 @@ def _reported_failures(response: Any, batch: set[str]) -> set[str] | None:
 
 
 def _lambda_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
-    binary = value.get("BinaryValue")
+    """One message attribute as Lambda writes it: only the value it has (a String has
+    no ``binaryValue`` key at all), and both list fields, empty."""
+    attribute: dict[str, Any] = {}
+    if value.get("StringValue") is not None:
+        attribute["stringValue"] = value["StringValue"]
+    if value.get("BinaryValue") is not None:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
     return {
-        "stringValue": value.get("StringValue"),
-        "binaryValue": base64.b64encode(binary).decode() if binary is not None else None,
+        **attribute,
         "stringListValues": list(value.get("StringListValues", [])),
         "binaryListValues": [
             base64.b64encode(b).decode() for b in value.get("BinaryListValues", [])
@@ -124,6 +129,8 @@ def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str
                     for name, value in m.get("MessageAttributes", {}).items()
                 },
                 "md5OfBody": m.get("MD5OfBody", ""),
+                # SQS gives a digest only when the message has attributes; so does Lambda.
+                "md5OfMessageAttributes": m.get("MD5OfMessageAttributes"),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
                 "awsRegion": region,

@@ -24,7 +24,7 @@ from conveyor.local.mapping import (
 )
 from conveyor.local.workers import Invocation
 from conveyor.ops.redrive import resendable_attributes
-from conveyor.topology import SqsTrigger
+from conveyor.topology import MAX_SQS_WAIT_S, SqsTrigger
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -122,7 +122,9 @@ class SqsPoller:
             if count == 0:
                 return batch
             # Idle: a short long-poll. Mid-batch: wait out the rest of the window.
-            wait = max(0, math.ceil(window - (self.clock() - first_at))) if batch else IDLE_WAIT_S
+            rest = max(0, math.ceil(window - (self.clock() - first_at)))
+            # SQS waits 20 s at most: a longer window is waited out receive by receive.
+            wait = min(rest, MAX_SQS_WAIT_S) if batch else IDLE_WAIT_S
             received = self._receive(count, wait)
             if received and not batch:
                 first_at = self.clock()

@@ -7,8 +7,10 @@ out or dies; the pool starts a fresh one in its place.
 
 from __future__ import annotations
 
+import decimal
 import importlib
 import io
+import json
 import multiprocessing
 import os
 import queue
@@ -122,6 +124,28 @@ def log_to(path: Path) -> WholeLines:
     return stream
 
 
+class MarshalError(ValueError):
+    """A handler's result that Lambda's Python runtime could not send back as JSON."""
+
+    error_type = "Runtime.MarshalError"
+
+
+def _runtime_default(value: Any) -> Any:
+    # The Python runtime's encoder knows one type beyond JSON's own: Decimal, as a number.
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def marshalled(result: Any) -> Any:
+    """The result as the caller receives it from Lambda: encoded to JSON by the runtime
+    and decoded again. Whatever does not encode fails the invocation, as in Lambda."""
+    try:
+        return json.loads(json.dumps(result, default=_runtime_default))
+    except (TypeError, ValueError) as exc:
+        raise MarshalError(f"Unable to marshal response: {exc}") from exc
+
+
 def forget_deployed_modules() -> None:
     """Drop the deployed code (and Powertools) that this process imported before it had
     the function's environment, so that the handler imports it afresh, as a Lambda cold
@@ -179,6 +203,12 @@ def _serve(connection: Connection, spec: WorkerSpec) -> None:
         except Exception as exc:
             traceback.print_exc()
             outcome = {"error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__}
+        else:
+            try:
+                outcome["result"] = marshalled(outcome["result"])
+            except MarshalError as exc:
+                print(f"[ERROR] Runtime.MarshalError: {exc}", flush=True)
+                outcome = {"error": str(exc), "error_type": MarshalError.error_type}
         outcome["duration_ms"] = (time.perf_counter() - started) * 1000
         connection.send(outcome)
 

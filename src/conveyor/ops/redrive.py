@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
-from conveyor.functions.consumer import FAILED_FUNCTION, FAILURE_REASON, SOURCE_MESSAGE_ID
+from conveyor.functions.consumer import (
+    BATCH_STARTED,
+    FAILED_FUNCTION,
+    FAILURE_REASON,
+    SOURCE_MESSAGE_ID,
+)
 from conveyor.ops.logs import read_json_lines
 from conveyor.topology import dlq_of
 
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
 
 REDRIVEN_FROM = "redriven_from"
 NO_REASON = "no failure was recorded for this message"
+ENDED_WITHOUT_RESULT = (
+    "the invocation that received it last ended without a result (a timeout or a crash)"
+)
 _FAILURE_ATTRIBUTES = frozenset({FAILURE_REASON, FAILED_FUNCTION, SOURCE_MESSAGE_ID, REDRIVEN_FROM})
 _NOT_IMPLEMENTED = {
     "NotImplemented",
@@ -123,6 +131,11 @@ def last_errors(log_files: Iterable[Path]) -> dict[str, str]:
             stamp = str(entry.get("timestamp", ""))
             if entry.get("message") == "record failed" and entry.get("message_id"):
                 pairs = [(str(entry["message_id"]), str(entry.get("error", "")))]
+            elif entry.get("message") == BATCH_STARTED:
+                # The function's own trail: a batch it started and logged nothing more
+                # about ended without a result. In the cloud this line is all there is.
+                ended = f"{entry.get('service')}: {ENDED_WITHOUT_RESULT}"
+                pairs = [(str(m), ended) for m in entry.get("message_ids", [])]
             elif entry.get("message") == "batch failed":
                 error = f"{entry.get('function')}: {entry.get('error_type')}: {entry.get('error')}"
                 pairs = [(str(m), error) for m in entry.get("message_ids", [])]

@@ -39,6 +39,7 @@ class FakeQueue:
     messages: list[_Message] = field(default_factory=list)
     dead_letters: list[_Message] = field(default_factory=list)
     receive_calls: list[int] = field(default_factory=list)
+    waits: list[int] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def send(self, body: str) -> str:
@@ -49,7 +50,10 @@ class FakeQueue:
     def receive_message(
         self, *, MaxNumberOfMessages: int, WaitTimeSeconds: int, **_: Any
     ) -> dict[str, Any]:
+        if not 0 <= WaitTimeSeconds <= 20:  # as SQS: InvalidParameterValue
+            raise ValueError(f"WaitTimeSeconds {WaitTimeSeconds} is outside 0..20")
         self.receive_calls.append(MaxNumberOfMessages)
+        self.waits.append(WaitTimeSeconds)
         batch = []
         for message in list(self.messages):
             if message.visible_at > self.clock.now:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from aws_lambda_powertools.utilities.parser.models import (
+    SqsModel,
+    SqsMsgAttributeModel,
+    SqsRecordModel,
+)
 
 from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
 from conveyor.local.poller import Backlog, SqsPoller
@@ -92,6 +97,50 @@ def test_sqs_event_has_lambdas_record_shape() -> None:
     assert record["attributes"]["ApproximateReceiveCount"] == "2"
     assert record["messageAttributes"]["order_id"]["stringValue"] == "o-1"
     assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
+
+
+SYSTEM_ATTRIBUTES = {  # what ReceiveMessage returns for MessageSystemAttributeNames=["All"]
+    "SentTimestamp": "1545082649183",
+    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+    "ApproximateFirstReceiveTimestamp": "1545082649185",
+}
+
+
+def test_sqs_records_match_powertools_sqs_model_key_for_key_with_values_only_where_set() -> None:
+    messages = [
+        {
+            "MessageId": "m1",
+            "ReceiptHandle": "r1",
+            "Body": "{}",
+            "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+            "MD5OfMessageAttributes": "3e9d1a...",
+            "Attributes": {**SYSTEM_ATTRIBUTES, "ApproximateReceiveCount": "1"},
+            "MessageAttributes": {"order_id": {"DataType": "String", "StringValue": "o-1"}},
+        },
+        {
+            "MessageId": "m2",
+            "ReceiptHandle": "r2",
+            "Body": "{}",
+            "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+            "Attributes": {**SYSTEM_ATTRIBUTES, "ApproximateReceiveCount": "3"},
+        },
+    ]
+    event = sqs_event(messages, "arn:aws:sqs:us-east-2:123456789012:q", "us-east-2")
+    SqsModel.model_validate(event)  # Powertools' own model of the event takes it
+    with_attributes, without = event["Records"]
+    assert set(with_attributes) == set(SqsRecordModel.model_fields), "every key, no other"
+    assert with_attributes["md5OfMessageAttributes"] == "3e9d1a..."
+    assert without["md5OfMessageAttributes"] is None, "no attributes, no digest"
+    assert without["messageAttributes"] == {}
+    attribute = with_attributes["messageAttributes"]["order_id"]
+    # A String attribute carries its string value and empty lists; no binaryValue key.
+    assert attribute == {
+        "stringValue": "o-1",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
+    assert set(attribute) <= set(SqsMsgAttributeModel.model_fields)
 
 
 class Consumer:
@@ -216,6 +265,17 @@ def test_a_batching_window_gathers_messages_across_receives() -> None:
     mapping = poller(queue, consumer, batch_size=10, batching_window_s=2)
     mapping.poll_once()
     assert consumer.batches == [["first", "second"]]
+
+
+def test_a_window_longer_than_sqs_longest_wait_is_waited_out_receive_by_receive() -> None:
+    queue = FakeQueue(Clock())
+    queue.send("only")
+    consumer = Consumer()
+    mapping = poller(queue, consumer, batch_size=100, batching_window_s=60)
+    mapping.poll_once()
+    assert consumer.batches == [["only"]]
+    assert max(queue.waits) == 20, "never more than SQS allows"
+    assert queue.clock.now >= 60, "the whole window was waited out"
 
 
 def test_batch_size_caps_how_many_messages_one_invocation_gets() -> None:

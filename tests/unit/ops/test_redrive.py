@@ -86,6 +86,7 @@ def test_dead_letters_show_receive_counts_and_the_last_error(
         "MessageId"
     ]
     crashed = sqs.send_message(QueueUrl=queues["dlq"], MessageBody="{}")["MessageId"]
+    timed_out = sqs.send_message(QueueUrl=queues["dlq"], MessageBody="{}")["MessageId"]
     log = tmp_path / "billing.log"
     log.write_text(
         "\n".join(
@@ -102,6 +103,12 @@ def test_dead_letters_show_receive_counts_and_the_last_error(
                     "message_id": silent,
                     "error": "ThrottlingException",
                     "timestamp": "2026-01-01T00:00:05",
+                },
+                {  # the functions' own lines, all there is in CloudWatch
+                    "message": "batch started",
+                    "service": "billing",
+                    "message_ids": [silent, timed_out],
+                    "timestamp": "2026-01-01T00:00:04",
                 },
                 {
                     "message": "batch failed",
@@ -120,9 +127,13 @@ def test_dead_letters_show_receive_counts_and_the_last_error(
     assert letters[silent].reason == "ThrottlingException"
     assert letters[silent].subject == "order o-x"
     assert "WorkerDied" in letters[crashed].reason
+    assert letters[timed_out].reason == (
+        "billing: the invocation that received it last ended without a result "
+        "(a timeout or a crash)"
+    )
     assert {d.receive_count for d in letters.values()} == {0}, "never received before"
     again = dead_letters(sqs, queues["dlq"], [log])
-    assert len(again) == 3, "listing leaves every message in place"
+    assert len(again) == 4, "listing leaves every message in place"
     assert {d.receive_count for d in again} == {1}, "the first look counted; this one not"
 
 
