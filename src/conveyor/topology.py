@@ -38,9 +38,14 @@ class Kind(StrEnum):
     SECRET = "secret"  # noqa: S105 - a resource kind
 
 
+THROTTLE_SAFE_RECEIVES = 5
+"""AWS's advice for a queue that triggers a function: a throttled batch counts as a
+receive, so allow at least five before the DLQ."""
+
+
 @dataclass(frozen=True)
 class DeadLetter:
-    max_receive_count: int = 3
+    max_receive_count: int = THROTTLE_SAFE_RECEIVES
     retention_s: int = 14 * DAY_S
 
 
@@ -165,8 +170,7 @@ class Function:
     reserved_concurrency: int | None = None
     concurrency: int = 1
     """Worker processes the local runtime runs for this function. A queue consumer gets
-    its event source mapping's maximum concurrency, used while the queue has a backlog
-    (see :class:`conveyor.local.poller.Backlog`)."""
+    its event source mapping's maximum concurrency: that many pollers invoke it at once."""
     settings: tuple[tuple[str, str], ...] = ()
     """Plain configuration (not resource identifiers) set as environment variables."""
     media_url: bool = False
@@ -301,6 +305,19 @@ class Topology:
             if queue is None:
                 found.append(f"{function.name} is triggered by unknown queue {trigger.queue}")
                 continue
+            reserved = function.reserved_concurrency or 0
+            if (
+                queue.dead_letter.max_receive_count < THROTTLE_SAFE_RECEIVES
+                and reserved < trigger.max_concurrency
+            ):
+                # With its mapping's maximum reserved, the function is never throttled
+                # for it; without, a throttle can use up the receives of a sound message.
+                found.append(
+                    f"queue {queue.name} allows {queue.dead_letter.max_receive_count} "
+                    f"receives: a throttled batch counts as one, so allow at least "
+                    f"{THROTTLE_SAFE_RECEIVES} or reserve {function.name}'s mapping's "
+                    "maximum concurrency"
+                )
             wanted = VISIBILITY_PER_TIMEOUT * function.timeout_s
             if queue.visibility_timeout_s != wanted:
                 found.append(

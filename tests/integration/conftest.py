@@ -14,7 +14,7 @@ from conveyor.aws import images_table
 from conveyor.client import ConveyorClient
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import EmulatorClients
-from conveyor.topology import IMAGES_TABLE, TOPOLOGY, Topology
+from conveyor.topology import IMAGES_TABLE, TOPOLOGY, VISIBILITY_PER_TIMEOUT, Topology
 
 T = TypeVar("T")
 
@@ -53,12 +53,27 @@ def client(stack: Started) -> Iterator[ConveyorClient]:
         yield http
 
 
+FAULTY_TIMEOUT_S = 3
+
+
+def faulty_stack_receives(queue: str) -> int:
+    """How many receives the faulty stack's queue allows before its DLQ."""
+    return TOPOLOGY.queue(queue).dead_letter.max_receive_count
+
+
+DEAD_LETTER_WAIT_S = (
+    2.5 * VISIBILITY_PER_TIMEOUT * FAULTY_TIMEOUT_S * faulty_stack_receives("billing")
+)
+"""Long enough for every receive and its visibility timeout, with room for a loaded
+machine."""
+
+
 def _faulty(topology: Topology, function: str, handler: str) -> Topology:
     """``function`` runs ``handler`` and times out after 3 s, so its queue's visibility
-    timeout (six times that) is short enough to watch three receives in a test, and long
+    timeout (six times that) is short enough to watch every receive in a test, and long
     enough that a cold worker's first call on a busy machine does not time out (a
     timed-out attempt would never reach the handler's bug)."""
-    quick = topology.with_timeouts({function: 3})
+    quick = topology.with_timeouts({function: FAULTY_TIMEOUT_S})
     changed = dataclasses.replace(quick.function(function), handler=handler)
     return dataclasses.replace(
         quick, functions=tuple(changed if f.name == function else f for f in quick.functions)

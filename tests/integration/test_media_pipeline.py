@@ -18,7 +18,12 @@ from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.topology import TOPOLOGY
 from tests import samples
-from tests.integration.conftest import eventually, settled
+from tests.integration.conftest import (
+    DEAD_LETTER_WAIT_S,
+    eventually,
+    faulty_stack_receives,
+    settled,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
@@ -220,7 +225,7 @@ def test_a_presign_request_outside_the_contract_gets_a_clear_400(client: Conveyo
     assert too_big.json()["fields"][0]["field"] == "size"
 
 
-def test_transient_failures_are_retried_then_dead_lettered_after_three_receives(
+def test_transient_failures_are_retried_then_dead_lettered_after_every_receive(
     faulty_stack: Started, tmp_path: Path
 ) -> None:
     resources = faulty_stack.info.resources
@@ -234,7 +239,7 @@ def test_transient_failures_are_retried_then_dead_lettered_after_three_receives(
         )
         return list(response.get("Messages", []))
 
-    [dead] = eventually(dead_letters, timeout_s=120)
+    [dead] = eventually(dead_letters, timeout_s=DEAD_LETTER_WAIT_S)
     assert upload.upload_id in dead["Body"]
     log = (faulty_stack.logs_dir / "images.log").read_text()
-    assert log.count('"throttled_claim"') == 3
+    assert log.count('"throttled_claim"') == faulty_stack_receives("images")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +14,13 @@ import pytest
 from conveyor.aws import orders_table
 from conveyor.client import ConveyorClient
 from conveyor.core.orders import Order, accept
-from conveyor.local.runtime import Started
+from conveyor.local.mapping import sqs_event
+from conveyor.local.runtime import LocalRuntime, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.ops.redrive import dead_letters, peek
 from conveyor.topology import TOPOLOGY
-from tests.integration.conftest import eventually
+from tests.integration.conftest import DEAD_LETTER_WAIT_S, eventually, faulty_stack_receives
 from tests.tables import orders_of_customer
 
 if TYPE_CHECKING:
@@ -158,7 +160,7 @@ def test_one_raising_message_fails_alone_and_ends_in_the_dlq_with_its_reason(
     aws("sqs").send_message_batch(QueueUrl=resources.queues["billing"], Entries=entries)
 
     dlq = resources.queues["billing-dlq"]
-    [dead] = eventually(lambda: peek(aws("sqs"), dlq), timeout_s=120)
+    [dead] = eventually(lambda: peek(aws("sqs"), dlq), timeout_s=DEAD_LETTER_WAIT_S)
     assert json.loads(dead["Body"])["customer_id"] == "poison"
     [letter] = dead_letters(aws("sqs"), dlq, [faulty_stack.logs_dir / "billing.log"])
     assert letter.reason == "RuntimeError: poisoned order"
@@ -173,4 +175,47 @@ def test_one_raising_message_fails_alone_and_ends_in_the_dlq_with_its_reason(
     failed = [line for line in lines if line.get("message") == "record failed"]
     assert {line["message_id"] for line in failed} == {letter.message_id}, "it failed alone"
     attempts = [int(line["poisoned_attempt"]) for line in lines if "poisoned_attempt" in line]
-    assert attempts == [1, 2, 3], "three receives, then the redrive policy takes it"
+    allowed = faulty_stack_receives("billing")
+    assert attempts == list(range(1, allowed + 1)), "every receive, then the redrive policy"
+
+
+def test_duplicates_of_one_order_in_concurrent_invocations_are_billed_once(
+    stack: Started, aws: EmulatorClients, runtime: LocalRuntime
+) -> None:
+    """SQS may deliver a message twice, and Lambda may hand the copies to two invocations
+    running at once: the conditional write lets one bill it and tells the other."""
+    order = accept(
+        Order.model_validate_json(json.dumps(new_order())),
+        order_id="-",
+        client_id="dev",
+        correlation_id="concurrent-duplicates",
+        now=datetime.now(UTC),
+    )
+    copies = [
+        sqs_event(
+            [
+                {
+                    "MessageId": f"copy-{n}-{uuid.uuid4().hex[:6]}",
+                    "ReceiptHandle": "-",
+                    "Body": order.model_dump_json(),
+                    "MD5OfBody": "-",
+                    "Attributes": {"ApproximateReceiveCount": "1"},
+                }
+            ],
+            "arn:aws:sqs:us-east-1:000000000000:billing",
+            "us-east-1",
+        )
+        for n in range(2)
+    ]
+    billing = runtime.pools["billing"]
+    assert billing.function.concurrency == 2, "two workers: the copies run at once"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(billing.invoke, copies))
+    assert [o.result for o in outcomes] == [{"batchItemFailures": []}] * 2
+    messages = [
+        line["message"]
+        for line in log_lines(stack, "billing")
+        if line.get("order_id") == order.order_id
+    ]
+    assert sorted(messages) == ["order already billed; duplicate delivery", "order billed"]
+    assert billed(stack, aws, order.order_id)

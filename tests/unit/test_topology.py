@@ -9,7 +9,7 @@ import pytest
 
 from conveyor.local.provision import Resources
 from conveyor.local.runtime import function_environment
-from conveyor.topology import TOPOLOGY, Grant, Kind, SqsTrigger
+from conveyor.topology import TOPOLOGY, DeadLetter, Grant, Kind, SqsTrigger
 
 
 def test_the_declared_topology_has_no_problems() -> None:
@@ -23,7 +23,7 @@ def test_the_orders_wiring_is_what_the_design_says() -> None:
     }
     for name in ("billing", "archive"):
         queue = TOPOLOGY.queue(name)
-        assert queue.dead_letter.max_receive_count == 3
+        assert queue.dead_letter.max_receive_count == 5, "AWS's advice, throttles counted"
         assert queue.dead_letter.retention_s == 14 * 86_400
         consumer = next(f for f, t in TOPOLOGY.sqs_triggered() if t.queue == name)
         assert queue.visibility_timeout_s == 6 * consumer.timeout_s
@@ -103,6 +103,24 @@ def _billing_with(reserved_concurrency: int | None = None, **trigger_changes: in
 )
 def test_problems_rejects_what_aws_rejects(changes: dict[str, int], problem: str) -> None:
     assert problem in _billing_with(**changes)
+
+
+def test_fewer_than_five_receives_need_the_mapping_reserved_against_throttles() -> None:
+    billing = TOPOLOGY.queue("billing")
+    three = dataclasses.replace(billing, dead_letter=DeadLetter(max_receive_count=3))
+    changed = dataclasses.replace(
+        TOPOLOGY, queues=tuple(three if q is billing else q for q in TOPOLOGY.queues)
+    )
+    assert changed.problems() == [
+        "queue billing allows 3 receives: a throttled batch counts as one, so allow at least "
+        "5 or reserve billing's mapping's maximum concurrency"
+    ]
+    function = changed.function("billing")
+    reserved = dataclasses.replace(function, reserved_concurrency=2)
+    safe = dataclasses.replace(
+        changed, functions=tuple(reserved if f is function else f for f in changed.functions)
+    )
+    assert safe.problems() == []
 
 
 def test_what_aws_accepts_passes() -> None:

@@ -40,6 +40,9 @@ class FaultPlan:
     """Fraction of AWS calls that fail with ThrottlingException."""
     duplicate_rate: float = 0.0
     """Fraction of successfully handled messages the poller delivers a second time."""
+    throttle_rate: float = 0.0
+    """Fraction of batches the mapping finds the function throttled for: handed back
+    unprocessed, to come again after the visibility timeout (that receive counts)."""
     functions: tuple[str, ...] = ()
     """Which functions get the handler faults; empty means all of them."""
 

@@ -11,8 +11,11 @@ These decide what a poller does; :mod:`conveyor.local.poller` only carries them 
   fails the whole batch;
 * a message received ``maxReceiveCount`` times is moved to the DLQ by the queue's
   redrive policy on its next receive, not by the poller;
-* concurrency follows the backlog: one batch at a time while the queue keeps up, more
-  (up to the mapping's maximum) while its messages wait.
+* as many pollers as the mapping's maximum concurrency (Lambda starts five, and caps
+  them at that maximum) receive and invoke at once, so the messages of a burst are split
+  across concurrent batches, not gathered into the fullest one;
+* a throttled invocation hands its batch back unprocessed: its messages reappear after
+  the visibility timeout, and that receive counts towards ``maxReceiveCount``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_MESSAGES_PER_RECEIVE = 10
-BACKLOG_WAIT_S = 0.05
-"""A batch whose oldest message sat in the queue longer than this shows a mapping behind
-its queue. Lambda adds concurrent batches for a queue while its messages wait and takes
-them away when they stop waiting; the local runtime does the same with its workers."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +40,6 @@ class Settlement:
 def receive_count(batch_size: int, collected: int) -> int:
     """How many messages the next ReceiveMessage call asks for."""
     return max(0, min(MAX_MESSAGES_PER_RECEIVE, batch_size - collected))
-
-
-def oldest_wait_s(messages: Sequence[Mapping[str, Any]], now_s: float) -> float:
-    """How long the longest-waiting message of a received batch sat in the queue."""
-    sent = [int(m.get("Attributes", {}).get("SentTimestamp", 0)) for m in messages]
-    return max((now_s - ms / 1000 for ms in sent if ms), default=0.0)
 
 
 def batch_ready(collected: int, batch_size: int, waited_s: float, window_s: float) -> bool:

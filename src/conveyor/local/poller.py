@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.local.mapping import (
-    BACKLOG_WAIT_S,
     batch_ready,
-    oldest_wait_s,
     receive_count,
     settle,
     sqs_event,
@@ -32,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+THROTTLED = "TooManyRequestsException"
+
 IDLE_WAIT_S = 1
 """Long-poll wait while the queue is empty; short, so that stopping is prompt."""
 
@@ -43,28 +43,8 @@ class PollerStats:
     deleted: int = 0
     retried: int = 0
     failed_batches: int = 0
+    throttled_batches: int = 0
     duplicated: int = 0
-
-
-class Backlog:
-    """Whether a mapping's messages wait for its pollers, as they last saw it.
-
-    A mapping's first poller always polls; the others stand by until it falls behind.
-    Polling on an idle queue with more than one poller only splits the batches: each
-    message then costs its own receive, invocation and delete.
-    """
-
-    def __init__(self) -> None:
-        self._behind = threading.Event()
-
-    def observe(self, waited_s: float) -> None:
-        if waited_s > BACKLOG_WAIT_S:
-            self._behind.set()
-        else:
-            self._behind.clear()
-
-    def wait(self, timeout_s: float) -> bool:
-        return self._behind.wait(timeout_s)
 
 
 class SqsPoller:
@@ -81,8 +61,7 @@ class SqsPoller:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         duplicate_rate: float = 0.0,
-        backlog: Backlog | None = None,
-        standby: bool = False,
+        throttle_rate: float = 0.0,
     ) -> None:
         self.function = function
         self.trigger = trigger
@@ -94,10 +73,10 @@ class SqsPoller:
         self.clock = clock
         self.wall_clock = wall_clock
         self.duplicate_rate = duplicate_rate
-        self.backlog = backlog or Backlog()
-        """Shared by a mapping's pollers; each reports what its batches show."""
-        self.standby = standby
-        """Poll only while ``backlog`` says the mapping is behind."""
+        self.throttle_rate = throttle_rate
+        """Fraction of batches that find the function throttled (injected: only the
+        mapping invokes a queue consumer, and the topology makes its reserved concurrency
+        cover the mapping, so locally nothing else takes its capacity)."""
         self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
         self.stats = PollerStats()
         self._lock = threading.Lock()
@@ -134,15 +113,12 @@ class SqsPoller:
             if batch_ready(len(batch), self.trigger.batch_size, self.clock() - first_at, window):
                 return batch
 
-    def ready(self, timeout_s: float) -> bool:
-        """Whether to poll now; a standby poller waits up to ``timeout_s`` for a backlog."""
-        return not self.standby or self.backlog.wait(timeout_s)
-
     def poll_once(self) -> Invocation | None:
         batch = self.collect()
-        self.backlog.observe(oldest_wait_s(batch, self.wall_clock()))
         if not batch:
             return None
+        if self.throttle_rate and self._random.random() < self.throttle_rate:
+            return self._throttled(batch)
         outcome = self.invoke(sqs_event(batch, self.queue_arn, self.region))
         settlement = settle(
             [m["MessageId"] for m in batch],
@@ -172,6 +148,17 @@ class SqsPoller:
             self.stats.failed_batches += settlement.whole_batch_failed
             self.stats.duplicated += duplicated
         return outcome
+
+    def _throttled(self, batch: list[MessageTypeDef]) -> Invocation:
+        """As Lambda with a throttled function: the batch is handed back unprocessed,
+        its messages reappear after the visibility timeout, and the receive counts."""
+        ids = [m["MessageId"] for m in batch]
+        log.warning("batch throttled", extra={"function": self.function, "message_ids": ids})
+        with self._lock:
+            self.stats.throttled_batches += 1
+            self.stats.received += len(batch)
+            self.stats.retried += len(batch)
+        return Invocation(error="Rate Exceeded.", error_type=THROTTLED)
 
     def _duplicate(self, handled: list[MessageTypeDef]) -> int:
         """Deliver some handled messages again, as SQS's at-least-once delivery may."""
@@ -204,8 +191,6 @@ class SqsPoller:
     def run(self, stop: threading.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
-            if not self.ready(IDLE_WAIT_S):
-                continue
             try:
                 self.poll_once()
                 backoff = 0.1

@@ -27,7 +27,7 @@ from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
 from conveyor.local.gateway import Gateway, HttpResponse
-from conveyor.local.poller import Backlog, SqsPoller
+from conveyor.local.poller import SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
 from conveyor.local.state import (
     RUNTIME_FILE,
@@ -236,7 +236,6 @@ class LocalRuntime:
         )
 
         for function, trigger in pollers(self.topology):
-            backlog = Backlog()
             for index in range(function.concurrency):
                 poller = SqsPoller(
                     function=function.name,
@@ -247,8 +246,7 @@ class LocalRuntime:
                     invoke=self.pools[function.name].invoke,
                     sqs=EmulatorClients(endpoint)("sqs"),  # a client of its own
                     duplicate_rate=self.faults.duplicate_rate if self.faults else 0.0,
-                    backlog=backlog,
-                    standby=index > 0,
+                    throttle_rate=self.faults.throttle_rate if self.faults else 0.0,
                 )
                 self.pollers.append(poller)
                 self._run(f"poller-{function.name}-{index}", poller.run, self._stop)

@@ -61,7 +61,13 @@ if TYPE_CHECKING:
 
 SOAK_TIMEOUT_S = {BILLING_FUNCTION: 4, ARCHIVE_FUNCTION: 4, IMAGES_FUNCTION: 8}
 """Seconds each consumer may run in the soak; its queue hides a message six times that."""
-DEFAULT_PLAN = FaultPlan(raise_rate=0.05, crash_rate=0.05, aws_error_rate=0.02, duplicate_rate=0.05)
+DEFAULT_PLAN = FaultPlan(
+    raise_rate=0.05,
+    crash_rate=0.05,
+    aws_error_rate=0.02,
+    duplicate_rate=0.05,
+    throttle_rate=0.05,
+)
 """What `conveyor soak` (and so `make soak`) injects unless told otherwise."""
 MAX_RETRIES = 20
 """Enough to outlast an in-progress idempotency record left by an invocation that died:
@@ -370,8 +376,10 @@ def _count_injected(logs: Path, report: SoakReport) -> None:
         for entry in read_json_lines(logs / f"{function.name}.log"):
             if "chaos" in entry:
                 report.injected[entry["chaos"]] += 1
+    runtime = read_json_lines(logs / "runtime.log")
     report.injected["duplicate"] = sum(
-        1
-        for e in read_json_lines(logs / "runtime.log")
-        if e.get("message") == "chaos: duplicate delivery"
+        1 for e in runtime if e.get("message") == "chaos: duplicate delivery"
+    )
+    report.injected["throttled batch"] = sum(
+        1 for e in runtime if e.get("message") == "batch throttled"
     )

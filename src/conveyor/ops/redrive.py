@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 REDRIVEN_FROM = "redriven_from"
 NO_REASON = "no failure was recorded for this message"
+THROTTLED_REASON = "throttled: the batch was handed back unprocessed (the receive counted)"
 ENDED_WITHOUT_RESULT = (
     "the invocation that received it last ended without a result (a timeout or a crash)"
 )
@@ -136,6 +137,9 @@ def last_errors(log_files: Iterable[Path]) -> dict[str, str]:
                 # about ended without a result. In the cloud this line is all there is.
                 ended = f"{entry.get('service')}: {ENDED_WITHOUT_RESULT}"
                 pairs = [(str(m), ended) for m in entry.get("message_ids", [])]
+            elif entry.get("message") == "batch throttled":
+                throttled = f"{entry.get('function')}: {THROTTLED_REASON}"
+                pairs = [(str(m), throttled) for m in entry.get("message_ids", [])]
             elif entry.get("message") == "batch failed":
                 error = f"{entry.get('function')}: {entry.get('error_type')}: {entry.get('error')}"
                 pairs = [(str(m), error) for m in entry.get("message_ids", [])]

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 
 from conveyor.local.mapping import batch_ready, receive_count, settle, sqs_event
-from conveyor.local.poller import Backlog, SqsPoller
+from conveyor.local.poller import SqsPoller
 from conveyor.local.workers import Invocation
 from conveyor.topology import SqsTrigger
 from tests.unit.local.fake_sqs import Clock, FakeQueue
@@ -160,13 +160,7 @@ class Consumer:
         return Invocation(result={"batchItemFailures": failures})
 
 
-def poller(
-    queue: FakeQueue,
-    consumer: Consumer,
-    backlog: Backlog | None = None,
-    standby: bool = False,
-    **trigger: Any,
-) -> SqsPoller:
+def poller(queue: FakeQueue, consumer: Consumer, **trigger: Any) -> SqsPoller:
     return SqsPoller(
         function="f",
         trigger=SqsTrigger("q", **trigger),
@@ -177,36 +171,41 @@ def poller(
         sqs=cast("SQSClient", queue),  # an in-memory queue with the calls a poller makes
         clock=queue.clock,
         wall_clock=queue.clock,
-        backlog=backlog,
-        standby=standby,
     )
 
 
-def test_a_second_poller_joins_only_while_messages_wait_for_the_first() -> None:
-    queue = FakeQueue(Clock(now=1_000.0))
+def test_a_throttled_batch_is_handed_back_and_its_receive_counts() -> None:
+    queue = FakeQueue(Clock(), visibility_timeout=30, max_receive_count=2)
+    queue.send("sound")
     consumer = Consumer()
-    backlog = Backlog()
-    first = poller(queue, consumer, backlog)
-    second = poller(queue, consumer, backlog, standby=True)
-    assert first.ready(0)
-    assert not second.ready(0)
+    mapping = poller(queue, consumer)
+    mapping.throttle_rate = 1.0  # the function is throttled every time
+    outcome = mapping.poll_once()
+    assert outcome is not None
+    assert outcome.error_type == "TooManyRequestsException"
+    assert consumer.batches == [], "nothing was invoked"
+    assert queue.bodies == ["sound"], "nothing was deleted"
+    assert mapping.poll_once() is None, "in flight until the visibility timeout"
+    queue.clock.now += 30
+    mapping.poll_once()
+    assert queue.messages[0].receive_count == 2
+    queue.clock.now += 30
+    mapping.poll_once()
+    # The function never failed, yet the message is dead-lettered: hence five receives.
+    assert [m.body for m in queue.dead_letters] == ["sound"]
+    assert mapping.stats.throttled_batches == 2
 
-    queue.send("fresh")
+
+def test_pollers_of_one_mapping_each_take_a_batch_at_once() -> None:
+    queue = FakeQueue(Clock())
+    for n in range(4):
+        queue.send(f"m{n}")
+    consumer = Consumer()
+    first, second = poller(queue, consumer, batch_size=2), poller(queue, consumer, batch_size=2)
     first.poll_once()
-    assert not second.ready(0), "a message received as it arrives is no backlog"
-
-    for n in range(15):
-        queue.send(f"queued-{n}")
-    queue.clock.now += 0.5
-    first.poll_once()
-    assert second.ready(0), "messages that waited half a second are"
     second.poll_once()
-    assert consumer.batches[-1] == [f"queued-{n}" for n in range(10, 15)]
-
-    queue.send("fresh again")
-    second.poll_once()
-    assert not second.ready(0), "it stands by again once the queue keeps up"
-    assert first.ready(0)
+    assert sorted(len(b) for b in consumer.batches) == [2, 2]
+    assert sorted(body for batch in consumer.batches for body in batch) == ["m0", "m1", "m2", "m3"]
 
 
 def test_one_poisoned_message_in_a_batch_ends_in_the_dlq_after_three_receives() -> None:
