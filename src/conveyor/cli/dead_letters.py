@@ -52,6 +52,10 @@ def redrive_command(
         int | None, typer.Option("--max", min=1, help="Move at most this many.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would move.")] = False,
+    rate: Annotated[
+        int | None,
+        typer.Option("--rate", min=1, max=500, help="Move at most this many a second."),
+    ] = None,
 ) -> None:
     """Move dead letters back to their source queue, never losing or duplicating one."""
     info = running(directory)
@@ -66,10 +70,23 @@ def redrive_command(
         return
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    result = redrive(sqs, pair, Path(directory), max_messages=max_messages, stop=stop)
+    result = redrive(
+        sqs,
+        pair,
+        Path(directory),
+        max_messages=max_messages,
+        rate=rate,
+        stop=stop,
+        progress=lambda state: console.print(
+            f"move task {state.status.lower()}: {state.moved} of "
+            f"{'?' if state.to_move is None else state.to_move} moved"
+        ),
+    )
     console.print(
         f"moved {result.moved} message(s) from {pair.dlq_name} to {pair.name} ({result.method})"
     )
+    if result.failure:
+        fail(f"the move task failed: {result.failure}")
     if result.failed_again:
         console.print(
             f"{result.failed_again} of them failed again during the run and are back in "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 FAILURE_REASON = "failure_reason"
 FAILED_FUNCTION = "failed_function"
 SOURCE_MESSAGE_ID = "source_message_id"
+FAILED_AT = "failed_at"
+"""When the function gave up on the message. The four attributes describe that one
+failure: a redrive (either way) keeps them on the message, no consumer acts on them, and
+a later failure either replaces them or, once logged after ``failed_at``, outranks them
+in ``conveyor dlq``."""
 
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
 """The reason for a message whose key already holds other content (same client, same
@@ -59,6 +65,8 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
     attributes[FAILURE_REASON] = {"DataType": "String", "StringValue": reason[:1000]}
     attributes[FAILED_FUNCTION] = {"DataType": "String", "StringValue": function}
     attributes[SOURCE_MESSAGE_ID] = {"DataType": "String", "StringValue": record.message_id}
+    failed_at = datetime.now(UTC).isoformat()
+    attributes[FAILED_AT] = {"DataType": "String", "StringValue": failed_at}
     client("sqs").send_message(
         QueueUrl=required("DEAD_LETTER_QUEUE_URL"),
         MessageBody=record.body,

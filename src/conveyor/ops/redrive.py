@@ -6,6 +6,10 @@ are moved one at a time: receive from the DLQ, send to the source, delete from t
 A journal records each message sent before its DLQ copy is deleted, so a run that is
 interrupted between the two finds the journal entry when that copy reappears and deletes
 it instead of sending it twice. Ctrl-C lets the current message finish first.
+
+Either way a consumer sees what a move task delivers: the body and every attribute (the
+earlier failure's ``failure_reason`` and ``failed_at`` included; no consumer acts on
+them) under a new message id.
 """
 
 from __future__ import annotations
@@ -13,18 +17,18 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
 from conveyor.functions.consumer import (
     BATCH_STARTED,
-    FAILED_FUNCTION,
+    FAILED_AT,
     FAILURE_REASON,
     SOURCE_MESSAGE_ID,
 )
@@ -33,15 +37,17 @@ from conveyor.topology import dlq_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, MessageTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        MessageAttributeValueOutputTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+    )
 
-REDRIVEN_FROM = "redriven_from"
 NO_REASON = "no failure was recorded for this message"
 THROTTLED_REASON = "throttled: the batch was handed back unprocessed (the receive counted)"
 ENDED_WITHOUT_RESULT = (
     "the invocation that received it last ended without a result (a timeout or a crash)"
 )
-_FAILURE_ATTRIBUTES = frozenset({FAILURE_REASON, FAILED_FUNCTION, SOURCE_MESSAGE_ID, REDRIVEN_FROM})
 _NOT_IMPLEMENTED = {
     "NotImplemented",
     "InternalFailure",
@@ -66,14 +72,10 @@ class QueuePair:
         return dlq_of(self.name)
 
 
-def resendable_attributes(
-    message: MessageTypeDef, drop: frozenset[str] = frozenset()
-) -> dict[str, MessageAttributeValueTypeDef]:
-    """A received message's attributes in the shape SendMessage takes, less ``drop``."""
+def resendable_attributes(message: MessageTypeDef) -> dict[str, MessageAttributeValueTypeDef]:
+    """A received message's attributes in the shape SendMessage takes."""
     resent: dict[str, MessageAttributeValueTypeDef] = {}
     for name, value in message.get("MessageAttributes", {}).items():
-        if name in drop:
-            continue
         kept: MessageAttributeValueTypeDef = {"DataType": value["DataType"]}
         if "StringValue" in value:
             kept["StringValue"] = value["StringValue"]
@@ -124,12 +126,29 @@ class DeadLetter:
     reason: str
 
 
-def last_errors(log_files: Iterable[Path]) -> dict[str, str]:
+@dataclass(frozen=True)
+class Trail:
+    """The last thing the logs say about a message id, and when."""
+
+    at: datetime
+    reason: str
+
+
+def _when(stamp: object) -> datetime:
+    """A log line's time, from the runtime's ISO 8601 or Powertools' ``2026-11-30
+    07:30:42,914+0000``."""
+    try:
+        parsed = datetime.fromisoformat(str(stamp).replace(",", "."))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def last_errors(log_files: Iterable[Path]) -> dict[str, Trail]:
     """message id -> the last failure logged for it, by a function or by the poller."""
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, Trail] = {}
     for path in log_files:
         for entry in read_json_lines(path):
-            stamp = str(entry.get("timestamp", ""))
             if entry.get("message") == "record failed" and entry.get("message_id"):
                 pairs = [(str(entry["message_id"]), str(entry.get("error", "")))]
             elif entry.get("message") == BATCH_STARTED:
@@ -145,10 +164,11 @@ def last_errors(log_files: Iterable[Path]) -> dict[str, str]:
                 pairs = [(str(m), error) for m in entry.get("message_ids", [])]
             else:
                 continue
+            at = _when(entry.get("timestamp"))
             for message_id, error in pairs:
-                if message_id not in found or found[message_id][0] <= stamp:
-                    found[message_id] = (stamp, error)
-    return {message_id: error for message_id, (_, error) in found.items()}
+                if message_id not in found or found[message_id].at <= at:
+                    found[message_id] = Trail(at, error)
+    return found
 
 
 def _subject(body: str) -> str:
@@ -167,14 +187,9 @@ def dead_letters(
     sqs: SQSClient, dlq_url: str, log_files: Iterable[Path] = (), limit: int | None = None
 ) -> list[DeadLetter]:
     messages = peek(sqs, dlq_url, limit=limit)
-    unexplained = any(
-        FAILURE_REASON not in m.get("MessageAttributes", {}) for m in messages
-    )  # only then are the logs worth reading
-    errors = last_errors(log_files) if unexplained else {}
+    trails = last_errors(log_files)
     letters = []
     for message in messages:
-        recorded = message.get("MessageAttributes", {}).get(FAILURE_REASON, {"DataType": "String"})
-        reason = recorded.get("StringValue") or errors.get(message["MessageId"], NO_REASON)
         system = message.get("Attributes", {})
         letters.append(
             DeadLetter(
@@ -183,10 +198,23 @@ def dead_letters(
                 receive_count=int(system.get("ApproximateReceiveCount", 1)) - 1,
                 sent_at=datetime.fromtimestamp(int(system.get("SentTimestamp", 0)) / 1000, UTC),
                 subject=_subject(message["Body"]),
-                reason=reason,
+                reason=_reason(message, trails.get(message["MessageId"])),
             )
         )
     return letters
+
+
+def _reason(message: MessageTypeDef, trail: Trail | None) -> str:
+    """The newest evidence of why the message is here: the reason a consumer attached
+    when it gave up, unless the logs show a later failure of this message (a redriven
+    message keeps the attributes of its earlier failure)."""
+    attributes = message.get("MessageAttributes", {})
+    absent: MessageAttributeValueOutputTypeDef = {"DataType": "String"}
+    recorded = attributes.get(FAILURE_REASON, absent).get("StringValue")
+    failed_at = _when(attributes.get(FAILED_AT, absent).get("StringValue"))
+    if recorded and (trail is None or trail.at <= failed_at):
+        return recorded
+    return trail.reason if trail else NO_REASON
 
 
 class Journal:
@@ -223,6 +251,21 @@ class RedriveResult:
     """Messages this run moved that came back to the DLQ before it ended: left there, not
     moved a second time, so that a run ends however often a consumer rejects them."""
     stopped_early: bool = False
+    failure: str | None = None
+    """Why a move task failed, as SQS says."""
+
+
+MOVE_TASK_DONE = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class MoveProgress:
+    """A move task's state as ListMessageMoveTasks reports it."""
+
+    status: str
+    moved: int
+    to_move: int | None
+    failure: str | None = None
 
 
 def redrive(
@@ -231,29 +274,71 @@ def redrive(
     state_dir: Path,
     *,
     max_messages: int | None = None,
+    rate: int | None = None,
     stop: threading.Event | None = None,
     hide_for_s: int = 60,
+    progress: Callable[[MoveProgress], None] = lambda _: None,
+    poll_s: float = 2.0,
 ) -> RedriveResult:
+    """Move the DLQ's messages back: a move task where SQS has one (followed until it
+    ends, reporting its progress), one by one otherwise. ``rate``: messages a second at
+    most. Either way a consumer sees the same message: its body and every attribute,
+    under a new message id."""
+    stop = stop or threading.Event()
     if max_messages is None:
+        request: dict[str, Any] = {"SourceArn": pair.dlq_arn, "DestinationArn": pair.source_arn}
+        if rate is not None:
+            request["MaxNumberOfMessagesPerSecond"] = rate
         try:
-            task = sqs.start_message_move_task(
-                SourceArn=pair.dlq_arn, DestinationArn=pair.source_arn
-            )
-            return RedriveResult(method=f"StartMessageMoveTask {task.get('TaskHandle', '')}")
+            task = sqs.start_message_move_task(**request)
         except NotImplementedError:
             pass  # moto in process
         except ClientError as exc:
             if not has_code(exc, *_NOT_IMPLEMENTED):
                 raise
+        else:
+            return _follow(sqs, pair, str(task.get("TaskHandle", "")), stop, progress, poll_s)
     return _move_one_by_one(
         sqs,
         pair.source_url,
         pair.dlq_url,
         Journal(state_dir / f"redrive-{pair.dlq_name}.journal"),
         max_messages,
-        stop or threading.Event(),
+        stop,
         hide_for_s,
+        1.0 / rate if rate else 0.0,
     )
+
+
+def _follow(
+    sqs: SQSClient,
+    pair: QueuePair,
+    handle: str,
+    stop: threading.Event,
+    progress: Callable[[MoveProgress], None],
+    poll_s: float,
+) -> RedriveResult:
+    """Report a move task's progress until it ends; Ctrl-C cancels it (what it moved
+    stays moved)."""
+    result = RedriveResult(method="StartMessageMoveTask")
+    cancelled = False
+    while True:
+        [latest] = sqs.list_message_move_tasks(SourceArn=pair.dlq_arn, MaxResults=1)["Results"]
+        state = MoveProgress(
+            status=str(latest.get("Status")),
+            moved=int(latest.get("ApproximateNumberOfMessagesMoved", 0)),
+            to_move=latest.get("ApproximateNumberOfMessagesToMove"),
+            failure=latest.get("FailureReason"),
+        )
+        progress(state)
+        result.moved = state.moved
+        if state.status in MOVE_TASK_DONE:
+            result.stopped_early = cancelled or state.status != "COMPLETED"
+            result.failure = state.failure
+            return result
+        if stop.wait(poll_s) and not cancelled:
+            sqs.cancel_message_move_task(TaskHandle=handle)
+            cancelled = True
 
 
 def _came_back(message: MessageTypeDef, sent: set[str]) -> bool:
@@ -271,6 +356,7 @@ def _move_one_by_one(
     max_messages: int | None,
     stop: threading.Event,
     hide_for_s: int,
+    pause_s: float,
 ) -> RedriveResult:
     result = RedriveResult(method="receive, send, delete")
     sent: set[str] = set()  # ids the messages this run moved have in the source queue
@@ -302,13 +388,13 @@ def _move_one_by_one(
                 if message_id in journal.sent:
                     result.finished_interrupted += 1
                 else:
-                    attributes = resendable_attributes(message, _FAILURE_ATTRIBUTES)
-                    attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": message_id}
+                    # As a move task does: the body and every attribute, a new id.
                     moved = sqs.send_message(
                         QueueUrl=source_url,
                         MessageBody=message["Body"],
-                        MessageAttributes=attributes,
+                        MessageAttributes=resendable_attributes(message),
                     )
+                    stop.wait(pause_s)
                     sent.add(moved["MessageId"])
                     journal.record(message_id, "sent")
                     result.moved += 1

@@ -81,7 +81,9 @@ def test_a_malformed_message_goes_to_the_dlq_with_its_reason_without_retries(
     billing_env: Resources,
 ) -> None:
     batch = sqs_records(
-        [accepted_json("o-good"), '{"not": "an order"}'], attributes={"correlation_id": "c-9"}
+        [accepted_json("o-good"), '{"not": "an order"}'],
+        # A redriven message still carries its earlier failure; the new one replaces it.
+        attributes={"correlation_id": "c-9", "failure_reason": "an earlier failure"},
     )
     assert billing.handler(batch, context()) == {"batchItemFailures": []}
     [dead] = drain(billing_env.queues["billing-dlq"])
@@ -91,6 +93,8 @@ def test_a_malformed_message_goes_to_the_dlq_with_its_reason_without_retries(
     assert "order_id: Field required" in reason, "it names each field and what failed"
     assert "items: Field required" in reason
     assert dead["MessageAttributes"]["correlation_id"]["StringValue"] == "c-9"
+    failed_at = datetime.fromisoformat(dead["MessageAttributes"]["failed_at"]["StringValue"])
+    assert abs((datetime.now(UTC) - failed_at).total_seconds()) < 60
     assert orders_table.get(boto3.client("dynamodb"), billing_env.tables["orders"], "dev", "o-good")
 
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from conveyor.ops.redrive import REDRIVEN_FROM, QueuePair, dead_letters, redrive
+from conveyor.ops.redrive import MoveProgress, QueuePair, dead_letters, redrive
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
@@ -137,22 +137,133 @@ def test_dead_letters_show_receive_counts_and_the_last_error(
     assert {d.receive_count for d in again} == {1}, "the first look counted; this one not"
 
 
-def test_the_emulator_path_moves_everything_back_with_clean_attributes(
+def consumer_view(messages: list[MessageTypeDef]) -> list[tuple[str, dict[str, Any]]]:
+    """What a consumer of the source queue sees of each message, ids aside."""
+    return sorted(
+        (m["Body"], {k: v.get("StringValue") for k, v in m["MessageAttributes"].items()})
+        for m in messages
+    )
+
+
+class MoveTaskStandIn:
+    """SQS whose StartMessageMoveTask works as the API reference says: a task per DLQ that
+    moves every message present when it started (body and attributes kept, new ids), at
+    most ``MaxNumberOfMessagesPerSecond`` a step here, and reports itself through
+    ListMessageMoveTasks (newest first) as RUNNING, then COMPLETED."""
+
+    def __init__(self, queues: dict[str, str]) -> None:
+        self.real = boto3.client("sqs")
+        self.urls = {queues["dlq_arn"]: queues["dlq"], queues["source_arn"]: queues["source"]}
+        self.tasks: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def start_message_move_task(self, **request: Any) -> dict[str, str]:
+        waiting = int(
+            self.real.get_queue_attributes(
+                QueueUrl=self.urls[request["SourceArn"]],
+                AttributeNames=["ApproximateNumberOfMessages"],
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
+        self.tasks.insert(0, {**request, "Status": "RUNNING", "moved": 0, "to_move": waiting})
+        return {"TaskHandle": f"handle-{len(self.tasks)}"}
+
+    def list_message_move_tasks(self, SourceArn: str, MaxResults: int) -> dict[str, Any]:
+        task = self.tasks[0]
+        if task["Status"] == "RUNNING":
+            step = int(task.get("MaxNumberOfMessagesPerSecond", 500))
+            for message in self.real.receive_message(
+                QueueUrl=self.urls[SourceArn],
+                MaxNumberOfMessages=min(10, step),
+                MessageAttributeNames=["All"],
+            ).get("Messages", []):
+                self.real.send_message(
+                    QueueUrl=self.urls[task["DestinationArn"]],
+                    MessageBody=message["Body"],
+                    MessageAttributes={
+                        k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
+                        for k, v in message.get("MessageAttributes", {}).items()
+                    },
+                )
+                self.real.delete_message(
+                    QueueUrl=self.urls[SourceArn], ReceiptHandle=message["ReceiptHandle"]
+                )
+                task["moved"] += 1
+            if task["moved"] >= task["to_move"]:
+                task["Status"] = "COMPLETED"
+        result = {
+            "Status": task["Status"],
+            "SourceArn": SourceArn,
+            "ApproximateNumberOfMessagesMoved": task["moved"],
+            "ApproximateNumberOfMessagesToMove": task["to_move"],
+        }
+        return {"Results": [result][:MaxResults]}
+
+
+def test_both_paths_give_a_consumer_the_same_message_under_a_new_id(
     queues: dict[str, str], tmp_path: Path
 ) -> None:
-    ids = fill(queues["dlq"], 23)
-    result = move(queues, tmp_path)
-    assert result.method == "receive, send, delete"
-    assert result.moved == 23
+    first = fill(queues["dlq"], 13)
+    fallback = move(queues, tmp_path)
+    assert (fallback.method, fallback.moved) == ("receive, send, delete", 13)
+    by_receive = drain(queues["source"])
+
+    second = fill(queues["dlq"], 13)
+    seen: list[MoveProgress] = []
+    stand_in = MoveTaskStandIn(queues)
+    task = move(queues, tmp_path, sqs=stand_in, rate=4, progress=seen.append, poll_s=0)
+    assert (task.method, task.moved, task.stopped_early) == ("StartMessageMoveTask", 13, False)
+    assert stand_in.tasks[0]["MaxNumberOfMessagesPerSecond"] == 4, "the rate is passed on"
+    assert [p.status for p in seen][-1] == "COMPLETED"
+    assert [p.moved for p in seen] == sorted(p.moved for p in seen), "progress only grows"
+    assert len(seen) >= 4, "followed step by step, four a step"
+    by_task = drain(queues["source"])
+
+    assert consumer_view(by_receive) == consumer_view(by_task)
+    assert all(m["MessageAttributes"]["failure_reason"] for m in by_task), "kept, as SQS keeps it"
+    assert not {m["MessageId"] for m in by_receive} & set(first)
+    assert not {m["MessageId"] for m in by_task} & set(second)
     assert drain(queues["dlq"]) == []
-    moved = drain(queues["source"])
-    assert sorted(m["MessageAttributes"][REDRIVEN_FROM]["StringValue"] for m in moved) == sorted(
-        ids
+
+
+def test_a_later_logged_failure_outranks_the_reason_a_redriven_message_still_carries(
+    queues: dict[str, str], tmp_path: Path
+) -> None:
+    sqs = boto3.client("sqs")
+    stale, current = (
+        sqs.send_message(
+            QueueUrl=queues["dlq"],
+            MessageBody="{}",
+            MessageAttributes={
+                "failure_reason": {"DataType": "String", "StringValue": f"{name} reason"},
+                "failed_at": {"DataType": "String", "StringValue": "2026-01-01T00:00:10+00:00"},
+            },
+        )["MessageId"]
+        for name in ("stale", "current")
     )
-    assert all("failure_reason" not in m["MessageAttributes"] for m in moved)
-    assert {m["MessageAttributes"]["correlation_id"]["StringValue"] for m in moved} == {
-        f"c{n}" for n in range(23)
-    }
+    log = tmp_path / "billing.log"
+    log.write_text(
+        "\n".join(
+            json.dumps(e)
+            for e in [
+                {  # after the attribute's failure: this message failed again since
+                    "message": "record failed",
+                    "message_id": stale,
+                    "error": "TimeoutError: newer",
+                    "timestamp": "2026-01-01 00:00:20,000+0000",
+                },
+                {  # before it: the attribute is the newer evidence
+                    "message": "record failed",
+                    "message_id": current,
+                    "error": "older",
+                    "timestamp": "2026-01-01 00:00:05,000+0000",
+                },
+            ]
+        )
+    )
+    letters = {d.message_id: d.reason for d in dead_letters(sqs, queues["dlq"], [log])}
+    assert letters == {stale: "TimeoutError: newer", current: "current reason"}
 
 
 def test_max_moves_only_that_many(queues: dict[str, str], tmp_path: Path) -> None:
