@@ -126,7 +126,7 @@ def cloud_only(local: Wiring) -> Wiring:
 def test_queues_and_redrive_settings_agree(local: Wiring, synthesized: Synthesized) -> None:
     cloud = read_cloud(synthesized)
     assert cloud["queues"] == cloud_only(local)["queues"]
-    assert cloud["queues"]["images"] == (360, 86_400, ("images-dlq", 3))
+    assert cloud["queues"]["images"] == (360, 86_400, ("images-dlq", 5))
 
 
 def test_subscriptions_agree_and_deliver_raw(local: Wiring, synthesized: Synthesized) -> None:

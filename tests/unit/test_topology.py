@@ -163,7 +163,7 @@ def test_a_function_environment_holds_its_grants_and_nothing_of_the_runtimes(
     assert env["ORDERS_TABLE"] == "p-orders"
     assert env["DEAD_LETTER_QUEUE_URL"] == "url:dlq"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
-    assert env["MAX_RECEIVE_COUNT"] == "3", "a consumer can tell its last attempt"
+    assert env["MAX_RECEIVE_COUNT"] == "5", "a consumer can tell its last attempt"
     assert "ORDERS_TOPIC_ARN" not in env, "billing has no grant on the topic"
     assert "CLIENT_SECRETS_ID" not in env
     assert "SOME_RUNTIME_SECRET" not in env

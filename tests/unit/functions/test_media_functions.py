@@ -17,6 +17,7 @@ from conveyor.core.upload_request import UploadRequest
 from conveyor.functions import images, presign
 from conveyor.local.mapping import sqs_event
 from conveyor.local.provision import Resources
+from conveyor.topology import TOPOLOGY
 from tests import samples
 from tests.unit.conftest import (
     context,
@@ -302,12 +303,13 @@ def test_the_last_attempt_records_retries_exhausted_and_a_redrive_claims_it_agai
     record = put_upload(images_env, samples.webp(), "image/webp", ".webp")
     with monkeypatch.context() as broken:
         failing_puts(broken)
-        for receive in (1, 2):
+        last = TOPOLOGY.queue("images").dead_letter.max_receive_count
+        for receive in range(1, last):
             with pytest.raises(BatchProcessingError):
                 images.handler(s3_messages(record, receive=receive), context())
             assert item(images_env)["status"] == "processing"  # type: ignore[index]
         with pytest.raises(BatchProcessingError):  # still reported: SQS dead-letters it
-            images.handler(s3_messages(record, receive=3), context())
+            images.handler(s3_messages(record, receive=last), context())
     given_up = item(images_env)
     assert given_up is not None
     assert (given_up["status"], given_up["reason"]) == ("failed", "retries_exhausted")
