@@ -90,7 +90,9 @@ class Data(Construct):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute=table.ttl_attribute,
+            # Retained when the stack goes, and not deletable by accident while it stays.
             removal_policy=RemovalPolicy.RETAIN,
+            deletion_protection=True,
         )
         for index in table.indexes:
             resource.add_global_secondary_index(

@@ -8,9 +8,11 @@ Everything else gets a fixed JSON 404. Access logs go to the logs bucket.
 
 from __future__ import annotations
 
+from aws_cdk import Aws
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_elasticloadbalancingv2_targets as targets
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from conveyor.infra.compute import Compute
@@ -86,4 +88,17 @@ class Frontend(Construct):
             # Every value of a repeated header reaches the function, which refuses a
             # repeated security header instead of trusting whichever copy came last.
             group.set_attribute("lambda.multi_value_headers.enabled", "true")
+            _invoked_only_from_this_account(compute.functions[function.name])
         self.listener = listener
+
+
+def _invoked_only_from_this_account(function: lambda_.Function) -> None:
+    """Scope the load balancer's invoke permission to this account's load balancers. The
+    target group's ARN cannot be named: the group is created after the permission it
+    needs, so naming it would make a cycle."""
+    for construct in function.node.find_all():
+        if (
+            isinstance(construct, lambda_.CfnPermission)
+            and construct.principal == "elasticloadbalancing.amazonaws.com"
+        ):
+            construct.source_account = Aws.ACCOUNT_ID

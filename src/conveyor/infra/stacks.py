@@ -8,9 +8,20 @@ which separate stacks could only do through hand-made names.
 
 from __future__ import annotations
 
-from aws_cdk import Aspects, CfnOutput, Environment, Stack
+import jsii
+from aws_cdk import (
+    Aspects,
+    CfnOutput,
+    CfnResource,
+    Environment,
+    IAspect,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks, NagPackSuppression, NagSuppressions, RegexAppliesTo
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from conveyor.infra.cdn import Cdn
 from conveyor.infra.compute import Compute
@@ -110,9 +121,39 @@ def build(
     network = NetworkStack(scope, NETWORK_STACK, settings, env=env)
     app = AppStack(scope, APP_STACK, topology=topology, settings=settings, network=network, env=env)
     for stack in (network, app):
+        Aspects.of(stack).add(HelperLogsExpire(stack))
         Aspects.of(stack).add(AwsSolutionsChecks(verbose=True))
     _accepted_findings(network, app)
     return network, app
+
+
+HELPER_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+@jsii.implements(IAspect)
+class HelperLogsExpire:
+    """Send the logs of CDK's own helper functions (the custom resources a stack needs,
+    such as the S3 notifications handler) to a log group that expires, as the conveyor
+    functions' do: left alone, Lambda creates one that keeps everything forever. An
+    aspect, because CDK adds some of those functions only while it synthesizes."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.group = logs.LogGroup(
+            stack,
+            "HelperLogs",
+            retention=HELPER_LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, lambda_.CfnFunction):
+            if node.logging_config is None:
+                node.logging_config = lambda_.CfnFunction.LoggingConfigProperty(
+                    log_group=self.group.log_group_name
+                )
+        elif isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function":
+            # The S3 notifications handler is a bare CfnResource with no logging config.
+            node.add_property_override("LoggingConfig.LogGroup", self.group.log_group_name)
 
 
 def _accepted_findings(network: NetworkStack, app: AppStack) -> None:

@@ -1,0 +1,50 @@
+"""What only a real account would show, proved on the synthesized templates with the
+CDK's own assertions: what cannot be deleted by accident, what keeps logs forever, and
+who may invoke the public functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+from aws_cdk.assertions import Template as Assertions
+
+from tests.infra.conftest import Synthesized, Template
+
+MONTH = 30
+"""Days every function's logs are kept, the conveyor functions' and CDK's helpers'."""
+
+
+def assertions(template: Template) -> Assertions:
+    return Assertions.from_stack(template.stack)
+
+
+def test_every_table_has_deletion_protection(synthesized: Synthesized) -> None:
+    tables = assertions(synthesized.app)
+    tables.all_resources_properties("AWS::DynamoDB::Table", {"DeletionProtectionEnabled": True})
+    tables.all_resources("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
+
+
+@pytest.mark.parametrize("stack", ["network", "app"])
+def test_every_function_helpers_included_logs_to_a_group_that_expires(
+    synthesized: Synthesized, stack: str
+) -> None:
+    template: Template = getattr(synthesized, stack)
+    found = assertions(template).find_resources("AWS::Lambda::Function")
+    assert found, "each stack has functions (the network stack a CDK helper)"
+    for logical_id, function in found.items():
+        group: dict[str, Any] = function["Properties"]["LoggingConfig"]["LogGroup"]
+        retention = template.resources[group["Ref"]]["Properties"].get("RetentionInDays")
+        assert retention == MONTH, f"{logical_id} logs to a group that keeps {retention}"
+
+
+def test_the_load_balancer_may_invoke_only_from_this_account(synthesized: Synthesized) -> None:
+    app = assertions(synthesized.app)
+    elb = {"Principal": "elasticloadbalancing.amazonaws.com"}
+    permissions = app.find_resources("AWS::Lambda::Permission", {"Properties": elb})
+    assert len(permissions) == 2, "publisher and presign"
+    app.all_resources_properties(
+        "AWS::Lambda::Permission",
+        Match.object_like({**elb, "SourceAccount": {"Ref": "AWS::AccountId"}}),
+    )
