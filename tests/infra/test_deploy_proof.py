@@ -48,3 +48,42 @@ def test_the_load_balancer_may_invoke_only_from_this_account(synthesized: Synthe
         "AWS::Lambda::Permission",
         Match.object_like({**elb, "SourceAccount": {"Ref": "AWS::AccountId"}}),
     )
+
+
+def test_alarms_reach_their_topic_through_a_key_cloudwatch_may_use(
+    synthesized: Synthesized,
+) -> None:
+    app = assertions(synthesized.app)
+    alarms = app.find_resources("AWS::CloudWatch::Alarm")
+    [topic_id] = {a["Properties"]["AlarmActions"][0]["Ref"] for a in alarms.values()}
+    topic = synthesized.app.resources[topic_id]["Properties"]
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = synthesized.app.resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key", "a customer managed key, not alias/aws/sns"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    cloudwatch = {"Service": "cloudwatch.amazonaws.com"}
+    this_account = {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    [grant] = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Principal") == cloudwatch
+    ]
+    assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    app.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": topic_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": cloudwatch,
+                                "Action": "sns:Publish",
+                                "Condition": Match.object_like({"StringEquals": this_account}),
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )

@@ -6,10 +6,11 @@ Each DLQ: any message at all. The load balancer: 5XX from itself or its targets.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -40,12 +41,43 @@ class Observability(Construct):
         frontend: Frontend,
     ) -> None:
         super().__init__(scope, construct_id)
+        # CloudWatch can publish an alarm only to a topic whose key lets it: the AWS
+        # managed SNS key does not, so the alarms get a key of their own.
+        self.alarm_key = kms.Key(
+            self,
+            "AlarmKey",
+            description="conveyor: encrypts the alarm topic; CloudWatch may use it",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.alarm_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchPublishesAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
         self.ops_topic = sns.Topic(
             self,
             "OpsTopic",
             display_name="conveyor alarms",
             enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=self.alarm_key,
+        )
+        alarms_here = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+        self.ops_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchPublishesAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.ops_topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": alarms_here},
+                },
+            )
         )
         if settings.alarm_email:
             self.ops_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))

@@ -40,6 +40,7 @@ class Prices:
     secrets_10k_calls: float = 0.05
     alarm_month: float = 0.10
     dashboard_month: float = 3.00
+    kms_key_month: float = 1.00
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ def estimate(
             f"CloudWatch alarms ({alarm_count(TOPOLOGY)})": alarm_count(TOPOLOGY)
             * prices.alarm_month,
             "CloudWatch dashboard": prices.dashboard_month,
+            # The alarm topic's key; an alarm's few KMS requests stay in the free tier.
+            "KMS key (alarm topic)": prices.kms_key_month,
         }
     )
 
@@ -177,6 +180,7 @@ PRICED_ELSEWHERE = {
     "AWS::CloudFront::Distribution": "CloudFront",
     "AWS::CloudWatch::Alarm": "CloudWatch alarms",
     "AWS::CloudWatch::Dashboard": "CloudWatch dashboard",
+    "AWS::KMS::Key": "KMS key (alarm topic)",
 }
 """Every resource type in the templates that costs money, and the line that prices it."""
 
