@@ -87,3 +87,31 @@ def test_alarms_reach_their_topic_through_a_key_cloudwatch_may_use(
             },
         },
     )
+
+
+def test_every_vpc_endpoint_reaches_only_this_accounts_resources(
+    synthesized: Synthesized,
+) -> None:
+    network = assertions(synthesized.network)
+    endpoints = network.find_resources("AWS::EC2::VPCEndpoint")
+    assert len(endpoints) == 6, "four interface endpoints and the S3 and DynamoDB gateways"
+    network.all_resources_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Sid": "OnlyThisAccountsResources",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "*"},
+                        "Action": "*",
+                        "Resource": "*",
+                        "Condition": {
+                            "StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}
+                        },
+                    }
+                ],
+                "Version": "2012-10-17",
+            }
+        },
+    )

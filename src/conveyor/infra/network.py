@@ -9,7 +9,7 @@ outbound rules reach only those endpoints.
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
@@ -70,7 +70,7 @@ class NetworkStack(Stack):
         )
         endpoints_sg.add_ingress_rule(self.functions_sg, HTTPS, "HTTPS from the functions")
         self.functions_sg.add_egress_rule(endpoints_sg, HTTPS, "HTTPS to interface endpoints")
-        for name, service in INTERFACE_ENDPOINTS.items():
+        endpoints: list[ec2.GatewayVpcEndpoint | ec2.InterfaceVpcEndpoint] = [
             self.vpc.add_interface_endpoint(
                 name,
                 service=service,
@@ -78,6 +78,26 @@ class NetworkStack(Stack):
                 security_groups=[endpoints_sg],
                 private_dns_enabled=True,
                 open=False,  # not the whole VPC CIDR: only the functions, by the rule above
+            )
+            for name, service in INTERFACE_ENDPOINTS.items()
+        ]
+        endpoints += [
+            endpoint
+            for endpoint in self.vpc.node.children
+            if isinstance(endpoint, ec2.GatewayVpcEndpoint)
+        ]
+        for endpoint in endpoints:
+            # Without a policy an endpoint reaches any account's resources, which is how
+            # data would leave through it. The functions touch only this account's; Lambda
+            # fetches code and layers, and the CDK deploys, outside the VPC.
+            endpoint.add_to_policy(
+                iam.PolicyStatement(
+                    sid="OnlyThisAccountsResources",
+                    principals=[iam.AnyPrincipal()],
+                    actions=["*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:ResourceAccount": Aws.ACCOUNT_ID}},
+                )
             )
         for name, service_name in (("S3", "s3"), ("DynamoDb", "dynamodb")):
             prefix_list = self._prefix_list(name, f"com.amazonaws.{self.region}.{service_name}")
