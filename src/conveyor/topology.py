@@ -463,12 +463,14 @@ TOPOLOGY = Topology(
                 _CLIENT_SECRETS_GRANT,
             ),
             concurrency=4,
+            reserved_concurrency=50,
         ),
         Function(
             BILLING_FUNCTION,
             handler="conveyor.functions.billing:handler",
             trigger=SqsTrigger(BILLING_QUEUE),
             concurrency=2,
+            reserved_concurrency=2,  # its mapping's maximum: never throttled for it
             grants=(
                 _ORDERS_TABLE_GRANT,
                 Grant(
@@ -484,6 +486,7 @@ TOPOLOGY = Topology(
             handler="conveyor.functions.archive:handler",
             trigger=SqsTrigger(ARCHIVE_QUEUE),
             concurrency=2,
+            reserved_concurrency=2,  # its mapping's maximum: never throttled for it
             grants=(
                 Grant(
                     Kind.BUCKET,
@@ -523,6 +526,7 @@ TOPOLOGY = Topology(
                 _CLIENT_SECRETS_GRANT,
             ),
             media_url=True,
+            reserved_concurrency=20,
         ),
         Function(
             IMAGES_FUNCTION,
@@ -531,6 +535,7 @@ TOPOLOGY = Topology(
             timeout_s=60,
             memory_mb=1024,
             concurrency=2,
+            reserved_concurrency=50,  # a flood of uploads cannot take the whole account
             grants=(
                 Grant(
                     Kind.BUCKET,

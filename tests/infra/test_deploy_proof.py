@@ -4,12 +4,16 @@ who may invoke the public functions."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import Stack
 from aws_cdk.assertions import Match
 from aws_cdk.assertions import Template as Assertions
 
+from conveyor.infra.app import make_app
+from conveyor.topology import APP_STACK, TOPOLOGY
 from tests.infra.conftest import Synthesized, Template
 
 MONTH = 30
@@ -115,3 +119,34 @@ def test_every_vpc_endpoint_reaches_only_this_accounts_resources(
             }
         },
     )
+
+
+def test_every_function_reserves_concurrency_covering_its_mapping(
+    synthesized: Synthesized,
+) -> None:
+    app = synthesized.app
+    functions = app.named("AWS::Lambda::Function")
+    reserved = {
+        name: app.resources[logical_id]["Properties"]["ReservedConcurrentExecutions"]
+        for name, logical_id in functions.items()
+    }
+    assert reserved == {f.name: f.reserved_concurrency for f in TOPOLOGY.functions}
+    assert reserved["images"] == 50, "a flood of uploads cannot take the whole account"
+    mappings = assertions(app).find_resources("AWS::Lambda::EventSourceMapping")
+    for mapping in mappings.values():
+        properties = mapping["Properties"]
+        function = app.name_of(properties["FunctionName"]["Ref"])
+        maximum = properties["ScalingConfig"]["MaximumConcurrency"]
+        assert maximum <= reserved[function], f"{function}'s mapping would be throttled"
+
+
+def test_reservations_can_be_left_out_for_an_account_with_a_small_quota(tmp_path: Path) -> None:
+    app = make_app(
+        str(tmp_path / "out"),
+        layers_dir=tmp_path / "layers",
+        context={"reserve_concurrency": "false"},
+    )
+    stack = next(c for c in app.node.children if isinstance(c, Stack) and c.stack_name == APP_STACK)
+    template = Assertions.from_stack(stack)
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        assert "ReservedConcurrentExecutions" not in function["Properties"]

@@ -108,8 +108,12 @@ def test_problems_rejects_what_aws_rejects(changes: dict[str, int], problem: str
 def test_fewer_than_five_receives_need_the_mapping_reserved_against_throttles() -> None:
     billing = TOPOLOGY.queue("billing")
     three = dataclasses.replace(billing, dead_letter=DeadLetter(max_receive_count=3))
+    consumer = TOPOLOGY.function("billing")
+    unreserved = dataclasses.replace(consumer, reserved_concurrency=None)
     changed = dataclasses.replace(
-        TOPOLOGY, queues=tuple(three if q is billing else q for q in TOPOLOGY.queues)
+        TOPOLOGY,
+        queues=tuple(three if q is billing else q for q in TOPOLOGY.queues),
+        functions=tuple(unreserved if f is consumer else f for f in TOPOLOGY.functions),
     )
     assert changed.problems() == [
         "queue billing allows 3 receives: a throttled batch counts as one, so allow at least "

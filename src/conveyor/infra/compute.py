@@ -75,6 +75,7 @@ class Compute(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.media_url = media_url
+        self.reserve_concurrency = settings.reserve_concurrency
         self.layers = {
             name: lambda_.LayerVersion(
                 self,
@@ -149,7 +150,9 @@ class Compute(Construct):
             layers=layers,
             memory_size=function.memory_mb,
             timeout=Duration.seconds(function.timeout_s),
-            reserved_concurrent_executions=function.reserved_concurrency,
+            reserved_concurrent_executions=(
+                function.reserved_concurrency if self.reserve_concurrency else None
+            ),
             role=role,
             log_group=log_group,
             environment=environment,

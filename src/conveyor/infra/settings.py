@@ -28,6 +28,10 @@ class Settings:
     certificate_arn: str | None
     layers_dir: Path
     alarm_email: str | None
+    reserve_concurrency: bool = True
+    """Give each function the reserved concurrency the topology declares. An account
+    keeps 100 executions unreserved, so this needs a concurrency quota of at least
+    100 plus their sum; ``-c reserve_concurrency=false`` deploys without."""
 
     @classmethod
     def from_app(cls, app: App, layers_dir: Path = LAYERS_DIR) -> Settings:
@@ -51,6 +55,7 @@ class Settings:
             certificate_arn=context("certificate_arn"),
             layers_dir=layers_dir,
             alarm_email=context("alarm_email"),
+            reserve_concurrency=(context("reserve_concurrency") or "true").lower() != "false",
         )
 
     def layer_dir(self, name: str) -> Path:
