@@ -136,6 +136,7 @@ class HttpRoute:
         return (self.path, f"{self.path}/*")
 
     def matches(self, path: str) -> bool:
+        """Whether ``patterns`` cover ``path``, as the local gateway routes."""
         return path == self.path or path.startswith(f"{self.path}/")
 
 

@@ -26,6 +26,7 @@ import h11
 
 from conveyor.core.request_ids import request_id_from
 from conveyor.local.workers import Invocation
+from conveyor.topology import HttpRoute
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Gateway:
     def function_for(self, path: str) -> Invoke | None:
         """The function whose rule covers ``path``: ``/orders`` and ``/orders/{id}``."""
         for route, invoke in (self.functions or {}).items():
-            if path == route or path.startswith(f"{route}/"):
+            if HttpRoute(route).matches(path):
                 return invoke
         return None
 

@@ -21,7 +21,7 @@ from conveyor.local.mapping import (
     sqs_event,
 )
 from conveyor.local.workers import Invocation
-from conveyor.ops.redrive import resendable_attributes
+from conveyor.ops.redrive import BATCH_FAILED, BATCH_THROTTLED, resendable_attributes
 from conveyor.topology import MAX_SQS_WAIT_S, SqsTrigger
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ class SqsPoller:
         invoke: Callable[[dict[str, Any]], Invocation],
         sqs: SQSClient,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         duplicate_rate: float = 0.0,
         throttle_rate: float = 0.0,
     ) -> None:
@@ -71,7 +70,6 @@ class SqsPoller:
         self.invoke = invoke
         self.sqs = sqs
         self.clock = clock
-        self.wall_clock = wall_clock
         self.duplicate_rate = duplicate_rate
         self.throttle_rate = throttle_rate
         """Fraction of batches that find the function throttled (injected: only the
@@ -129,7 +127,7 @@ class SqsPoller:
         if outcome.failed:
             # SQS keeps no reason with a message; this line is where `conveyor dlq` finds it.
             log.warning(
-                "batch failed",
+                BATCH_FAILED,
                 extra={
                     "function": self.function,
                     "error": outcome.error,
@@ -153,7 +151,7 @@ class SqsPoller:
         """As Lambda with a throttled function: the batch is handed back unprocessed,
         its messages reappear after the visibility timeout, and the receive counts."""
         ids = [m["MessageId"] for m in batch]
-        log.warning("batch throttled", extra={"function": self.function, "message_ids": ids})
+        log.warning(BATCH_THROTTLED, extra={"function": self.function, "message_ids": ids})
         with self._lock:
             self.stats.throttled_batches += 1
             self.stats.received += len(batch)

@@ -37,7 +37,7 @@ from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import queue_depth
 from conveyor.ops.logs import read_json_lines
-from conveyor.ops.redrive import NO_REASON, dead_letters, peek
+from conveyor.ops.redrive import BATCH_THROTTLED, NO_REASON, dead_letters, peek
 from conveyor.ops.traffic import Submission, submissions
 from conveyor.ops.uploads import sample_photos
 from conveyor.topology import (
@@ -381,5 +381,5 @@ def _count_injected(logs: Path, report: SoakReport) -> None:
         1 for e in runtime if e.get("message") == "chaos: duplicate delivery"
     )
     report.injected["throttled batch"] = sum(
-        1 for e in runtime if e.get("message") == "batch throttled"
+        1 for e in runtime if e.get("message") == BATCH_THROTTLED
     )

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     )
 
 NO_REASON = "no failure was recorded for this message"
+BATCH_FAILED = "batch failed"
+BATCH_THROTTLED = "batch throttled"
+"""The local poller's lines about a batch, with its message ids (Lambda writes none)."""
 THROTTLED_REASON = "throttled: the batch was handed back unprocessed (the receive counted)"
 ENDED_WITHOUT_RESULT = (
     "the invocation that received it last ended without a result (a timeout or a crash)"
@@ -156,10 +159,10 @@ def last_errors(log_files: Iterable[Path]) -> dict[str, Trail]:
                 # about ended without a result. In the cloud this line is all there is.
                 ended = f"{entry.get('service')}: {ENDED_WITHOUT_RESULT}"
                 pairs = [(str(m), ended) for m in entry.get("message_ids", [])]
-            elif entry.get("message") == "batch throttled":
+            elif entry.get("message") == BATCH_THROTTLED:
                 throttled = f"{entry.get('function')}: {THROTTLED_REASON}"
                 pairs = [(str(m), throttled) for m in entry.get("message_ids", [])]
-            elif entry.get("message") == "batch failed":
+            elif entry.get("message") == BATCH_FAILED:
                 error = f"{entry.get('function')}: {entry.get('error_type')}: {entry.get('error')}"
                 pairs = [(str(m), error) for m in entry.get("message_ids", [])]
             else:

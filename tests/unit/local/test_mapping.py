@@ -170,7 +170,6 @@ def poller(queue: FakeQueue, consumer: Consumer, **trigger: Any) -> SqsPoller:
         invoke=consumer,
         sqs=cast("SQSClient", queue),  # an in-memory queue with the calls a poller makes
         clock=queue.clock,
-        wall_clock=queue.clock,
     )
 
 
