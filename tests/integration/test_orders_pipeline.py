@@ -13,7 +13,7 @@ import pytest
 
 from conveyor.aws import orders_table
 from conveyor.client import ConveyorClient
-from conveyor.core.orders import Order, accept
+from conveyor.core.orders import AcceptedOrder, Order, accept
 from conveyor.local.mapping import sqs_event
 from conveyor.local.runtime import LocalRuntime, Started
 from conveyor.local.state import EmulatorClients
@@ -37,6 +37,17 @@ def new_order(**fields: Any) -> dict[str, Any]:
         "items": [{"sku": "KB-1", "quantity": 3, "unit_price": "10.10"}],
         **fields,
     }
+
+
+def accepted(order: dict[str, Any], correlation_id: str) -> AcceptedOrder:
+    """The order as the publisher would put it on the topic for the dev client."""
+    return accept(
+        Order.model_validate_json(json.dumps(order)),
+        order_id="-",
+        client_id="dev",
+        correlation_id=correlation_id,
+        now=datetime.now(UTC),
+    )
 
 
 def billed(
@@ -104,13 +115,7 @@ def test_an_identical_resubmission_gets_the_first_answer_replayed_and_is_publish
 def test_a_redelivered_sqs_message_does_not_bill_twice(
     stack: Started, aws: EmulatorClients
 ) -> None:
-    message = accept(
-        Order.model_validate_json(json.dumps(new_order())),
-        order_id="-",
-        client_id="dev",
-        correlation_id="redelivery",
-        now=datetime.now(UTC),
-    )
+    message = accepted(new_order(), correlation_id="redelivery")
     queue = stack.info.resources.queues["billing"]
     for _ in range(2):  # the same message, delivered twice
         aws("sqs").send_message(QueueUrl=queue, MessageBody=message.model_dump_json())
@@ -147,13 +152,7 @@ def test_one_raising_message_fails_alone_and_ends_in_the_dlq_with_its_reason(
     entries: list[SendMessageBatchRequestEntryTypeDef] = [
         {
             "Id": str(n),
-            "MessageBody": accept(
-                Order.model_validate_json(json.dumps(o)),
-                order_id="-",
-                client_id="dev",
-                correlation_id=f"c{n}",
-                now=datetime.now(UTC),
-            ).model_dump_json(),
+            "MessageBody": accepted(o, correlation_id=f"c{n}").model_dump_json(),
         }
         for n, o in enumerate(orders)
     ]
@@ -184,13 +183,7 @@ def test_duplicates_of_one_order_in_concurrent_invocations_are_billed_once(
 ) -> None:
     """SQS may deliver a message twice, and Lambda may hand the copies to two invocations
     running at once: the conditional write lets one bill it and tells the other."""
-    order = accept(
-        Order.model_validate_json(json.dumps(new_order())),
-        order_id="-",
-        client_id="dev",
-        correlation_id="concurrent-duplicates",
-        now=datetime.now(UTC),
-    )
+    order = accepted(new_order(), correlation_id="concurrent-duplicates")
     copies = [
         sqs_event(
             [
