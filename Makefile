@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 16,18,20
 
-.PHONY: demo up test lint chromium photos bench soak unit build synth bootstrap deploy destroy clean
+.PHONY: demo up test lint lambda-python chromium photos bench soak unit build synth bootstrap deploy destroy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,39 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 venv: $(STAMP)
 
-demo: $(LOCAL)  ## start the local stack, send a realistic batch of orders, keep running (ARGS=--exit to stop)
+# Lambda's runtime on this machine: CPython 3.12 (pyenv has it here) with exactly the
+# layers' pinned packages and boto3, and this project's source on its path. The local
+# functions run on it; without CPython 3.12 they run on the host's Python, with a warning.
+LAMBDA_PY  := $(shell for p in $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 \
+  2>/dev/null) $$(command -v python3.12); do $$p -c '' 2>/dev/null && { echo $$p; break; }; done)
+LAMBDA_ENV := build/lambda-python
+LAMBDA_STAMP := $(LAMBDA_ENV)/.installed
+# The functions' unit tests, on that Python too (its packages plus the test tools).
+PY312_ENV  := build/py312-tests
+PY312_STAMP := $(PY312_ENV)/.installed
+
+lambda-python: $(LAMBDA_STAMP)  ## the functions' Lambda Python (3.12) for the local stack
+$(LAMBDA_STAMP): pyproject.toml src/conveyor/infra/layers.py | $(LOCAL)
+	@if [ -z "$(LAMBDA_PY)" ]; then \
+	  echo "no CPython 3.12 on this machine: the local functions run on the host's Python"; \
+	else \
+	  rm -rf $(LAMBDA_ENV) && $(LAMBDA_PY) -m venv $(LAMBDA_ENV) && \
+	  $(LAMBDA_ENV)/bin/pip install --quiet --disable-pip-version-check \
+	    $$($(BIN)/python -m conveyor.infra.layers --requirements) && \
+	  echo "$(CURDIR)/src" > "$$($(LAMBDA_ENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/conveyor.pth" && \
+	  touch $@; fi
+
+$(PY312_STAMP): pyproject.toml | $(STAMP)
+	@[ -n "$(LAMBDA_PY)" ] || { echo "CPython 3.12 is needed for the functions' tests on Lambda's Python"; exit 1; }
+	rm -rf $(PY312_ENV) && $(LAMBDA_PY) -m venv $(PY312_ENV)
+	$(PY312_ENV)/bin/pip install --quiet --disable-pip-version-check -e ".[local]" \
+	  $$($(BIN)/python -c 'from importlib.metadata import version as v; print(*(f"{d}=={v(d)}" for d in ("pytest", "pytest-timeout", "pytest-xdist", "hypothesis")))')
+	touch $@
+
+demo: $(LOCAL) $(LAMBDA_STAMP)  ## start the local stack, send a realistic batch of orders, keep running (ARGS=--exit to stop)
 	$(BIN)/conveyor demo $(ARGS)
 
-up: $(LOCAL)  ## start the local stack and keep it running until Ctrl-C
+up: $(LOCAL) $(LAMBDA_STAMP)  ## start the local stack and keep it running until Ctrl-C
 	$(BIN)/conveyor up $(ARGS)
 
 lint: $(STAMP)
@@ -38,13 +67,30 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) chromium photos  ## lint, types and every test (lint runs beside the tests)
+# Every AWS call the tests' local stacks make is recorded here; tests/proof then checks
+# the records against the synthesized roles (least privilege, proved by use).
+IAM_CALLS := build/iam-calls
+IAM_EVALUATOR := tests/proof/node_modules/.package-lock.json
+
+# The deployed code's own tests, again on Lambda's Python.
+DEPLOYED_TESTS := tests/unit/functions tests/unit/core
+
+test: $(STAMP) chromium photos $(IAM_EVALUATOR) $(LAMBDA_STAMP) $(PY312_STAMP)  ## lint, types, every test, the IAM proof
 	@# ruff and mypy take one core for under a minute while the tests mostly wait on
 	@# the emulator; their output follows the tests', and either failing fails the target.
-	@$(MAKE) --no-print-directory lint > .lint.log 2>&1 & lint=$$!; \
+	@rm -rf $(IAM_CALLS); export CONVEYOR_IAM_RECORD=$(CURDIR)/$(IAM_CALLS); \
+	$(MAKE) --no-print-directory lint > .lint.log 2>&1 & lint=$$!; \
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15 $(ARGS); tests=$$?; \
+	if [ -z "$(ARGS)" ]; then $(BIN)/pytest -q tests/proof; proof=$$?; \
+	else echo "IAM proof not run: ARGS narrows the tests that record the calls"; proof=0; fi; \
+	echo "the deployed code's tests on Python 3.12:"; \
+	$(PY312_ENV)/bin/pytest -q -n 2 -p no:cacheprovider $(DEPLOYED_TESTS); on312=$$?; \
 	wait $$lint; linted=$$?; cat .lint.log; \
-	[ $$linted -eq 0 ] || echo "lint failed"; [ $$tests -eq 0 ] && [ $$linted -eq 0 ]
+	[ $$linted -eq 0 ] || echo "lint failed"; \
+	[ $$tests -eq 0 ] && [ $$proof -eq 0 ] && [ $$on312 -eq 0 ] && [ $$linted -eq 0 ]
+
+$(IAM_EVALUATOR): tests/proof/package.json tests/proof/package-lock.json
+	npm ci --prefix tests/proof --no-audit --no-fund --loglevel=error
 
 chromium:  ## Debian's Chromium for the console's browser tests (Playwright drives it)
 	@command -v chromium >/dev/null || { \
@@ -74,7 +120,7 @@ bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
 		$(BIN)/python -m bench.$$name || failed="$$failed $$name"; done; \
 	if [ -n "$$failed" ]; then echo "targets missed in:$$failed"; exit 1; fi
 
-soak: $(LOCAL)  ## orders and images through the local stack under injected faults
+soak: $(LOCAL) $(LAMBDA_STAMP)  ## orders and images through the local stack under injected faults
 	$(BIN)/conveyor soak $(ARGS)
 
 unit: $(STAMP)

@@ -155,26 +155,28 @@ def test_twenty_concurrent_identical_posts_publish_exactly_once(
     assert len(accepted_lines(stack, order_id)) == 1, "exactly one publish"
 
 
-def test_a_conflicting_duplicate_on_the_billing_queue_ends_in_the_dlq_with_its_reason(
-    stack: Started, aws: EmulatorClients, client: ConveyorClient
+@pytest.mark.parametrize("queue", ["billing", "archive"])
+def test_a_conflicting_duplicate_on_a_consumers_queue_ends_in_its_dlq_with_its_reason(
+    stack: Started, aws: EmulatorClients, client: ConveyorClient, queue: str
 ) -> None:
     order_id = f"dup-{uuid.uuid4().hex[:8]}"
     assert client.send_order(order(order_id)).status_code == 202
     first = eventually(lambda: billed_view(client, order_id))
+    marker = f"injected-conflict-{queue}-{order_id}"
     impostor = accept(
         Order.model_validate(order(order_id, price="1.00", quantity=7)),
         order_id="-",
         client_id=client.client_id,
-        correlation_id="injected-conflict",
+        correlation_id=marker,
         now=datetime.now(UTC),
     )
-    aws("sqs").send_message(
-        QueueUrl=stack.info.resources.queues["billing"], MessageBody=impostor.model_dump_json()
-    )
+    resources = stack.info.resources
+    body = impostor.model_dump_json()
+    aws("sqs").send_message(QueueUrl=resources.queues[queue], MessageBody=body)
 
     def dead_lettered() -> MessageTypeDef | None:
-        for message in peek(aws("sqs"), stack.info.resources.queues["billing-dlq"]):
-            if json.loads(message["Body"]).get("correlation_id") == "injected-conflict":
+        for message in peek(aws("sqs"), resources.queues[f"{queue}-dlq"]):
+            if json.loads(message["Body"]).get("correlation_id") == marker:
                 return message
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -13,9 +14,11 @@ import pytest
 from PIL import Image
 
 from conveyor.client import ConveyorClient, Upload
+from conveyor.functions.consumer import FAILURE_REASON
 from conveyor.local.runtime import Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
+from conveyor.ops.redrive import peek
 from conveyor.topology import TOPOLOGY
 from tests import samples
 from tests.integration.conftest import (
@@ -182,6 +185,23 @@ def test_hostile_uploads_fail_with_reasons_in_quarantine_without_retries(
         if e["event_type"] == "image.failed"
     }
     assert {i: failed_events.get(i) for i in expected} == expected
+
+
+def test_a_message_that_is_no_s3_event_is_dead_lettered_at_once_with_its_reason(
+    stack: Started, aws: EmulatorClients
+) -> None:
+    marker = f"not an event {uuid.uuid4().hex}"
+    aws("sqs").send_message(QueueUrl=stack.info.resources.queues["images"], MessageBody=marker)
+
+    def dead_lettered() -> MessageTypeDef | None:
+        for message in peek(aws("sqs"), stack.info.resources.queues["images-dlq"]):
+            if message["Body"] == marker:
+                return message
+        return None
+
+    dead = eventually(dead_lettered)
+    reason = dead["MessageAttributes"][FAILURE_REASON]["StringValue"]
+    assert reason == "the message is not JSON, so not an S3 event"
 
 
 def test_downloads_serve_only_processed_images_from_their_own_origin(

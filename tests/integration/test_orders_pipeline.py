@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,12 +16,13 @@ import pytest
 from conveyor.aws import orders_table
 from conveyor.client import ConveyorClient
 from conveyor.core.orders import AcceptedOrder, Order, accept
+from conveyor.infra.layers import runtime_requirements
 from conveyor.local.mapping import sqs_event
 from conveyor.local.runtime import LocalRuntime, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.ops.redrive import dead_letters, peek
-from conveyor.topology import TOPOLOGY
+from conveyor.topology import LAMBDA_PYTHON, TOPOLOGY
 from tests.integration.conftest import DEAD_LETTER_WAIT_S, eventually, faulty_stack_receives
 from tests.tables import orders_of_customer
 
@@ -212,3 +215,24 @@ def test_duplicates_of_one_order_in_concurrent_invocations_are_billed_once(
     ]
     assert sorted(messages) == ["order already billed; duplicate delivery", "order billed"]
     assert billed(stack, aws, order.order_id)
+
+
+def test_the_functions_run_on_lambdas_python_with_only_the_layers_packages(
+    stack: Started, runtime: LocalRuntime
+) -> None:
+    # `make lambda-python` prepares it; the tests hold the local stack to Lambda's runtime.
+    assert stack.interpreter.deployed, stack.interpreter.describe()
+    for pool in runtime.pools.values():
+        for pid in pool.pids():
+            executable = Path(f"/proc/{pid}/exe").resolve().name
+            assert executable == f"python{LAMBDA_PYTHON}", (pool.function.name, executable)
+    packages = subprocess.run(
+        [stack.interpreter.path, "-m", "pip", "list", "--format=freeze", "--exclude", "pip"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    installed = {p.lower().replace("_", "-") for p in packages}
+    # What the layers pin (and boto3) plus only what those pull in: nothing of the host's.
+    assert set(runtime_requirements()) <= installed
+    assert not {"moto", "pytest", "requests", "typer"} & {p.split("==")[0] for p in installed}

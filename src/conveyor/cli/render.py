@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -31,6 +32,11 @@ def progress() -> Progress:
     )
 
 
+def functions_python(started: Started) -> str:
+    said = escape(started.interpreter.describe())
+    return said if started.interpreter.deployed else f"[yellow]{said}[/]"
+
+
 def started_panel(started: Started, seconds: float) -> Panel:
     info = started.info
     return Panel.fit(
@@ -40,6 +46,7 @@ def started_panel(started: Started, seconds: float) -> Panel:
         f"[bold]client id[/]    {started.credentials.client_id}\n"
         f"[bold]secret in[/]    {started.credentials_path}\n"
         f"[bold]emulator[/]     {info.emulator_url}\n"
+        f"[bold]functions[/]    {functions_python(started)}\n"
         f"[bold]logs[/]         {started.logs_dir}/",
         title=f"conveyor is up in {seconds:.1f}s",
     )

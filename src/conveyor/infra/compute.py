@@ -21,9 +21,9 @@ from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.package import function_code_dir
 from conveyor.infra.settings import Settings
-from conveyor.topology import Function, Grant, Kind, SqsTrigger, Topology
+from conveyor.topology import LAMBDA_PYTHON, Function, Grant, Kind, SqsTrigger, Topology
 
-RUNTIME = lambda_.Runtime.PYTHON_3_12
+RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12}[LAMBDA_PYTHON]
 ARCHITECTURE = lambda_.Architecture.ARM_64
 IMAGING_FUNCTIONS = {"images"}
 """Functions that need the Pillow layer."""

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from conveyor.infra.settings import LAYERS_DIR
+from conveyor.topology import LAMBDA_PYTHON
 
 LAYERS = {
     "powertools": ("aws-lambda-powertools", "pydantic"),
@@ -28,7 +29,7 @@ PLATFORM = (
     "--implementation",
     "cp",
     "--python-version",
-    "3.12",
+    LAMBDA_PYTHON,
     "--only-binary=:all:",
 )
 
@@ -65,7 +66,16 @@ def size_of(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def runtime_requirements() -> list[str]:
+    """What a function can import in Lambda: the layers' packages, and the runtime's
+    boto3 (pinned here as the project pins it)."""
+    return [pinned("boto3"), *(pinned(d) for name in LAYERS for d in LAYERS[name])]
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--requirements"]:
+        print("\n".join(runtime_requirements()))
+        return
     for name in LAYERS:
         path = build_layer(name)
         print(f"{name:<11} {size_of(path) / 1e6:6.1f} MB  {path}")

@@ -58,6 +58,7 @@ class SqsPoller:
         region: str,
         invoke: Callable[[dict[str, Any]], Invocation],
         sqs: SQSClient,
+        resend: SQSClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         duplicate_rate: float = 0.0,
         throttle_rate: float = 0.0,
@@ -69,6 +70,8 @@ class SqsPoller:
         self.region = region
         self.invoke = invoke
         self.sqs = sqs
+        self.resend = resend or sqs
+        """What delivers injected duplicates: SQS itself, not the function's role."""
         self.clock = clock
         self.duplicate_rate = duplicate_rate
         self.throttle_rate = throttle_rate
@@ -163,7 +166,7 @@ class SqsPoller:
         count = 0
         for message in handled:
             if self.duplicate_rate and self._random.random() < self.duplicate_rate:
-                self.sqs.send_message(
+                self.resend.send_message(
                     QueueUrl=self.queue_url,
                     MessageBody=message["Body"],
                     MessageAttributes=resendable_attributes(message),

@@ -45,15 +45,18 @@ class Resources:
     buckets: dict[str, str] = field(default_factory=dict)  # bucket name
     secrets: dict[str, str] = field(default_factory=dict)  # secret ARN
 
-    def identifier(self, kind: Kind, name: str) -> str:
-        by_kind = {
+    def by_kind(self) -> dict[Kind, dict[str, str]]:
+        """Logical name -> identifier, for each kind of resource."""
+        return {
             Kind.TOPIC: self.topics,
             Kind.QUEUE: self.queues,
             Kind.TABLE: self.tables,
             Kind.BUCKET: self.buckets,
             Kind.SECRET: self.secrets,
-        }[kind]
-        return by_kind[name]
+        }
+
+    def identifier(self, kind: Kind, name: str) -> str:
+        return self.by_kind()[kind][name]
 
     def queue_pair(self, source: str) -> QueuePair:
         """A topology queue and its DLQ, as the redrive tools take them."""

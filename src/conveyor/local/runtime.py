@@ -21,12 +21,14 @@ from types import TracebackType
 from conveyor.aws.config import MEDIA_BASE_URL, SECRETS_MAX_AGE
 from conveyor.client import ConveyorClient
 from conveyor.core.media import MAX_UPLOAD_BYTES, PROCESSED_PREFIX
-from conveyor.local import chaos, emf, logs
+from conveyor.local import chaos, emf, interpreter, logs
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
 from conveyor.local.gateway import Gateway, HttpResponse
+from conveyor.local.iam import RECORD_ENV, Guard, Locator, role_policy
+from conveyor.local.interpreter import Interpreter
 from conveyor.local.poller import SqsPoller
 from conveyor.local.provision import Provisioner, Resources, dev_credentials
 from conveyor.local.state import (
@@ -63,6 +65,8 @@ class Started:
     credentials_path: Path
     clients: EmulatorClients
     state_dir: Path
+    interpreter: Interpreter
+    """What the functions run on: Lambda's Python, or the host's if this machine lacks it."""
 
     @property
     def logs_dir(self) -> Path:
@@ -80,6 +84,10 @@ class RuntimeOptions:
     host: str = "127.0.0.1"
     endpoint_url: str | None = field(default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL"))
     """An emulator that is already running; when unset the runtime starts its own."""
+    iam_record: Path | None = field(
+        default_factory=lambda: Path(os.environ[RECORD_ENV]) if os.environ.get(RECORD_ENV) else None
+    )
+    """Where to record every IAM request the functions make (the least-privilege proof)."""
     media_port: int | None = None
     """Where processed images are served, an origin of their own as CloudFront is in the
     cloud; by default the port after ``port`` (a free one when ``port`` is 0)."""
@@ -219,12 +227,18 @@ class LocalRuntime:
         client_id, secret = dev_credentials(clients, resources, CLIENT_SECRETS)
 
         progress(f"starting {len(self.topology.functions)} functions")
+        guards = self._guards(resources)
+        python = interpreter.choose()
+        if not python.deployed:
+            log.warning("the functions run on %s", python.describe())
         for function in self.topology.functions:
             env = function_environment(self.topology, function, resources, endpoint, self.media.url)
             if self.faults and self.faults.applies_to(function.name):
                 function, chaos_env = chaos.wrap(function, self.faults)  # noqa: PLW2901
                 env.update(chaos_env)
-            self.pools[function.name] = FunctionPool(function, env, self.logs_dir)
+            self.pools[function.name] = FunctionPool(
+                function, env, self.logs_dir, guards[function.name], python.path
+            )
         with ThreadPoolExecutor(max_workers=len(self.pools)) as starter:
             list(starter.map(lambda pool: pool.start(), self.pools.values()))
         self._run(
@@ -244,7 +258,9 @@ class LocalRuntime:
                     queue_arn=resources.queue_arns[trigger.queue],
                     region=EMULATOR_REGION,
                     invoke=self.pools[function.name].invoke,
-                    sqs=EmulatorClients(endpoint)("sqs"),  # a client of its own
+                    # A client of its own, polling with the function's role as in AWS.
+                    sqs=guards[function.name].attach(EmulatorClients(endpoint)("sqs")),
+                    resend=clients("sqs"),
                     duplicate_rate=self.faults.duplicate_rate if self.faults else 0.0,
                     throttle_rate=self.faults.throttle_rate if self.faults else 0.0,
                 )
@@ -264,6 +280,7 @@ class LocalRuntime:
             credentials_path=credentials.save(self.options.state_dir),
             clients=clients,
             state_dir=self.options.state_dir,
+            interpreter=python,
         )
         info.save(self.options.state_dir)
         self.media.open({}, {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])})
@@ -274,6 +291,17 @@ class LocalRuntime:
         self.started = started
         self.phase, self.phase_detail = "running", ""
         return started
+
+    def _guards(self, resources: Resources) -> dict[str, Guard]:
+        """Each function's role, applied to its calls and its event source mapping's."""
+        record = self.options.iam_record
+        if record:
+            record.mkdir(parents=True, exist_ok=True)
+        where = Locator.of(resources.by_kind())
+        return {
+            function.name: Guard(function.name, role_policy(self.topology, function), where, record)
+            for function in self.topology.functions
+        }
 
     def _run(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)

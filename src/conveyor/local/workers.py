@@ -2,7 +2,9 @@
 
 Like a Lambda execution environment, a worker runs one invocation at a time, keeps its
 module state (clients, caches) between invocations, and is thrown away when it times
-out or dies; the pool starts a fresh one in its place.
+out or dies; the pool starts a fresh one in its place. A worker is a plain child process
+of the interpreter it is given (Lambda's Python where this machine has it, see
+:mod:`conveyor.local.interpreter`), linked to the runtime by one socket.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import decimal
 import importlib
 import io
 import json
-import multiprocessing
 import os
 import queue
+import subprocess
 import sys
 import threading
 import time
@@ -21,14 +23,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any
 
 from conveyor import DEPLOYED_PACKAGES
+from conveyor.local.iam import Guard
 from conveyor.topology import Function
 
-_spawn = multiprocessing.get_context("spawn")
 START_TIMEOUT_S = 60.0
 
 
@@ -40,6 +42,10 @@ class WorkerSpec:
     memory_mb: int
     env: Mapping[str, str]
     log_path: Path
+    guard: Guard | None = None
+    """The function's role, applied to every AWS call the worker makes."""
+    python: str = sys.executable
+    """The interpreter the worker runs on."""
 
 
 @dataclass(frozen=True)
@@ -147,31 +153,49 @@ def marshalled(result: Any) -> Any:
 
 
 def forget_deployed_modules() -> None:
-    """Drop the deployed code (and Powertools) that this process imported before it had
-    the function's environment, so that the handler imports it afresh, as a Lambda cold
-    start does.
-
-    Spawn imports the parent's main script first; for the ``conveyor`` command that is
-    the CLI, which imports some deployed modules. Powertools reads its service name from
-    the environment when a module creates its logger, so a module kept from then would
-    log as ``service_undefined`` and keep the correlation id on a logger nobody prints.
-    """
+    """Drop the deployed code (and Powertools) that this process imported to start, so
+    that the handler imports it afresh, as a Lambda cold start does: the worker's own
+    module reads the topology, which imports some deployed modules."""
     packages = {f"conveyor.{name}" for name in DEPLOYED_PACKAGES} | {"aws_lambda_powertools"}
     for name in list(sys.modules):
         if any(name == p or name.startswith(f"{p}.") for p in packages):
             del sys.modules[name]
 
 
+_BOOT = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv[2]); "
+    "from conveyor.local.workers import main; main(int(sys.argv[1]))"
+)
+
+
+def import_paths() -> list[str]:
+    """This process's own import paths (the project, the tests), without its standard
+    library and installed packages, which the worker's interpreter has its own of."""
+    installed = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    found = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or os.getcwd())
+        if os.path.isdir(path) and not any(path.startswith(p) for p in installed):
+            found.append(path)
+    return found
+
+
+def main(fd: int) -> None:
+    """A worker process: takes its spec over the socket at ``fd``, then serves."""
+    connection = Connection(fd)
+    _serve(connection, connection.recv())
+
+
 def _serve(connection: Connection, spec: WorkerSpec) -> None:
     from conveyor.local.lifetime import ignore_interrupts
 
-    # The worker's only link to the runtime is this pipe: when the runtime goes away,
+    # The worker's only link to the runtime is this socket: when the runtime goes away,
     # however it ends, recv() sees EOF and the worker returns.
     ignore_interrupts()
     output = log_to(spec.log_path)
-    os.environ.clear()
-    os.environ.update(spec.env)
     forget_deployed_modules()
+    if spec.guard is not None:
+        spec.guard.install()
     try:
         module_name, attribute = spec.handler.split(":", 1)
         handler: Callable[[Any, Any], Any] = getattr(
@@ -219,12 +243,23 @@ class WorkerError(RuntimeError):
 
 class _Worker:
     def __init__(self, spec: WorkerSpec) -> None:
-        self.connection, child = _spawn.Pipe()
-        self.process = _spawn.Process(
-            target=_serve, args=(child, spec), name=f"conveyor-{spec.function}", daemon=True
-        )
-        self.process.start()
-        child.close()
+        self.connection, child = Pipe()
+        log = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            # Exactly the function's environment, as Lambda gives it; what fails before
+            # the worker takes over its output still reaches the function's log.
+            self.process = subprocess.Popen(  # noqa: S603 - our own boot line
+                [spec.python, "-c", _BOOT, str(child.fileno()), json.dumps(import_paths())],
+                env=dict(spec.env),
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        finally:
+            os.close(log)
+            child.close()
+        self.connection.send(spec)
 
     def wait_ready(self, timeout_s: float) -> None:
         if not self.connection.poll(timeout_s):
@@ -263,17 +298,18 @@ class _Worker:
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
+        self.process.wait(timeout=5)
         self.connection.close()
 
     def stop(self) -> None:
         self.connection.close()  # the worker sees EOF and returns
-        self.process.join(timeout=2)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             self.kill()
 
 
@@ -288,7 +324,14 @@ class FunctionStats:
 class FunctionPool:
     """``concurrency`` warm workers for one function; ``invoke`` blocks for a free one."""
 
-    def __init__(self, function: Function, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        function: Function,
+        env: Mapping[str, str],
+        log_dir: Path,
+        guard: Guard | None = None,
+        python: str = sys.executable,
+    ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.function = function
         self.spec = WorkerSpec(
@@ -298,6 +341,8 @@ class FunctionPool:
             memory_mb=function.memory_mb,
             env=dict(env),
             log_path=log_dir / f"{function.name}.log",
+            guard=guard,
+            python=python,
         )
         self.stats = FunctionStats()
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -346,7 +391,7 @@ class FunctionPool:
 
     def pids(self) -> list[int]:
         with self._lock:
-            return [w.process.pid for w in self._workers if w.process.pid is not None]
+            return [w.process.pid for w in self._workers]
 
     def close(self) -> None:
         with self._lock:
