@@ -150,3 +150,86 @@ def test_reservations_can_be_left_out_for_an_account_with_a_small_quota(tmp_path
     template = Assertions.from_stack(stack)
     for function in template.find_resources("AWS::Lambda::Function").values():
         assert "ReservedConcurrentExecutions" not in function["Properties"]
+
+
+# AWS's managed policies, by their fixed ids.
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_AND_CLOUDFRONT_2022 = "33f36d7e-f396-46d9-90e0-52428a34d9dc"
+
+
+def test_the_api_is_https_only_at_cloudfront_and_the_load_balancer_is_unreachable_else(
+    synthesized: Synthesized,
+) -> None:
+    app = assertions(synthesized.app)
+    app.has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": Match.object_like(
+                {
+                    "Comment": "conveyor API",
+                    "DefaultCacheBehavior": Match.object_like(
+                        {
+                            "ViewerProtocolPolicy": "https-only",
+                            # Every method, header and body goes through unchanged, so
+                            # the signature verifies as sent; no answer is ever cached.
+                            "AllowedMethods": Match.array_with(["GET", "POST", "DELETE"]),
+                            "CachePolicyId": CACHING_DISABLED,
+                            "OriginRequestPolicyId": ALL_VIEWER_AND_CLOUDFRONT_2022,
+                        }
+                    ),
+                    "Origins": [Match.object_like({"VpcOriginConfig": Match.any_value()})],
+                }
+            )
+        },
+    )
+    app.resource_count_is("AWS::CloudFront::VpcOrigin", 1)
+    app.has_resource_properties(
+        "AWS::CloudFront::VpcOrigin",
+        {"VpcOriginEndpointConfig": Match.object_like({"OriginProtocolPolicy": "http-only"})},
+    )
+    app.all_resources_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", Match.object_like({"Scheme": "internal"})
+    )
+    [group] = [
+        g
+        for g in synthesized.app.of_type("AWS::EC2::SecurityGroup").values()
+        if "load balancer" in g["Properties"]["GroupDescription"]
+    ]
+    ingress = group["Properties"]["SecurityGroupIngress"]
+    assert [(r["CidrIp"], r["FromPort"]) for r in ingress] == [("10.0.0.0/16", 80)], (
+        "the VPC only: CloudFront's VPC origin, never the internet"
+    )
+
+
+def test_the_api_url_is_https_at_its_own_domain_when_one_is_given(tmp_path: Path) -> None:
+    certificate = "arn:aws:acm:us-east-1:111111111111:certificate/x"
+    app = make_app(
+        str(tmp_path / "out"),
+        layers_dir=tmp_path / "layers",
+        context={"domain_name": "api.example.com", "certificate_arn": certificate},
+    )
+    stack = next(s for s in app.node.children if isinstance(s, Stack) and s.node.id == APP_STACK)
+    template = Assertions.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": Match.object_like(
+                {
+                    "Aliases": ["api.example.com"],
+                    "ViewerCertificate": Match.object_like(
+                        {"AcmCertificateArn": certificate, "MinimumProtocolVersion": "TLSv1.2_2021"}
+                    ),
+                }
+            )
+        },
+    )
+    assert template.find_outputs("ApiUrl")["ApiUrl"]["Value"] == "https://api.example.com"
+
+
+def test_a_domain_without_its_certificate_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="domain_name and certificate_arn go together"):
+        make_app(
+            str(tmp_path / "out"),
+            layers_dir=tmp_path / "layers",
+            context={"domain_name": "api.example.com"},
+        )

@@ -16,10 +16,8 @@ def test_the_app_stack_outputs_where_everything_is(synthesized: Synthesized) -> 
     }
     app = synthesized.app
     api = outputs["ApiUrl"]["Value"]["Fn::Join"][1]
-    assert api[0] in ("http://", "https://")
-    assert app.resources[api[1]["Fn::GetAtt"][0]]["Type"] == (
-        "AWS::ElasticLoadBalancingV2::LoadBalancer"
-    )
+    assert api[0] == "https://"
+    assert app.resources[api[1]["Fn::GetAtt"][0]]["Type"] == "AWS::CloudFront::Distribution"
     kinds = {
         "MediaDomain": "AWS::CloudFront::Distribution",
         "ClientSecretsArn": "AWS::SecretsManager::Secret",

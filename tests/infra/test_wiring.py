@@ -105,7 +105,7 @@ def test_the_load_balancer_routes_what_the_local_gateway_routes(synthesized: Syn
         assert attributes["lambda.multi_value_headers.enabled"] == "true"
     assert routed == gateway_routes(TOPOLOGY)
     [listener] = app.of_type("AWS::ElasticLoadBalancingV2::Listener").values()
-    assert listener["Properties"]["Protocol"] == "HTTP", "no certificate given"
+    assert listener["Properties"]["Protocol"] == "HTTP", "CloudFront ends TLS"
     default = listener["Properties"]["DefaultActions"][0]["FixedResponseConfig"]
     assert default["StatusCode"] == "404"
     assert json.loads(default["MessageBody"])["error"] == "not_found"
@@ -113,7 +113,7 @@ def test_the_load_balancer_routes_what_the_local_gateway_routes(synthesized: Syn
     attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
     assert attributes["access_logs.s3.enabled"] == "true"
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
-    assert alb["Properties"]["Scheme"] == "internet-facing"
+    assert alb["Properties"]["Scheme"] == "internal", "reached through CloudFront only"
 
 
 def test_tables_serve_the_access_patterns_the_code_queries(synthesized: Synthesized) -> None:
@@ -158,7 +158,11 @@ def test_cloudfront_serves_only_processed_images_over_https_through_oac(
     synthesized: Synthesized,
 ) -> None:
     app = synthesized.app
-    [(distribution_id, distribution)] = app.of_type("AWS::CloudFront::Distribution").items()
+    [(distribution_id, distribution)] = [
+        (logical_id, d)
+        for logical_id, d in app.of_type("AWS::CloudFront::Distribution").items()
+        if d["Properties"]["DistributionConfig"]["Comment"] == "conveyor image variants"
+    ]
     config = distribution["Properties"]["DistributionConfig"]
     [origin] = config["Origins"]
     assert origin["OriginPath"] == "/processed"

@@ -117,6 +117,22 @@ def header(event: dict[str, Any], name: str) -> str | None:
     return values[-1] if values else None
 
 
+VIEWER_ADDRESS_HEADER = "CloudFront-Viewer-Address"
+"""Set by the API's CloudFront distribution (and the local gateway): the caller's
+``address:port``, which no caller can supply itself."""
+
+
+def caller_address(event: dict[str, Any]) -> str:
+    """Where the request came from, as the edge saw it. Without the edge's header, the
+    last ``X-Forwarded-For`` entry, the one the load balancer added (earlier ones are
+    whatever the caller sent)."""
+    viewer = header(event, VIEWER_ADDRESS_HEADER)
+    if viewer:
+        return viewer.rsplit(":", 1)[0].strip("[]")
+    forwarded = ",".join(header_values(event, "X-Forwarded-For")).split(",")
+    return forwarded[-1].strip() or "unknown"
+
+
 def check_unambiguous(event: dict[str, Any]) -> None:
     """Refuse what the signature could not vouch for: a repeated security header or Host
     (which copy was signed?) and a query string (the signed string has none)."""
@@ -279,6 +295,7 @@ def answer(app: ALBResolver, event: dict[str, Any], context: LambdaContext) -> d
     ``X-Request-Id``, errors included, so that a caller always has an id to quote."""
     request_id = request_id_from(header(event, "X-Request-Id"))
     logger.set_correlation_id(request_id)
+    logger.append_keys(caller=caller_address(event))
     app.context[REQUEST_ID] = request_id  # cleared by resolve() when it returns
     response = app.resolve(event, context)
     if "multiValueHeaders" in response:

@@ -1,8 +1,10 @@
 """``python -m conveyor.infra.app``: synthesize the stacks into ``cdk.out``.
 
 Context (``cdk -c name=value`` or ``cdk.json``): ``region``, ``account``,
-``availability_zones`` (two, comma-separated), ``certificate_arn`` (HTTPS listener),
-``alarm_email`` (subscribed to the ops topic).
+``availability_zones`` (two, comma-separated), ``domain_name`` with ``certificate_arn``
+(the API's own domain on its CloudFront distribution; by default it answers at the
+distribution's domain), ``alarm_email`` (subscribed to the ops topic),
+``reserve_concurrency``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,24 @@
-"""The internet-facing load balancer in front of the HTTP functions.
+"""The API's front door: CloudFront over HTTPS, in front of an internal load balancer.
 
-HTTPS when a certificate ARN is given (``-c certificate_arn=...``; HTTP then redirects),
-plain HTTP otherwise. A rule per route sends its path to its function; the function
-answers 405 for methods it does not take, so the load balancer matches on path only.
-Everything else gets a fixed JSON 404. Access logs go to the logs bucket.
+HTTPS by default, without a domain: the distribution's own ``*.cloudfront.net``
+certificate (or, with ``-c domain_name=... -c certificate_arn=...``, the caller's domain
+and an ACM certificate in us-east-1). Plain HTTP is refused at the edge, never forwarded.
+The load balancer is internal, in the isolated subnets, and CloudFront reaches it through
+a VPC origin: nothing on the internet can call it directly. CloudFront caches nothing and
+forwards every method, header and body unchanged, so signatures verify as sent, and adds
+``CloudFront-Viewer-Address``, the caller's address, which the functions log.
+
+Behind it, a rule per route sends its path to its function; the function answers 405
+for methods it does not take. Everything else gets a fixed JSON 404. Access logs of both
+go to the logs bucket.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Aws
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_elasticloadbalancingv2_targets as targets
@@ -17,7 +27,7 @@ from constructs import Construct
 
 from conveyor.infra.compute import Compute
 from conveyor.infra.data import Data
-from conveyor.infra.network import NetworkStack
+from conveyor.infra.network import VPC_CIDR, NetworkStack
 from conveyor.infra.settings import Settings
 from conveyor.topology import Topology
 
@@ -37,47 +47,37 @@ class Frontend(Construct):
         compute: Compute,
     ) -> None:
         super().__init__(scope, construct_id)
-        https = settings.certificate_arn is not None
         security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
             vpc=network.vpc,
             allow_all_outbound=False,
-            description="Public load balancer: HTTP(S) from anywhere, nothing outbound",
+            description="Internal load balancer: HTTP from the CloudFront VPC origin only",
+        )
+        # CloudFront's VPC origin reaches the load balancer from network interfaces it
+        # places in this VPC; nothing outside the VPC has a route to it.
+        security_group.add_ingress_rule(
+            ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(80), "CloudFront VPC origin"
         )
         self.alb = elbv2.ApplicationLoadBalancer(
             self,
             "Alb",
             vpc=network.vpc,
-            internet_facing=True,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            internet_facing=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             security_group=security_group,
             drop_invalid_header_fields=True,
         )
         self.alb.log_access_logs(data.logs, prefix="alb")
-        not_found = elbv2.ListenerAction.fixed_response(
-            404, content_type="application/json", message_body=NOT_FOUND_BODY
+        listener = self.alb.add_listener(
+            "Http",
+            port=80,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            open=False,
+            default_action=elbv2.ListenerAction.fixed_response(
+                404, content_type="application/json", message_body=NOT_FOUND_BODY
+            ),
         )
-        if https:
-            security_group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS")
-            security_group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "to HTTPS")
-            listener = self.alb.add_listener(
-                "Https",
-                port=443,
-                protocol=elbv2.ApplicationProtocol.HTTPS,
-                certificates=[elbv2.ListenerCertificate.from_arn(str(settings.certificate_arn))],
-                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                default_action=not_found,
-            )
-            self.alb.add_redirect(source_port=80, target_port=443)
-        else:
-            security_group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "HTTP")
-            listener = self.alb.add_listener(
-                "Http",
-                port=80,
-                protocol=elbv2.ApplicationProtocol.HTTP,
-                default_action=not_found,
-            )
         for priority, (function, route) in enumerate(topology.routes(), start=10):
             group = listener.add_targets(
                 f"Route-{function.name}",
@@ -90,6 +90,39 @@ class Frontend(Construct):
             group.set_attribute("lambda.multi_value_headers.enabled", "true")
             _invoked_only_from_this_account(compute.functions[function.name])
         self.listener = listener
+        self.distribution = self._distribution(settings, data)
+
+    def _distribution(self, settings: Settings, data: Data) -> cloudfront.Distribution:
+        custom_domain = {}
+        if settings.domain_name:
+            custom_domain = {
+                "domain_names": [settings.domain_name],
+                "certificate": acm.Certificate.from_certificate_arn(
+                    self, "Certificate", str(settings.certificate_arn)
+                ),
+                "minimum_protocol_version": cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            }
+        return cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="conveyor API",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.VpcOrigin.with_application_load_balancer(
+                    self.alb,
+                    http_port=80,
+                    protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+                ),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_AND_CLOUDFRONT_2022,
+            ),
+            enable_logging=True,
+            log_bucket=data.logs,
+            log_file_prefix="cloudfront-api/",
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            **custom_domain,
+        )
 
 
 def _invoked_only_from_this_account(function: lambda_.Function) -> None:

@@ -26,6 +26,9 @@ INTERFACE_ENDPOINTS = {
 }
 
 
+VPC_CIDR = "10.0.0.0/16"
+
+
 class NetworkStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, settings: Settings, **kwargs: object
@@ -34,9 +37,12 @@ class NetworkStack(Stack):
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
             availability_zones=list(settings.availability_zones),
             nat_gateways=0,
             subnet_configuration=[
+                # Empty: CloudFront's VPC origin needs the VPC to have an internet gateway,
+                # and public subnets are how a VPC gets one. No NAT, nothing placed here.
                 ec2.SubnetConfiguration(
                     name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
                 ),

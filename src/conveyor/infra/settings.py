@@ -26,8 +26,11 @@ class Settings:
     account: str | None
     availability_zones: tuple[str, str]
     certificate_arn: str | None
+    """With ``domain_name``: an ACM certificate (in us-east-1) for the API's own domain."""
     layers_dir: Path
     alarm_email: str | None
+    domain_name: str | None = None
+    """The API's own domain; by default it answers at its CloudFront domain."""
     reserve_concurrency: bool = True
     """Give each function the reserved concurrency the topology declares. An account
     keeps 100 executions unreserved, so this needs a concurrency quota of at least
@@ -46,6 +49,11 @@ class Settings:
             or DEFAULT_REGION
         )
         zones = (context("availability_zones") or f"{region}a,{region}b").split(",")
+        if bool(context("domain_name")) != bool(context("certificate_arn")):
+            raise ValueError(
+                "domain_name and certificate_arn go together: the API's own domain and an "
+                "ACM certificate for it in us-east-1 (CloudFront's region for certificates)"
+            )
         if len(zones) != 2:
             raise ValueError("availability_zones must name exactly two zones, comma-separated")
         return cls(
@@ -53,6 +61,7 @@ class Settings:
             account=context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
             availability_zones=(zones[0].strip(), zones[1].strip()),
             certificate_arn=context("certificate_arn"),
+            domain_name=context("domain_name"),
             layers_dir=layers_dir,
             alarm_email=context("alarm_email"),
             reserve_concurrency=(context("reserve_concurrency") or "true").lower() != "false",

@@ -76,7 +76,12 @@ HeaderLines = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 def alb_event(
-    method: str, target: str, headers: HeaderLines, body: bytes, client_ip: str
+    method: str,
+    target: str,
+    headers: HeaderLines,
+    body: bytes,
+    client_ip: str,
+    client_port: int = 0,
 ) -> dict[str, Any]:
     """The event an ALB target group with multi-value headers enabled (as the stacks
     configure it) sends: every header and query value as sent, repeats included."""
@@ -91,7 +96,11 @@ def alb_event(
         text = body.decode("utf-8") if textual else None
     except UnicodeDecodeError:
         text = None
-    multi.setdefault("x-forwarded-for", [client_ip])
+    # As the API's CloudFront distribution and load balancer do: the edge states the
+    # caller's address (replacing any the caller sent) and appends it to X-Forwarded-For.
+    multi["cloudfront-viewer-address"] = [f"{client_ip}:{client_port}"]
+    forwarded = ",".join(multi.pop("x-forwarded-for", []))
+    multi["x-forwarded-for"] = [f"{forwarded}, {client_ip}" if forwarded else client_ip]
     multi.setdefault("x-forwarded-proto", ["http"])
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
     multi.setdefault("x-amzn-trace-id", [trace])
@@ -182,11 +191,13 @@ class Gateway:
         headers: HeaderLines,
         body: bytes,
         client_ip: str = "127.0.0.1",
+        client_port: int = 0,
     ) -> HttpResponse:
         path = urlsplit(target).path
         invoke = self.function_for(path)
         if invoke is not None:
-            return from_alb_response(invoke(alb_event(method, target, headers, body, client_ip)))
+            event = alb_event(method, target, headers, body, client_ip, client_port)
+            return from_alb_response(invoke(event))
         for prefix, handler in self.served.items():
             if path.startswith(prefix):
                 lines = headers.items() if isinstance(headers, Mapping) else headers
@@ -207,7 +218,7 @@ class Gateway:
                     return
                 self._open.add(sock)
             threading.Thread(
-                target=_Connection(self, sock, address[0]).serve,
+                target=_Connection(self, sock, address).serve,
                 name="conveyor-gateway-connection",
                 daemon=True,
             ).start()
@@ -245,10 +256,10 @@ class _Connection:
     header lines, Content-Length values and oversized headers are protocol errors), with
     time limits on the idle wait, the headers and the body."""
 
-    def __init__(self, gateway: Gateway, sock: socket.socket, client_ip: str) -> None:
+    def __init__(self, gateway: Gateway, sock: socket.socket, address: tuple[str, int]) -> None:
         self.gateway = gateway
         self.sock = sock
-        self.client_ip = client_ip
+        self.client_ip, self.client_port = address[0], int(address[1])
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self._head: bytearray | None = None
         """The bytes of the request being read, up to its headers' end."""
@@ -302,7 +313,9 @@ class _Connection:
             return False
         body = self._read_body()
         try:
-            response = self.gateway.dispatch(method, target, lines, body, self.client_ip)
+            response = self.gateway.dispatch(
+                method, target, lines, body, self.client_ip, self.client_port
+            )
         except Exception:
             log.exception("gateway failed on %s %s", method, target)
             response = json_error(500, "internal_error", "the gateway failed")

@@ -136,6 +136,10 @@ def estimate(
             * 2
             * HOURS_PER_MONTH
             * prices.endpoint_az_hour,
+            # Every API call is an HTTPS request at the edge (the VPC origin costs
+            # nothing more); presign's is one per image. Answers are under 1 KB.
+            "CloudFront (API requests)": total_requests / 10_000 * prices.cloudfront_10k_requests
+            + total_requests / 1024 / 1024 * prices.cloudfront_gb,
             "CloudFront (variant downloads)": downloads
             * volume.variants_kb
             / 3
@@ -187,6 +191,7 @@ PRICED_ELSEWHERE = {
 NO_CHARGE = frozenset(
     {
         "AWS::CloudFront::OriginAccessControl",
+        "AWS::CloudFront::VpcOrigin",
         "AWS::EC2::InternetGateway",
         "AWS::EC2::Route",
         "AWS::EC2::RouteTable",

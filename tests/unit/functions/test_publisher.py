@@ -139,6 +139,35 @@ def test_every_error_answer_carries_the_request_id_the_logs_use(
     assert any(entry.get("correlation_id") == given for entry in logged), "the same id is logged"
 
 
+def test_every_log_line_names_the_callers_address_as_the_edge_saw_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = io.StringIO()
+    for handler in logging.getLogger(alb.logger.name).handlers:
+        monkeypatch.setattr(handler, "stream", lines)
+    event = signed_alb_event(order_json(), extra={"x-forwarded-for": "6.6.6.6"})
+    event["multiValueHeaders"]["cloudfront-viewer-address"] = ["203.0.113.9:443"]
+    event["multiValueHeaders"]["x-forwarded-for"] = ["6.6.6.6, 203.0.113.9, 10.0.1.7"]
+    assert call(event)[0] == 202
+    logged = [json.loads(line) for line in lines.getvalue().splitlines() if "level" in line]
+    assert logged
+    assert {entry["caller"] for entry in logged} == {"203.0.113.9"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "caller"),
+    [
+        ({"cloudfront-viewer-address": ["[2001:db8::1]:443"]}, "2001:db8::1"),
+        ({"x-forwarded-for": ["6.6.6.6, 10.0.1.7"]}, "10.0.1.7"),
+        ({}, "unknown"),
+    ],
+)
+def test_the_callers_address_is_never_what_the_caller_wrote_first(
+    headers: dict[str, list[str]], caller: str
+) -> None:
+    assert alb.caller_address({"multiValueHeaders": headers}) == caller
+
+
 def test_a_body_over_64_kib_is_a_413_before_any_signature_work() -> None:
     big = order_json(metadata={"pad": "x" * 500}) + b" " * (64 * 1024)
     status, body, _ = call(signed_alb_event(big))

@@ -44,6 +44,14 @@ def test_a_json_body_is_passed_as_text_and_headers_are_lowercased() -> None:
     assert "headers" not in event
 
 
+def test_the_edge_states_the_callers_address_whatever_the_caller_claims() -> None:
+    spoofed = [("X-Forwarded-For", "1.2.3.4"), ("CloudFront-Viewer-Address", "1.2.3.4:1")]
+    event = alb_event("GET", "/orders/x", spoofed, b"", "10.0.0.1", 50123)
+    headers = event["multiValueHeaders"]
+    assert headers["cloudfront-viewer-address"] == ["10.0.0.1:50123"]
+    assert headers["x-forwarded-for"] == ["1.2.3.4, 10.0.0.1"], "appended, as the ALB does"
+
+
 def test_a_binary_body_is_base64_encoded_as_alb_does() -> None:
     raw = b"\x89PNG\r\n\x1a\n\x00"
     event = alb_event("POST", "/u", {"content-type": "image/png"}, raw, "127.0.0.1")
