@@ -256,6 +256,9 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "stopped" in output
+    # The banner says what the functions run on: Lambda's Python, prepared by make.
+    assert "functions    Python 3.12." in output, output
+    assert "as Lambda runs them" in output
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)

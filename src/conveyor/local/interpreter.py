@@ -35,11 +35,9 @@ class Interpreter:
 
     def describe(self) -> str:
         if self.deployed:
-            return f"Python {self.version}, as Lambda runs them ({self.path})"
-        return (
-            f"Python {self.version}, the host's: not Lambda's {LAMBDA_PYTHON}, which "
-            "`make lambda-python` prepares"
-        )
+            return f"Python {self.version}, as Lambda runs them"
+        host = f"Python {self.version}, the host's"
+        return f"{host}, not Lambda's {LAMBDA_PYTHON} (make lambda-python)"
 
 
 def _version(path: str) -> str | None:
