@@ -233,3 +233,59 @@ def test_a_domain_without_its_certificate_is_refused(tmp_path: Path) -> None:
             layers_dir=tmp_path / "layers",
             context={"domain_name": "api.example.com"},
         )
+
+
+def conveyor_functions(template: Assertions) -> dict[str, Any]:
+    return {
+        logical_id: function
+        for logical_id, function in template.find_resources("AWS::Lambda::Function").items()
+        if logical_id.startswith("ComputeFunction")
+    }
+
+
+def test_by_default_there_is_no_snap_start_and_the_functions_are_invoked_directly(
+    synthesized: Synthesized,
+) -> None:
+    app = assertions(synthesized.app)
+    functions = conveyor_functions(app)
+    assert len(functions) == len(TOPOLOGY.functions)
+    assert all("SnapStart" not in f["Properties"] for f in functions.values())
+    app.resource_count_is("AWS::Lambda::Alias", 0)
+    app.resource_count_is("AWS::Lambda::Version", 0)
+    for mapping in app.find_resources("AWS::Lambda::EventSourceMapping").values():
+        assert mapping["Properties"]["FunctionName"]["Ref"] in functions
+
+
+def test_with_snap_start_every_function_is_invoked_through_its_live_alias(tmp_path: Path) -> None:
+    app = make_app(
+        str(tmp_path / "out"), layers_dir=tmp_path / "layers", context={"snap_start": "true"}
+    )
+    stack = next(s for s in app.node.children if isinstance(s, Stack) and s.node.id == APP_STACK)
+    template = Assertions.from_stack(stack)
+    functions = conveyor_functions(template)
+    assert len(functions) == len(TOPOLOGY.functions)
+    for function in functions.values():
+        assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    aliases = template.find_resources("AWS::Lambda::Alias")
+    assert len(aliases) == len(TOPOLOGY.functions)
+    assert {a["Properties"]["Name"] for a in aliases.values()} == {"live"}
+    for alias in aliases.values():
+        version = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+        assert template.find_resources("AWS::Lambda::Version")[version]
+    # The event source mappings and the load balancer's targets invoke the alias, never
+    # $LATEST (which has no snapshot), and the load balancer may invoke only the alias.
+    mappings = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    assert len(list(mappings)) == sum(1 for _ in TOPOLOGY.sqs_triggered())
+    for mapping in mappings:
+        assert mapping["Properties"]["FunctionName"]["Fn::Join"][1][1] == ":live"
+    groups = template.find_resources(
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"Properties": {"TargetType": "lambda"}}
+    )
+    assert len(groups) == sum(1 for _ in TOPOLOGY.routes())
+    for group in groups.values():
+        [target] = group["Properties"]["Targets"]
+        assert target["Id"]["Ref"] in aliases
+    template.all_resources_properties(
+        "AWS::Lambda::Permission",
+        Match.object_like({"FunctionName": {"Ref": Match.string_like_regexp("ComputeLive")}}),
+    )

@@ -15,6 +15,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from conveyor.aws.snapshot import after_restore
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -65,9 +67,11 @@ def _client(service: str) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
+@after_restore
 def clear_cache() -> None:
     """Forget every client, so the next call builds one from the environment as it is
-    now (tests that change the endpoint or credentials)."""
+    now: after a restore from a SnapStart snapshot, and in tests that change the
+    endpoint or credentials."""
     _client.cache_clear()
 
 

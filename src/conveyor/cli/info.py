@@ -28,11 +28,34 @@ def cost(
     downloads_per_image: Annotated[
         int, typer.Option(min=0, help="Variant downloads per image through CloudFront.")
     ] = 20,
+    snap_start: Annotated[
+        bool,
+        typer.Option(
+            "--snap-start",
+            help="Price a deployment with -c snap_start=true: the snapshots' cache, and a "
+            "restore for each new execution environment.",
+        ),
+    ] = False,
+    cold_start_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of invocations that start a new execution environment (an "
+            "assumption; it prices the SnapStart restores).",
+        ),
+    ] = 0.005,
 ) -> None:
     """Estimate the monthly AWS bill for a volume, from measured durations and list prices."""
     from conveyor.ops.cost import NOT_PRICED, PRICES_AS_OF, Volume, estimate
 
-    result = estimate(Volume(orders=orders, images=images, downloads_per_image=downloads_per_image))
+    volume = Volume(
+        orders=orders,
+        images=images,
+        downloads_per_image=downloads_per_image,
+        cold_start_share=cold_start_share,
+    )
+    result = estimate(volume, snap_start=snap_start)
     console.print(render.cost_table(result, PRICES_AS_OF))
     for reason in NOT_PRICED.values():
         console.print(f"not priced: {reason}")

@@ -19,7 +19,9 @@ second order.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -41,6 +43,7 @@ from conveyor.aws import metrics, orders_table
 from conveyor.aws.clients import client
 from conveyor.aws.config import required
 from conveyor.aws.orders_table import Outcome
+from conveyor.aws.snapshot import after_restore
 from conveyor.core.orders import Order, accept, content_hash, message_attributes
 from conveyor.functions.alb import (
     Caller,
@@ -124,20 +127,28 @@ def accept_and_publish(request: dict[str, Any]) -> dict[str, Any]:
     return {"order_id": accepted.order_id, "status": "accepted"}
 
 
+@cache
+def idempotent(table: str, dynamodb: Any) -> Callable[..., dict[str, Any]]:
+    """``accept_and_publish`` made idempotent on ``table``, built once per table and
+    client (a warm function reuses it; a test with a fresh client gets a fresh one)."""
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
+    once: Callable[..., dict[str, Any]] = idempotent_function(
+        data_keyword_argument="request", config=idempotency, persistence_store=persistence
+    )(accept_and_publish)
+    return once
+
+
+after_restore(idempotent.cache_clear)  # it holds a client: made afresh with the clients
+
+
 @app.post("/orders")
 def create_order() -> Response[str]:
     request = verified_json(
         app, Order, max_bytes=MAX_BODY_BYTES, error="invalid_order", what="order"
     )
     caller, order = request.caller, request.payload
-    persistence = DynamoDBPersistenceLayer(
-        table_name=required("IDEMPOTENCY_TABLE"), boto3_client=client("dynamodb")
-    )
-    once = idempotent_function(
-        data_keyword_argument="request", config=idempotency, persistence_store=persistence
-    )(accept_and_publish)
     try:
-        result = once(
+        result = idempotent(required("IDEMPOTENCY_TABLE"), client("dynamodb"))(
             request={
                 "key": idempotency_key(caller, order),
                 "content": content_hash(order),

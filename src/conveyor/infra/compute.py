@@ -25,6 +25,7 @@ from conveyor.topology import LAMBDA_PYTHON, Function, Grant, Kind, SqsTrigger, 
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12}[LAMBDA_PYTHON]
 ARCHITECTURE = lambda_.Architecture.ARM_64
+LIVE_ALIAS = "live"
 IMAGING_FUNCTIONS = {"images"}
 """Functions that need the Pillow layer."""
 
@@ -88,7 +89,10 @@ class Compute(Construct):
             for name in ("powertools", "imaging")
         }
         self.code = lambda_.Code.from_asset(str(function_code_dir()))
+        self.snap_start = settings.snap_start
         self.functions: dict[str, lambda_.Function] = {}
+        self.targets: dict[str, lambda_.IFunction] = {}
+        """What invokes each function: the alias ``live`` with SnapStart, else itself."""
         self.roles: dict[str, iam.Role] = {}
         for function in topology.functions:
             self._function(function, topology, network, data, messaging)
@@ -160,13 +164,24 @@ class Compute(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             security_groups=[network.functions_sg],
             tracing=lambda_.Tracing.DISABLED,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.snap_start else None,
         )
+        target: lambda_.IFunction = resource
+        if self.snap_start:
+            # A snapshot exists only for a published version; invoking $LATEST would
+            # start from scratch every time.
+            target = lambda_.Alias(
+                self,
+                f"Live-{function.name}",
+                alias_name=LIVE_ALIAS,
+                version=resource.current_version,
+            )
         if isinstance(function.trigger, SqsTrigger):
             trigger = function.trigger
             lambda_.EventSourceMapping(
                 self,
                 f"Trigger-{function.name}",
-                target=resource,
+                target=target,
                 event_source_arn=messaging.queues[trigger.queue].queue_arn,
                 batch_size=trigger.batch_size,
                 max_batching_window=Duration.seconds(trigger.batching_window_s)
@@ -178,4 +193,5 @@ class Compute(Construct):
         Tags.of(resource).add(NAME_TAG, function.name)
         Tags.of(role).add(NAME_TAG, function.name)
         self.functions[function.name] = resource
+        self.targets[function.name] = target
         self.roles[function.name] = role

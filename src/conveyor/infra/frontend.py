@@ -83,12 +83,12 @@ class Frontend(Construct):
                 f"Route-{function.name}",
                 priority=priority,
                 conditions=[elbv2.ListenerCondition.path_patterns(list(route.patterns))],
-                targets=[targets.LambdaTarget(compute.functions[function.name])],
+                targets=[targets.LambdaTarget(compute.targets[function.name])],
             )
             # Every value of a repeated header reaches the function, which refuses a
             # repeated security header instead of trusting whichever copy came last.
             group.set_attribute("lambda.multi_value_headers.enabled", "true")
-            _invoked_only_from_this_account(compute.functions[function.name])
+            _invoked_only_from_this_account(compute.targets[function.name])
         self.listener = listener
         self.distribution = self._distribution(settings, data)
 
@@ -125,7 +125,7 @@ class Frontend(Construct):
         )
 
 
-def _invoked_only_from_this_account(function: lambda_.Function) -> None:
+def _invoked_only_from_this_account(function: lambda_.IFunction) -> None:
     """Scope the load balancer's invoke permission to this account's load balancers. The
     target group's ARN cannot be named: the group is created after the permission it
     needs, so naming it would make a cycle."""

@@ -31,6 +31,11 @@ class Settings:
     alarm_email: str | None
     domain_name: str | None = None
     """The API's own domain; by default it answers at its CloudFront domain."""
+    snap_start: bool = False
+    """Lambda SnapStart (``-c snap_start=true``): each function publishes a version on
+    every deploy, behind the alias ``live`` that the load balancer and the event source
+    mappings invoke, and new execution environments restore from its snapshot. Off by
+    default: it adds a cache charge and a charge per restore."""
     reserve_concurrency: bool = True
     """Give each function the reserved concurrency the topology declares. An account
     keeps 100 executions unreserved, so this needs a concurrency quota of at least
@@ -65,6 +70,7 @@ class Settings:
             layers_dir=layers_dir,
             alarm_email=context("alarm_email"),
             reserve_concurrency=(context("reserve_concurrency") or "true").lower() != "false",
+            snap_start=(context("snap_start") or "false").lower() == "true",
         )
 
     def layer_dir(self, name: str) -> Path:

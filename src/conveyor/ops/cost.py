@@ -41,6 +41,10 @@ class Prices:
     alarm_month: float = 0.10
     dashboard_month: float = 3.00
     kms_key_month: float = 1.00
+    # Lambda SnapStart for Python: each published version's snapshot is cached while it
+    # is active, and every execution environment started from it is a restore.
+    snapstart_cache_gb_second: float = 0.0000015046
+    snapstart_restore_gb: float = 0.0001397998
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class Volume:
     image_mb: float = 3.0
     variants_kb: float = 300.0
     log_kb_per_invocation: float = 1.5
+    cold_start_share: float = 0.005
+    """Of all invocations, how many start a new execution environment (a restore, with
+    SnapStart): an assumption, since AWS does not say how often it recycles them."""
 
 
 @dataclass
@@ -83,8 +90,27 @@ def _gb_seconds(invocations: float, ms: float, memory_mb: int) -> float:
     return invocations * math.ceil(ms) / 1000 * memory_mb / 1024
 
 
+def snap_start_lines(volume: Volume, invocations: float, prices: Prices) -> dict[str, float]:
+    """What ``-c snap_start=true`` adds: each function's snapshot cached all month, and a
+    restore for every new execution environment, priced by the function's memory."""
+    memory_gb = [f.memory_mb / 1024 for f in TOPOLOGY.functions]
+    seconds = HOURS_PER_MONTH * 3600
+    mean_gb = sum(memory_gb) / len(memory_gb)
+    return {
+        "SnapStart snapshot cache": sum(memory_gb) * seconds * prices.snapstart_cache_gb_second,
+        "SnapStart restores": invocations
+        * volume.cold_start_share
+        * mean_gb
+        * prices.snapstart_restore_gb,
+    }
+
+
 def estimate(
-    volume: Volume = Volume(), measured: Measured = Measured(), prices: Prices = Prices()
+    volume: Volume = Volume(),
+    measured: Measured = Measured(),
+    prices: Prices = Prices(),
+    *,
+    snap_start: bool = False,
 ) -> Estimate:
     memory = {f.name: f.memory_mb for f in TOPOLOGY.functions}
     batches = volume.orders / measured.messages_per_batch
@@ -107,8 +133,10 @@ def estimate(
     lcu = max(total_requests / (HOURS_PER_MONTH * 3600) / 25, 0.0)  # new connections per s
     downloads = volume.images * volume.downloads_per_image
     secret_calls = invocations / 1000  # cached for 5 minutes in each warm environment
+    extra = snap_start_lines(volume, invocations, prices) if snap_start else {}
     return Estimate(
         lines={
+            **extra,
             "Lambda compute (GB-s)": gb_seconds * prices.lambda_gb_second,
             "Lambda requests": invocations / 1e6 * prices.lambda_million_requests,
             "SQS requests (batches and idle polling)": (per_batch_calls + idle_polls)

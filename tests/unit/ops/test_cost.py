@@ -55,3 +55,17 @@ def test_the_idle_floor_is_what_the_readme_states() -> None:
     idle = estimate(Volume(orders=0, images=0))
     assert idle.total == pytest.approx(82.01, abs=0.005)
     assert "**The idle floor is $82.01 a" in README.read_text()
+
+
+def test_snap_start_adds_its_cache_for_every_function_and_a_restore_per_new_environment() -> None:
+    plain = estimate()
+    snapped = estimate(snap_start=True)
+    added = {line: usd for line, usd in snapped.lines.items() if line not in plain.lines}
+    assert set(added) == {"SnapStart snapshot cache", "SnapStart restores"}
+    assert {k: v for k, v in snapped.lines.items() if k in plain.lines} == plain.lines
+    # 4 functions of 256 MB and one of 1024 MB, cached all month.
+    cache_gb = (4 * 256 + 1024) / 1024
+    assert added["SnapStart snapshot cache"] == pytest.approx(cache_gb * 730 * 3600 * 0.0000015046)
+    more_cold = estimate(Volume(cold_start_share=0.05), snap_start=True)
+    assert more_cold.lines["SnapStart restores"] == pytest.approx(10 * added["SnapStart restores"])
+    assert more_cold.lines["SnapStart snapshot cache"] == added["SnapStart snapshot cache"]
