@@ -10,9 +10,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "conveyor"
 DEPLOYED = {"core", "functions", "aws"}
-LAMBDA_LIBRARIES = {"boto3", "botocore", "aws_lambda_powertools", "pydantic", "PIL"}
+LAMBDA_LIBRARIES = {
+    "boto3",
+    "botocore",
+    "aws_lambda_powertools",
+    "pydantic",
+    "PIL",
+    "snapshot_restore_py",
+}
 """What the deployed code may import besides itself and the standard library: the
-runtime dependencies in pyproject.toml (the Lambda layers)."""
+runtime dependencies in pyproject.toml (the Lambda layers), and the SnapStart hooks that
+Lambda's Python runtime provides."""
 
 
 def unit_of(path: Path) -> str:
