@@ -114,9 +114,9 @@ $(PHOTOS)/.done:
 	    $(PHOTOS)/$$name.jpg; done
 	@rm -rf $(PHOTOS)/deb && touch $@ && ls $(PHOTOS)
 
-bench: $(STAMP)  ## image and function benchmarks; exits 1 if a target is missed
+bench: $(STAMP) $(LAMBDA_STAMP) build  ## every benchmark; exits 1 if a target is missed
 	@# Every benchmark runs and prints its table; then a missed target fails the target.
-	@failed=""; for name in images functions pipeline media; do \
+	@failed=""; for name in images functions layers pipeline media; do \
 		$(BIN)/python -m bench.$$name || failed="$$failed $$name"; done; \
 	if [ -n "$$failed" ]; then echo "targets missed in:$$failed"; exit 1; fi
 
@@ -126,8 +126,9 @@ soak: $(LOCAL) $(LAMBDA_STAMP)  ## orders and images through the local stack und
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(ARGS)
 
-build: $(STAMP)  ## Lambda layers for arm64 / Python 3.12, without Docker
-	$(BIN)/python -m conveyor.infra.layers
+build: $(STAMP)  ## Lambda layers and function code for arm64 / Python 3.12 (with bytecode), without Docker
+	@[ -n "$(LAMBDA_PY)" ] || { echo "CPython 3.12 is needed to compile the bytecode Lambda runs"; exit 1; }
+	$(BIN)/python -m conveyor.infra.layers --python $(LAMBDA_PY)
 
 synth: $(STAMP)  ## CloudFormation templates in cdk.out/, offline (no account, no Docker)
 	$(BIN)/python -m conveyor.infra.app

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 DEFAULT_REGION = "us-east-1"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LAYERS_DIR = PROJECT_ROOT / "build" / "layers"
+FUNCTION_CODE_DIR = PROJECT_ROOT / "build" / "function-code"
 SOURCE_DIR = Path(__file__).resolve().parents[2]
 LAYERS = ("powertools", "imaging")
 
