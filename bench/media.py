@@ -1,5 +1,7 @@
-"""12 MP images per minute through presign -> upload -> variants, with the image
-function's local concurrency at 1 and 2 (two cores here)."""
+"""Images per minute through the whole image function (presign -> upload -> S3 event ->
+variants, table and event, on the emulator), with its local concurrency at 1 and 2 (two
+cores here): a 12 MP JPEG, and the real photographs of bench/images.py in turn. Per core,
+and how many cores the source design's 10,000 uploads an hour would take."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.images import samples
+from bench.images import Sample, real_photos, samples
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions
 from conveyor.ops.logs import read_json_lines
 from conveyor.topology import IMAGES_FUNCTION, TOPOLOGY, SqsTrigger, Topology
 
 IMAGES = 16
+DESIGN_PER_HOUR = 10_000
 
 
 def _with_image_concurrency(concurrency: int) -> Topology:
@@ -33,7 +36,7 @@ def _with_image_concurrency(concurrency: int) -> Topology:
     )
 
 
-def level(concurrency: int, photo: Path) -> dict[str, Any]:
+def level(concurrency: int, photos: list[tuple[Path, str]]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as state:
         runtime = LocalRuntime(
             RuntimeOptions(state_dir=Path(state), port=0, endpoint_url=None),
@@ -44,8 +47,9 @@ def level(concurrency: int, photo: Path) -> dict[str, Any]:
             client = stack.client()
             log = stack.logs_dir / f"{IMAGES_FUNCTION}.log"
             started = time.perf_counter()
-            for _ in range(IMAGES):
-                client.upload(photo, "image/jpeg")
+            for n in range(IMAGES):
+                path, mime_type = photos[n % len(photos)]
+                client.upload(path, mime_type)
             while (
                 sum(1 for e in read_json_lines(log) if e.get("message") == "image processed")
                 < IMAGES
@@ -53,8 +57,12 @@ def level(concurrency: int, photo: Path) -> dict[str, Any]:
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
             pool = runtime.pools[IMAGES_FUNCTION]
+            per_minute = IMAGES / elapsed * 60
+            per_core = per_minute / concurrency
             return {
-                "images/minute": round(IMAGES / elapsed * 60, 1),
+                "images/minute": round(per_minute, 1),
+                "images/minute per core": round(per_core, 1),
+                "cores for 10,000 uploads/hour": round(DESIGN_PER_HOUR / 60 / per_core, 2),
                 "mean ms per invocation": round(
                     pool.stats.total_duration_ms / pool.stats.invocations, 1
                 ),
@@ -63,12 +71,24 @@ def level(concurrency: int, photo: Path) -> dict[str, Any]:
             runtime.stop()
 
 
+def _written(folder: Path, chosen: list[Sample]) -> list[tuple[Path, str]]:
+    found = []
+    for number, sample in enumerate(chosen):
+        suffix = ".png" if sample.mime_type == "image/png" else ".jpg"
+        path = folder / f"photo-{number}{suffix}"
+        path.write_bytes(sample.data)
+        found.append((path, sample.mime_type))
+    return found
+
+
 def run() -> tuple[dict[str, Any], list[str]]:
-    sample = next(s for s in samples() if s.name == "JPEG 12 MP")
+    twelve = [s for s in samples() if s.name == "JPEG 12 MP"]
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
-        photo = Path(folder) / "photo-12mp.jpg"
-        photo.write_bytes(sample.data)
-        results = {f"image concurrency {c}": level(c, photo) for c in (1, 2)}
+        for name, chosen in (("JPEG 12 MP", twelve), ("real photographs", real_photos())):
+            photos = _written(Path(folder), chosen)
+            for concurrency in (1, 2):
+                results[f"{name}, image concurrency {concurrency}"] = level(concurrency, photos)
     print(json.dumps(results, indent=1), flush=True)
     return results, []
 
