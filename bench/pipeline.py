@@ -30,6 +30,7 @@ from conveyor.topology import (
     ARCHIVE_BUCKET,
     ARCHIVE_FUNCTION,
     BILLING_FUNCTION,
+    IDEMPOTENCY_TABLE,
     ORDERS_TABLE,
     PUBLISHER_FUNCTION,
 )
@@ -198,9 +199,10 @@ def request_costs(runtime: LocalRuntime, started: Started, emulator_pid: int) ->
     message make, sent one at a time while the pipeline is idle so that the emulator's
     CPU is theirs alone; and what they add up to per order and per ceiling message.
 
-    The order's requests have the pipeline's shapes: its message and attributes on a
-    topic with two queues, the billing table's conditional put, the archive's
-    conditional put to the versioned bucket, and the pollers' receives and batch deletes.
+    The order's requests have the pipeline's shapes: the publisher's idempotency record
+    (put, then update) and its accepted record, its message and attributes on a topic with
+    two queues, the billing table's conditional put, the archive's conditional put to the
+    versioned bucket, and the pollers' receives and batch deletes.
     """
     pid, endpoint = emulator_pid, started.info.emulator_url
     aws = EmulatorClients(endpoint)
@@ -255,6 +257,61 @@ def request_costs(runtime: LocalRuntime, started: Started, emulator_pid: int) ->
     costs["order: receive 10 + delete 10, per message"] = (
         (_cpu_seconds(pid) - before) * 1000 / drained
     )
+    # The publisher's writes: Powertools' idempotency record (a conditional put while in
+    # progress, an update when done) and the order recorded as accepted.
+    idempotency = started.info.resources.tables[IDEMPOTENCY_TABLE]
+    far = str(int(time.time()) + 86_400)
+    costs["order: put_item (idempotency, in progress)"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda n: dynamodb.put_item(
+            TableName=idempotency,
+            Item={
+                "id": {"S": f"bench#order#costs-{n}"},
+                "expiration": {"N": far},
+                "in_progress_expiration": {"N": far + "000"},
+                "status": {"S": "INPROGRESS"},
+                "validation": {"S": "0" * 32},
+            },
+            ConditionExpression="attribute_not_exists(#id) OR #expiry < :now OR "
+            "(#status = :in_progress AND #in_progress_expiry < :now_ms)",
+            ExpressionAttributeNames={
+                "#id": "id",
+                "#expiry": "expiration",
+                "#status": "status",
+                "#in_progress_expiry": "in_progress_expiration",
+            },
+            ExpressionAttributeValues={
+                ":now": {"N": str(int(time.time()))},
+                ":now_ms": {"N": str(int(time.time() * 1000))},
+                ":in_progress": {"S": "INPROGRESS"},
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ),
+    )
+    costs["order: update_item (idempotency, completed)"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda n: dynamodb.update_item(
+            TableName=idempotency,
+            Key={"id": {"S": f"bench#order#costs-{n}"}},
+            UpdateExpression="SET #data = :data, #expiry = :expiry, #status = :status",
+            ExpressionAttributeNames={
+                "#data": "data",
+                "#expiry": "expiration",
+                "#status": "status",
+            },
+            ExpressionAttributeValues={
+                ":data": {"S": '{"order_id": "costs", "status": "accepted"}'},
+                ":expiry": {"N": far},
+                ":status": {"S": "COMPLETED"},
+            },
+        ),
+    )
+    costs["order: put_item (publisher, accepted)"] = cpu_ms(
+        REQUESTS_PER_KIND,
+        lambda n: orders_table.record_accepted(
+            dynamodb, table, order.model_copy(update={"order_id": f"accepted-{n}"})
+        ),
+    )
     costs["order: put_item (billing)"] = cpu_ms(
         REQUESTS_PER_KIND,
         lambda n: orders_table.record_billed(
@@ -289,7 +346,8 @@ def request_costs(runtime: LocalRuntime, started: Started, emulator_pid: int) ->
     per_order = (
         costs["order: publish (2 queues)"]
         + 2 * costs["order: receive 10 + delete 10, per message"]  # billing's and archive's
-        + costs["order: put_item (billing)"]
+        + sum(v for k, v in costs.items() if k.startswith("order: put_item"))
+        + costs["order: update_item (idempotency, completed)"]
         + costs["order: put_object (archive)"]
     )
     per_message = sum(v for k, v in costs.items() if k.startswith("ceiling"))
