@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conveyor.infra.layers import LAYERS, compile_for_lambda, pinned
+from conveyor.infra.layers import LAYERS, compile_for_lambda, lambda_pycs, pinned
 from conveyor.infra.package import built_is_current
 from conveyor.infra.settings import FUNCTION_CODE_DIR, LAYERS_DIR
 from conveyor.local.interpreter import choose
@@ -83,7 +83,7 @@ def import_ms(python: str, layer: Path) -> float:
 def counts(root: Path) -> dict[str, int]:
     return {
         "py": sum(1 for _ in root.rglob("*.py")),
-        "pyc": sum(1 for _ in root.rglob(f"*.cpython-{LAMBDA_PYTHON.replace('.', '')}.pyc")),
+        "pyc": lambda_pycs(root),
     }
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conveyor.infra.layers import build_function_code, compile_for_lambda
+from conveyor.infra.layers import PYC_SUFFIX, build_function_code, compile_for_lambda
 from conveyor.local.interpreter import choose
 from conveyor.topology import LAMBDA_PYTHON
 from tests.infra.conftest import Synthesized
 
 # Spelled out here, not read from the app: adding a package to what ships must fail here.
 DEPLOYED_ROOTS = ("conveyor/core/", "conveyor/functions/", "conveyor/aws/")
-PYC_SUFFIX = f".cpython-{LAMBDA_PYTHON.replace('.', '')}.pyc"
 
 
 def function_code_assets(synthesized: Synthesized) -> set[Path]:

@@ -69,6 +69,10 @@ def build_layer(name: str, destination: Path = LAYERS_DIR) -> Path:
     return target.parent
 
 
+PYC_SUFFIX = f".cpython-{LAMBDA_PYTHON.replace('.', '')}.pyc"
+"""The bytecode files Lambda's Python reads."""
+
+
 def compile_for_lambda(root: Path, python: str) -> int:
     """Compile every module under ``root`` with ``python`` (Lambda's version) to
     unchecked-hash pycs; the number of pycs written."""
@@ -86,7 +90,12 @@ def compile_for_lambda(root: Path, python: str) -> int:
         ],
         check=True,
     )
-    return sum(1 for _ in root.rglob("*.pyc"))
+    return lambda_pycs(root)
+
+
+def lambda_pycs(root: Path) -> int:
+    """How many bytecode files for Lambda's Python are under ``root``."""
+    return sum(1 for _ in root.rglob(f"*{PYC_SUFFIX}"))
 
 
 def build_function_code(python: str, destination: Path = FUNCTION_CODE_DIR) -> Path:
@@ -124,7 +133,7 @@ def main() -> None:
         pycs = compile_for_lambda(path, args.python)
         print(f"{name:<14} {size_of(path) / 1e6:6.1f} MB  {pycs:5} pycs  {path}")
     code = build_function_code(args.python)
-    pycs = sum(1 for _ in code.rglob("*.pyc"))
+    pycs = lambda_pycs(code)
     print(f"{'function code':<14} {size_of(code) / 1e6:6.1f} MB  {pycs:5} pycs  {code}")
 
 

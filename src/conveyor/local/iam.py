@@ -89,6 +89,7 @@ def role_policy(topology: Topology, function: Function) -> dict[str, Any]:
     }
 
 
+@functools.cache  # a role's few patterns, matched on every call its function makes
 def _pattern(text: str, *, ignore_case: bool) -> re.Pattern[str]:
     # IAM's two wildcards: * any run of characters, ? exactly one; nothing else is special.
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
