@@ -20,7 +20,8 @@ from typing import Any
 from conveyor.infra.layers import LAYERS, build_layer, size_of
 from conveyor.infra.package import function_code_dir
 from conveyor.infra.settings import LAYERS_DIR
-from conveyor.topology import TOPOLOGY
+from conveyor.local.interpreter import choose
+from conveyor.topology import RUNTIME_SETTINGS, TOPOLOGY
 
 COLD_RUNS = 15
 WARM_RUNS = 2000
@@ -32,42 +33,57 @@ ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",
+    # What every deployed function runs with.
+    **RUNTIME_SETTINGS,
 }
+PYTHON = choose()
+"""The cold starts are timed on Lambda's Python (``make lambda-python``) when it is built."""
 
 
 def _fresh(code: str) -> str:
     return subprocess.run(
-        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True
+        [PYTHON.path, "-c", code], env=ENV, capture_output=True, text=True, check=True
     ).stdout
 
 
-def _import_code(modules: list[str]) -> str:
-    """A program that prints how long importing ``modules`` took (the interpreter's own
-    start-up excluded)."""
+def _import_code(libraries: list[str], module: str | None) -> str:
+    """A program that imports ``libraries``, then ``module``, and prints how long each
+    step took (the interpreter's own start-up excluded): what ``module`` adds on top of
+    its libraries is timed on its own, not as the difference of two noisy processes."""
     return (
         "import importlib, time\n"
         "t = time.perf_counter()\n"
-        f"for name in {modules!r}:\n"
+        f"for name in {libraries!r}:\n"
         "    try:\n"
         "        importlib.import_module(name)\n"
         "    except Exception:\n"  # a module only its package may import; it was loaded
         "        pass\n"
-        "print(time.perf_counter() - t)"
+        "middle = time.perf_counter()\n"
+        f"if {module!r}:\n"
+        f"    importlib.import_module({module!r})\n"
+        "print(middle - t, time.perf_counter() - middle)"
     )
 
 
-def import_ms(imports: dict[str, list[str]]) -> dict[str, float]:
-    """Median ms to import each entry's modules in a fresh interpreter. The entries take
-    turns, run after run, so that a busy spell on the shared machine slows them all alike
-    instead of skewing one ratio."""
-    programs = {name: _import_code(modules) for name, modules in imports.items()}
+def import_ms(imports: dict[str, tuple[list[str], str | None]]) -> dict[str, tuple[float, float]]:
+    """Median ms of each entry's two steps (its libraries, then its module) in a fresh
+    interpreter. The entries take turns, run after run, so that a busy spell on the
+    shared machine slows them all alike instead of skewing one ratio."""
+    programs = {name: _import_code(*modules) for name, modules in imports.items()}
     for program in programs.values():
         _fresh(program)  # writes the bytecode
-    samples: dict[str, list[float]] = {name: [] for name in programs}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
     for _ in range(COLD_RUNS):
         for name, program in programs.items():
-            samples[name].append(float(_fresh(program)) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
+            libraries, module = map(float, _fresh(program).split())
+            samples[name].append((libraries * 1000, module * 1000))
+    return {
+        name: (
+            statistics.median(libraries for libraries, _ in values),
+            statistics.median(module for _, module in values),
+        )
+        for name, values in samples.items()
+    }
 
 
 def libraries_of(module: str) -> list[str]:
@@ -92,26 +108,31 @@ LIBRARY_PARTS = {
 """What each library the functions are built on adds to ``import boto3`` on its own."""
 
 
-def cold_starts() -> dict[str, dict[str, float]]:
-    imports = {"boto3": ["boto3"]}
+def cold_starts() -> dict[str, Any]:
+    imports: dict[str, tuple[list[str], str | None]] = {"boto3": (["boto3"], None)}
     for part, module in LIBRARY_PARTS.items():
-        imports[f"boto3 + {part}"] = ["boto3", module]
+        imports[f"boto3 + {part}"] = (["boto3", module], None)
     for function in TOPOLOGY.functions:
-        imports[function.name] = [function.module]
-        imports[f"{function.name} libraries"] = libraries_of(function.module)
+        imports[function.name] = (libraries_of(function.module), function.module)
     ms = import_ms(imports)
-    baseline = ms["boto3"]
-    found = {"boto3 (baseline)": {"ms": round(baseline, 1), "x boto3": 1.0}}
+    baseline = ms["boto3"][0]
+    found: dict[str, Any] = {
+        "python": PYTHON.describe(),
+        "boto3 (baseline)": {"ms": round(baseline, 1), "x boto3": 1.0},
+    }
     for part in LIBRARY_PARTS:
-        name = f"boto3 + {part}"
-        found[name] = {"ms": round(ms[name], 1), "x boto3": round(ms[name] / baseline, 2)}
+        libraries, _ = ms[f"boto3 + {part}"]
+        found[f"boto3 + {part}"] = {
+            "ms": round(libraries, 1),
+            "x boto3": round(libraries / baseline, 2),
+        }
     for function in TOPOLOGY.functions:
-        own, floor = ms[function.name], ms[f"{function.name} libraries"]
+        libraries, own = ms[function.name]
         found[function.name] = {
-            "ms": round(own, 1),
-            "x boto3": round(own / baseline, 2),
-            "its libraries alone, ms": round(floor, 1),
-            "its libraries alone, x boto3": round(floor / baseline, 2),
+            "its libraries alone, ms": round(libraries, 1),
+            "its libraries alone, x boto3": round(libraries / baseline, 2),
+            "own modules on top, ms": round(own, 1),
+            "own modules on top, x boto3": round(own / baseline, 3),
         }
     return found
 
@@ -259,17 +280,14 @@ OWN_MODULES_MAX_X = 0.10
 libraries alone cost; the libraries themselves are a choice, not a target."""
 
 
-def own_share(found: dict[str, float]) -> float:
-    return round(found["x boto3"] - found["its libraries alone, x boto3"], 2)
-
-
 def run() -> tuple[dict[str, Any], list[str]]:
     cold, warm, sizes = cold_starts(), warm_costs(), package_sizes()
     missed = [
-        f"cold start: {name}'s own modules add {own_share(found)}x boto3 to its libraries "
+        f"cold start: {name}'s own modules add {found['own modules on top, x boto3']}x boto3 "
+        "to its libraries "
         f"(target at most {OWN_MODULES_MAX_X}x)"
         for name, found in cold.items()
-        if name in FUNCTIONS and own_share(found) > OWN_MODULES_MAX_X
+        if name in FUNCTIONS and found["own modules on top, x boto3"] > OWN_MODULES_MAX_X
     ]
     if warm["publisher per request"] > 1.0:
         missed.append(f"publisher takes {warm['publisher per request']} ms of CPU per request")

@@ -191,6 +191,12 @@ class Function:
 SQS_CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 """What an SQS event source mapping needs on its queue, on top of a function's grants."""
 
+RUNTIME_SETTINGS = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+"""Set for every function. The first model pydantic builds in a process looks for plugins
+in the entry points of every installed distribution, the Lambda runtime's own included;
+no function uses one, and the scan was most of what this project's modules added to a
+cold start (bench/RESULTS.md)."""
+
 USED_BY_AWS = {
     "sqs:GetQueueAttributes": "Lambda reads the queue's attributes to create the event "
     "source mapping; the local poller needs none of them",
@@ -231,10 +237,11 @@ class Topology:
         return function.grants
 
     def settings(self, function: Function) -> dict[str, str]:
-        """The function's plain configuration: its own settings, and for a queue consumer
-        how many receives its queue allows before the DLQ (``MAX_RECEIVE_COUNT``), so it
-        can tell its last attempt."""
-        settings = dict(function.settings)
+        """The function's plain configuration: what every function runs with
+        (:data:`RUNTIME_SETTINGS`), its own settings, and for a queue consumer how many
+        receives its queue allows before the DLQ (``MAX_RECEIVE_COUNT``), so it can tell
+        its last attempt."""
+        settings = {**RUNTIME_SETTINGS, **dict(function.settings)}
         if isinstance(function.trigger, SqsTrigger):
             dead_letter = self.queue(function.trigger.queue).dead_letter
             settings[MAX_RECEIVE_COUNT] = str(dead_letter.max_receive_count)
