@@ -23,7 +23,7 @@ from conveyor.core import imaging
 from conveyor.ops.uploads import sample_photos
 
 SIZES = [box for _, box in imaging.VARIANTS]
-RUNS = 7
+RUNS = 11
 
 
 @dataclass(frozen=True)
@@ -191,14 +191,19 @@ APPROACHES: dict[str, Callable[[Sample], list[bytes]]] = {
 }
 
 
-def median_ms(approach: Callable[[Sample], list[bytes]], sample: Sample) -> float:
-    approach(sample)  # warm-up
-    times = []
+def median_ms(sample: Sample) -> dict[str, float]:
+    """Each approach's median ms on ``sample``. The approaches take turns, run after run,
+    so that a busy spell on the shared machine slows them all alike instead of skewing a
+    ratio (a 4 MP photo's 1/8 decode takes 6-17 ms, within a busy spell's reach)."""
+    times: dict[str, list[float]] = {label: [] for label in APPROACHES}
+    for approach in APPROACHES.values():
+        approach(sample)  # warm-up
     for _ in range(RUNS):
-        started = time.perf_counter()
-        approach(sample)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        for label, approach in APPROACHES.items():
+            started = time.perf_counter()
+            approach(sample)
+            times[label].append((time.perf_counter() - started) * 1000)
+    return {label: statistics.median(values) for label, values in times.items()}
 
 
 def _on_white(image: Image.Image) -> Image.Image:
@@ -252,8 +257,9 @@ def run() -> tuple[list[dict[str, object]], list[str]]:
     for sample in samples() + real_photos():
         row: dict[str, object] = {"image": sample.name, "bytes": len(sample.data)}
         row["real"] = sample in real_photos()
+        times = median_ms(sample)
         for label, approach in APPROACHES.items():
-            row[f"{label} ms"] = round(median_ms(approach, sample), 1)
+            row[f"{label} ms"] = round(times[label], 1)
             if label != "c decode floor":
                 row[f"{label} PSNR"] = round(worst_psnr(approach(sample), sample), 2)
         rows.append(row)
