@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
 from conveyor.local.provision import Resources
 from conveyor.local.runtime import function_environment
-from conveyor.topology import TOPOLOGY, DeadLetter, Grant, Kind, SqsTrigger
+from conveyor.topology import (
+    RUNTIME_SETTINGS,
+    TOPOLOGY,
+    DeadLetter,
+    Grant,
+    Kind,
+    SqsTrigger,
+)
 
 
 def test_the_declared_topology_has_no_problems() -> None:
@@ -182,3 +192,31 @@ def test_a_function_environment_holds_its_grants_and_nothing_of_the_runtimes(
         TOPOLOGY, TOPOLOGY.function("presign"), media, "http://127.0.0.1:1", "http://m:2"
     )
     assert presign["MEDIA_BASE_URL"] == "http://m:2/media/processed"
+
+
+_PLUGIN_LOOKUPS = """
+import importlib.metadata, sys
+groups = []
+scan = importlib.metadata.entry_points
+def spy(**selection):
+    groups.append(selection.get("group"))
+    return scan(**selection)
+importlib.metadata.entry_points = spy  # before pydantic binds the name
+import conveyor.functions.publisher
+print("pydantic" in groups)
+"""
+
+
+@pytest.mark.parametrize("deployed", [True, False], ids=["as deployed", "without the setting"])
+def test_functions_build_their_models_without_scanning_for_pydantic_plugins(
+    deployed: bool,
+) -> None:
+    # The scan reads every installed distribution's metadata on a cold start.
+    env = {k: v for k, v in os.environ.items() if k not in RUNTIME_SETTINGS}
+    if deployed:
+        env.update(TOPOLOGY.settings(TOPOLOGY.function("publisher")))
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    found = subprocess.run(
+        [sys.executable, "-c", _PLUGIN_LOOKUPS], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.split() == [str(not deployed)]
