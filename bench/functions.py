@@ -283,9 +283,8 @@ libraries alone cost; the libraries themselves are a choice, not a target."""
 def run() -> tuple[dict[str, Any], list[str]]:
     cold, warm, sizes = cold_starts(), warm_costs(), package_sizes()
     missed = [
-        f"cold start: {name}'s own modules add {found['own modules on top, x boto3']}x boto3 "
-        "to its libraries "
-        f"(target at most {OWN_MODULES_MAX_X}x)"
+        f"cold start: {name}'s own modules add {found['own modules on top, x boto3']}x "
+        f"import boto3 on top of its libraries (target at most {OWN_MODULES_MAX_X}x)"
         for name, found in cold.items()
         if name in FUNCTIONS and found["own modules on top, x boto3"] > OWN_MODULES_MAX_X
     ]

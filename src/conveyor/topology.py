@@ -194,8 +194,8 @@ SQS_CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueA
 RUNTIME_SETTINGS = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 """Set for every function. The first model pydantic builds in a process looks for plugins
 in the entry points of every installed distribution, the Lambda runtime's own included;
-no function uses one, and the scan was most of what this project's modules added to a
-cold start (bench/RESULTS.md)."""
+no function uses one, and on a cold start the scan is time spent for nothing
+(bench/RESULTS.md has what it cost)."""
 
 USED_BY_AWS = {
     "sqs:GetQueueAttributes": "Lambda reads the queue's attributes to create the event "
