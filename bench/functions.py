@@ -36,13 +36,11 @@ ENV = {
     # What every deployed function runs with.
     **RUNTIME_SETTINGS,
 }
-PYTHON = choose()
-"""The cold starts are timed on Lambda's Python (``make lambda-python``) when it is built."""
 
 
-def _fresh(code: str) -> str:
+def _fresh(python: str, code: str) -> str:
     return subprocess.run(
-        [PYTHON.path, "-c", code], env=ENV, capture_output=True, text=True, check=True
+        [python, "-c", code], env=ENV, capture_output=True, text=True, check=True
     ).stdout
 
 
@@ -65,17 +63,19 @@ def _import_code(libraries: list[str], module: str | None) -> str:
     )
 
 
-def import_ms(imports: dict[str, tuple[list[str], str | None]]) -> dict[str, tuple[float, float]]:
+def import_ms(
+    python: str, imports: dict[str, tuple[list[str], str | None]]
+) -> dict[str, tuple[float, float]]:
     """Median ms of each entry's two steps (its libraries, then its module) in a fresh
     interpreter. The entries take turns, run after run, so that a busy spell on the
     shared machine slows them all alike instead of skewing one ratio."""
     programs = {name: _import_code(*modules) for name, modules in imports.items()}
     for program in programs.values():
-        _fresh(program)  # writes the bytecode
+        _fresh(python, program)  # writes the bytecode
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
     for _ in range(COLD_RUNS):
         for name, program in programs.items():
-            libraries, module = map(float, _fresh(program).split())
+            libraries, module = map(float, _fresh(python, program).split())
             samples[name].append((libraries * 1000, module * 1000))
     return {
         name: (
@@ -86,7 +86,7 @@ def import_ms(imports: dict[str, tuple[list[str], str | None]]) -> dict[str, tup
     }
 
 
-def libraries_of(module: str) -> list[str]:
+def libraries_of(python: str, module: str) -> list[str]:
     """The third-party modules that importing ``module`` loads, in the order it loads them:
     the part of its cold start that is the libraries' and not this project's."""
     code = (
@@ -94,7 +94,7 @@ def libraries_of(module: str) -> list[str]:
         " if name.partition('.')[0] not in sys.stdlib_module_names | {'conveyor'}"
         " and not name.startswith('_')))"  # __main__, and the interpreter's own start-up hooks
     )
-    return _fresh(code).split()
+    return _fresh(python, code).split()
 
 
 FUNCTIONS = {function.name for function in TOPOLOGY.functions}
@@ -109,15 +109,17 @@ LIBRARY_PARTS = {
 
 
 def cold_starts() -> dict[str, Any]:
+    """Timed on Lambda's Python (``make lambda-python``) when it is built."""
+    python = choose()
     imports: dict[str, tuple[list[str], str | None]] = {"boto3": (["boto3"], None)}
     for part, module in LIBRARY_PARTS.items():
         imports[f"boto3 + {part}"] = (["boto3", module], None)
     for function in TOPOLOGY.functions:
-        imports[function.name] = (libraries_of(function.module), function.module)
-    ms = import_ms(imports)
+        imports[function.name] = (libraries_of(python.path, function.module), function.module)
+    ms = import_ms(python.path, imports)
     baseline = ms["boto3"][0]
     found: dict[str, Any] = {
-        "python": PYTHON.describe(),
+        "python": python.describe(),
         "boto3 (baseline)": {"ms": round(baseline, 1), "x boto3": 1.0},
     }
     for part in LIBRARY_PARTS:
