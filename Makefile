@@ -72,10 +72,21 @@ lint: $(STAMP)
 IAM_CALLS := build/iam-calls
 IAM_EVALUATOR := tests/proof/node_modules/.package-lock.json
 
+# What API Gateway sends a function behind an HTTP API (payload format 2.0), as the SAM
+# CLI generates it: the lean profile's local events are checked against it key for key.
+# The SAM CLI pins its own boto3, so it gets a virtual environment of its own.
+SAM_CLI_VERSION := 1.170.0
+SAM_EVENT := build/sam-cli/http-api-proxy.json
+$(SAM_EVENT):
+	rm -rf build/sam-cli && $(PYTHON) -m venv build/sam-cli/venv
+	build/sam-cli/venv/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	SAM_CLI_TELEMETRY=0 build/sam-cli/venv/bin/sam local generate-event apigateway http-api-proxy > $@.tmp
+	mv $@.tmp $@
+
 # The deployed code's own tests, again on Lambda's Python.
 DEPLOYED_TESTS := tests/unit/functions tests/unit/core
 
-test: $(STAMP) chromium photos $(IAM_EVALUATOR) $(LAMBDA_STAMP) $(PY312_STAMP)  ## lint, types, every test, the IAM proof
+test: $(STAMP) chromium photos $(IAM_EVALUATOR) $(SAM_EVENT) $(LAMBDA_STAMP) $(PY312_STAMP)  ## lint, types, every test, the IAM proof
 	@# ruff and mypy take one core for under a minute while the tests mostly wait on
 	@# the emulator; their output follows the tests', and either failing fails the target.
 	@rm -rf $(IAM_CALLS); export CONVEYOR_IAM_RECORD=$(CURDIR)/$(IAM_CALLS); \

@@ -184,9 +184,10 @@ def warm_costs() -> dict[str, Any]:
     from conveyor.core.orders import Order, accept
     from conveyor.core.signing import sign
     from conveyor.functions import archive, billing, publisher
-    from conveyor.local.gateway import alb_event
+    from conveyor.local.edges import AlbEdge, Request
     from conveyor.local.mapping import sqs_event
     from conveyor.local.workers import LambdaContext
+    from conveyor.topology import HttpRoute
 
     secret = "bench-secret-0123456789"  # noqa: S105 - a made-up client for the benchmark
     # The steady state: the secret table is in the function's cache.
@@ -213,7 +214,8 @@ def warm_costs() -> dict[str, Any]:
             "content-type": "application/json",
             **sign("bench", secret, "POST", "/orders", body, time.time()),
         }
-        return publisher.handler(alb_event("POST", "/orders", headers, body, "127.0.0.1"), context)
+        request = Request("POST", "/orders", headers, body, "127.0.0.1")
+        return publisher.handler(AlbEdge().event(request, HttpRoute("/orders")), context)
 
     accepted = accept(
         Order.model_validate(order),

@@ -126,10 +126,27 @@ class SqsTrigger:
     max_concurrency: int = 2
 
 
+class Profile(StrEnum):
+    """Where a deployment's edges are; everything between them is the same topology.
+
+    ``private``: the functions in private subnets reaching AWS through VPC endpoints,
+    behind an internal Application Load Balancer. ``lean``: no VPC; an API Gateway HTTP
+    API (payload format 2.0) in front of the functions."""
+
+    PRIVATE = "private"
+    LEAN = "lean"
+
+
+DEFAULT_PROFILE = Profile.PRIVATE
+
+GREEDY_PATH_PARAMETER = "proxy"
+"""The name of the HTTP API's greedy path variable: ``/orders/{proxy+}``."""
+
+
 @dataclass(frozen=True)
 class HttpRoute:
-    """A load-balancer rule: requests for ``path`` and the items under it
-    (``path/{id}``) go to the function, which answers 404 and 405 itself."""
+    """An edge rule: requests for ``path`` and the items under it (``path/{id}``) go to
+    the function, which answers 404 and 405 itself."""
 
     path: str
 
@@ -137,6 +154,16 @@ class HttpRoute:
     def patterns(self) -> tuple[str, str]:
         """The rule's path patterns, as the load balancer matches them."""
         return (self.path, f"{self.path}/*")
+
+    @property
+    def route_keys(self) -> tuple[str, str]:
+        """The HTTP API's route keys for the same rule: every method, on the path and on
+        any path under it."""
+        return (f"ANY {self.path}", f"ANY {self.path}/{{{GREEDY_PATH_PARAMETER}+}}")
+
+    def route_key(self, path: str) -> str:
+        """Which of ``route_keys`` the HTTP API matches for ``path``."""
+        return self.route_keys[0] if path == self.path else self.route_keys[1]
 
     def matches(self, path: str) -> bool:
         """Whether ``patterns`` cover ``path``, as the local gateway routes."""

@@ -16,11 +16,11 @@ from moto import mock_aws
 
 from conveyor.aws import clients
 from conveyor.core.signing import sign
-from conveyor.local.gateway import alb_event
+from conveyor.local.edges import EDGES, Edge, HttpResponse, Request
 from conveyor.local.mapping import sqs_event
 from conveyor.local.provision import Provisioner, Resources
-from conveyor.local.workers import LambdaContext
-from conveyor.topology import TOPOLOGY
+from conveyor.local.workers import Invocation, LambdaContext
+from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY, HttpRoute, Profile
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
@@ -68,7 +68,47 @@ def context(name: str = "test") -> Any:
     )
 
 
-def signed_alb_event(
+_EDGE: list[Edge] = [EDGES[DEFAULT_PROFILE]]
+"""The edge whose events the helpers below build: the default profile's, or the one the
+``edge`` fixture chose for the test."""
+
+
+@pytest.fixture(params=list(Profile), ids=str)
+def edge(request: pytest.FixtureRequest) -> Iterator[Edge]:
+    """Run the test once per deploy profile, on the events of that profile's edge."""
+    chosen = EDGES[request.param]
+    _EDGE.append(chosen)
+    yield chosen
+    _EDGE.pop()
+
+
+def http_event(
+    method: str, path: str, headers: dict[str, str], body: bytes, client_ip: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """The event the current edge sends a function for this request."""
+    route = HttpRoute("/" + path.lstrip("/").split("/", 1)[0].split("?", 1)[0])
+    return _EDGE[-1].event(Request(method, path, headers, body, client_ip), route)
+
+
+def set_header(event: dict[str, Any], name: str, value: str | None) -> None:
+    """Set (or with None, remove) one request header in an event of either shape."""
+    key = name.lower()
+    if "multiValueHeaders" in event:
+        event["multiValueHeaders"].pop(key, None)
+        if value is not None:
+            event["multiValueHeaders"][key] = [value]
+    else:
+        event["headers"].pop(key, None)
+        if value is not None:
+            event["headers"][key] = value
+
+
+def answer_of(response: dict[str, Any]) -> HttpResponse:
+    """A function's answer as the current edge hands it to the caller."""
+    return _EDGE[-1].response(Invocation(result=response))
+
+
+def signed_event(
     body: bytes,
     *,
     method: str = "POST",
@@ -78,10 +118,11 @@ def signed_alb_event(
     client_id: str = "dev",
     at: float | None = None,
     extra: dict[str, str] | None = None,
+    client_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
     headers = {"content-type": content_type, **(extra or {})}
     headers.update(sign(client_id, secret, method, path, body, time.time() if at is None else at))
-    return alb_event(method, path, headers, body, "127.0.0.1")
+    return http_event(method, path, headers, body, client_ip)
 
 
 def sqs_records(bodies: list[str], attributes: dict[str, str] | None = None) -> dict[str, Any]:

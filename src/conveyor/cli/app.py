@@ -13,6 +13,7 @@ import typer
 
 from conveyor.cli.render import console
 from conveyor.local.state import Credentials, NotRunningError, RuntimeInfo
+from conveyor.topology import Profile
 
 app = typer.Typer(
     help="Conveyor: secure, event-driven serverless pipelines, running on this machine.",
@@ -29,6 +30,15 @@ StateDir = Annotated[
     ),
 ]
 Port = Annotated[int, typer.Option(help="Port of the local gateway (0 picks a free one).")]
+ProfileOption = Annotated[
+    Profile,
+    typer.Option(
+        "--profile",
+        envvar="CONVEYOR_PROFILE",
+        help="The deploy profile whose edge to behave as: private (behind a load balancer, "
+        "ALB events) or lean (behind an API Gateway HTTP API, payload format 2.0 events).",
+    ),
+]
 
 
 def fail(message: str) -> NoReturn:

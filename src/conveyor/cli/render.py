@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from conveyor.local.demo import OrdersDemo
+from conveyor.local.edges import EDGES
 from conveyor.local.runtime import Started
 from conveyor.local.soak import SoakReport
 from conveyor.local.status import Status
@@ -41,6 +42,7 @@ def started_panel(started: Started, seconds: float) -> Panel:
     info = started.info
     return Panel.fit(
         f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads)\n"
+        f"[bold]profile[/]      {started.profile}: {EDGES[started.profile].name} events\n"
         f"[bold]media[/]        {info.media_url}/media/processed/...\n"
         f"[bold]console[/]      {info.gateway_url}/console\n"
         f"[bold]client id[/]    {started.credentials.client_id}\n"

@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 
 from conveyor.cli import render
-from conveyor.cli.app import Port, StateDir, app, fail, running, wait_for_interrupt
+from conveyor.cli.app import (
+    Port,
+    ProfileOption,
+    StateDir,
+    app,
+    fail,
+    running,
+    wait_for_interrupt,
+)
 from conveyor.cli.render import console
 from conveyor.local import demo as demo_flow
 from conveyor.local.chaos import FaultPlan
@@ -21,7 +29,7 @@ from conveyor.local.soak import DEFAULT_PLAN
 from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients, logs_dir
 from conveyor.local.status import Status, read_status, runtime_overview
 from conveyor.ops.traffic import submissions
-from conveyor.topology import TOPOLOGY
+from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -51,9 +59,13 @@ def _stop(runtime: LocalRuntime) -> None:
 
 
 @app.command()
-def up(directory: StateDir = DEFAULT_STATE_DIR, port: Port = 8080) -> None:
+def up(
+    directory: StateDir = DEFAULT_STATE_DIR,
+    port: Port = 8080,
+    profile: ProfileOption = DEFAULT_PROFILE,
+) -> None:
     """Start the emulator, provision everything, run the functions; Ctrl-C stops it all."""
-    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port))
+    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port, profile=profile))
     _start(runtime)
     try:
         console.print("running; press Ctrl-C to stop")
@@ -88,6 +100,7 @@ def status(directory: StateDir = DEFAULT_STATE_DIR) -> None:
 def demo(
     directory: StateDir = DEFAULT_STATE_DIR,
     port: Port = 8080,
+    profile: ProfileOption = DEFAULT_PROFILE,
     orders: Annotated[int, typer.Option(min=1, help="How many requests to send.")] = 240,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Parallel clients.")] = 8,
     exit_after: Annotated[
@@ -96,7 +109,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 120.0,
 ) -> None:
     """Start the stack, send signed orders (some bad on purpose), wait, and summarise."""
-    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port))
+    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port, profile=profile))
     started = _start(runtime)
     ok = False
     try:

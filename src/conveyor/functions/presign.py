@@ -22,11 +22,11 @@ from conveyor.aws.clients import client
 from conveyor.aws.config import MEDIA_BASE_URL, required
 from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, upload_key
 from conveyor.core.upload_request import UploadRequest
-from conveyor.functions.alb import (
+from conveyor.functions.http_edge import (
+    HttpEdge,
     HttpError,
     answer,
     json_response,
-    resolver,
     verified_get,
     verified_json,
 )
@@ -34,7 +34,7 @@ from conveyor.functions.alb import (
 MAX_BODY_BYTES = 4 * 1024
 
 logger = Logger()
-app = resolver(
+app = HttpEdge(
     {"/uploads": ("POST",), "/uploads/<upload_id>": ("GET",)},
     rejected_metric=metrics.UPLOADS_REJECTED,
 )

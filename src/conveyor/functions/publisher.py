@@ -45,12 +45,12 @@ from conveyor.aws.config import required
 from conveyor.aws.orders_table import Outcome
 from conveyor.aws.snapshot import after_restore
 from conveyor.core.orders import Order, accept, content_hash, message_attributes
-from conveyor.functions.alb import (
+from conveyor.functions.http_edge import (
     Caller,
+    HttpEdge,
     HttpError,
     answer,
     json_response,
-    resolver,
     verified_get,
     verified_json,
 )
@@ -61,7 +61,7 @@ RETRY_AFTER_S = 1
 REPLAYED = "_replayed"
 
 logger = Logger()
-app = resolver(
+app = HttpEdge(
     {"/orders": ("POST",), "/orders/<order_id>": ("GET",)},
     rejected_metric=metrics.ORDERS_REJECTED,
 )

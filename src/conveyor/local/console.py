@@ -32,7 +32,7 @@ from conveyor.client import UploadError
 from conveyor.core.media import EXTENSIONS
 from conveyor.core.orders import archive_key_of
 from conveyor.local.downloads import MEDIA_PATH
-from conveyor.local.gateway import HttpResponse, json_error
+from conveyor.local.edges import HttpResponse, json_error
 from conveyor.local.status import queue_depth
 from conveyor.ops import diagram
 from conveyor.ops.redrive import dead_letters, redrive

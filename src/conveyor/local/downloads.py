@@ -20,7 +20,8 @@ from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
 from conveyor.core.media import PROCESSED_PREFIX, TYPE_OF_EXTENSION
-from conveyor.local.gateway import Handler, HttpResponse, json_error
+from conveyor.local.edges import HttpResponse, json_error
+from conveyor.local.gateway import Handler
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

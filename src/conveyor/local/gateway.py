@@ -1,43 +1,39 @@
-"""The local load balancer: HTTP requests in, ALB events to the functions, responses out.
+"""The local edge: HTTP requests in, events to the functions, responses out.
 
-It behaves like the ALB in front of the functions in the cloud: requests for a route's
-path go to its function (which answers 405 for methods it does not take), everything else
-gets a fixed JSON 404, a function error is a 502 and a timeout a 504, and request bodies
-over ALB's 1 MB Lambda limit are refused before any function runs.
+It behaves like the edge of the profile it runs (:mod:`conveyor.local.edges`): the load
+balancer, or the HTTP API. Requests for a route's path go to its function (which answers
+405 for methods it does not take), everything else gets the API distribution's fixed JSON
+404, a function's failure is answered as that edge answers it, and request bodies and
+headers over that edge's limits are refused before any function runs.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import h11
 
 from conveyor.core.request_ids import request_id_from
+from conveyor.local.edges import EDGES, Edge, HeaderLines, HttpResponse, Request, json_error
 from conveyor.local.workers import Invocation
-from conveyor.topology import HttpRoute
+from conveyor.topology import DEFAULT_PROFILE, HttpRoute
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 DISCARD_MAX_BYTES = 64 * 1024 * 1024
 """Refused bodies up to this size are read and dropped; larger ones get a bare close."""
-MAX_HEADER_BYTES = 16 * 1024
-"""The request line and headers together; more is a 431, as ALB answers."""
 RECV_BYTES = 64 * 1024
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 
 
 @dataclass(frozen=True)
@@ -52,84 +48,9 @@ class Limits:
     """A request sending its body."""
 
 
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def json_error(
-    status: int, error: str, reason: str, headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    body = json.dumps({"error": error, "reason": reason}).encode()
-    return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
-
-
 Invoke = Callable[[dict[str, Any]], Invocation]
 Handler = Callable[[str, str, Mapping[str, str], bytes], HttpResponse]
 """A gateway-served route: (method, path with query, headers, body) -> response."""
-
-
-HeaderLines = Mapping[str, str] | Sequence[tuple[str, str]]
-"""A request's headers: a mapping, or every line as sent, repeats included."""
-
-
-def alb_event(
-    method: str,
-    target: str,
-    headers: HeaderLines,
-    body: bytes,
-    client_ip: str,
-    client_port: int = 0,
-) -> dict[str, Any]:
-    """The event an ALB target group with multi-value headers enabled (as the stacks
-    configure it) sends: every header and query value as sent, repeats included."""
-    parts = urlsplit(target)
-    lines = headers.items() if isinstance(headers, Mapping) else headers
-    multi: dict[str, list[str]] = {}
-    for name, value in lines:
-        multi.setdefault(name.lower(), []).append(value)
-    content_type = multi.get("content-type", [""])[-1]
-    textual = content_type.startswith(_TEXT_TYPES) or not body
-    try:
-        text = body.decode("utf-8") if textual else None
-    except UnicodeDecodeError:
-        text = None
-    # As the API's CloudFront distribution and load balancer do: the edge states the
-    # caller's address (replacing any the caller sent) and appends it to X-Forwarded-For.
-    multi["cloudfront-viewer-address"] = [f"{client_ip}:{client_port}"]
-    forwarded = ",".join(multi.pop("x-forwarded-for", []))
-    multi["x-forwarded-for"] = [f"{forwarded}, {client_ip}" if forwarded else client_ip]
-    multi.setdefault("x-forwarded-proto", ["http"])
-    trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
-    multi.setdefault("x-amzn-trace-id", [trace])
-    query: dict[str, list[str]] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        query.setdefault(name, []).append(value)
-    return {
-        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:local"}},
-        "httpMethod": method,
-        "path": parts.path,
-        "multiValueQueryStringParameters": query,
-        "multiValueHeaders": multi,
-        "body": text if text is not None else base64.b64encode(body).decode(),
-        "isBase64Encoded": text is None,
-    }
-
-
-def from_alb_response(invocation: Invocation) -> HttpResponse:
-    if invocation.error_type == "Timeout":
-        return json_error(504, "gateway_timeout", "the function timed out")
-    result = invocation.result
-    if invocation.failed or not isinstance(result, Mapping) or "statusCode" not in result:
-        return json_error(502, "bad_gateway", "the function failed to answer")
-    raw = result.get("body") or ""
-    body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers[str(name)] = ", ".join(str(v) for v in values)
-    return HttpResponse(int(result["statusCode"]), body, headers)
 
 
 class Gateway:
@@ -139,16 +60,19 @@ class Gateway:
         served: Mapping[str, Handler] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        served_max_body: int = MAX_BODY_BYTES,
+        served_max_body: int | None = None,
         limits: Limits = Limits(),
+        edge: Edge = EDGES[DEFAULT_PROFILE],
     ) -> None:
-        """``functions``: exact path -> function; ``served``: path prefix -> handler.
+        """``functions``: route path -> function; ``served``: path prefix -> handler;
+        ``edge``: what the functions' events and limits are modelled on.
 
         A gateway made with ``functions=None`` is starting: it serves ``served`` and
         answers 503 to everything else until ``open`` gives it the functions."""
         self.functions = dict(functions) if functions is not None else None
         self.served = dict(served or {})
-        self.served_max_body = served_max_body
+        self.edge = edge
+        self.served_max_body = edge.max_body_bytes if served_max_body is None else served_max_body
         self.limits = limits
         # socketserver's backlog of 5 dropped connections in a burst, and each of those
         # clients waited a second for its SYN to be resent.
@@ -169,20 +93,23 @@ class Gateway:
         self.served = {**self.served, **served}  # replaced whole: requests may be reading it
         self.functions = dict(functions)
 
-    def function_for(self, path: str) -> Invoke | None:
-        """The function whose rule covers ``path``: ``/orders`` and ``/orders/{id}``."""
-        for route, invoke in (self.functions or {}).items():
-            if HttpRoute(route).matches(path):
-                return invoke
+    def function_for(self, path: str) -> tuple[HttpRoute, Invoke] | None:
+        """The route whose rule covers ``path`` (``/orders`` and ``/orders/{id}``), and
+        its function."""
+        for path_rule, invoke in (self.functions or {}).items():
+            route = HttpRoute(path_rule)
+            if route.matches(path):
+                return route, invoke
         return None
 
     def max_body(self, target: str) -> int:
-        """ALB's limit for function routes; ``served_max_body`` for the gateway's own."""
+        """The edge's limit for function routes; ``served_max_body`` for the gateway's
+        own."""
         path = urlsplit(target).path
         if self.function_for(path) is not None:
-            return MAX_BODY_BYTES
+            return self.edge.max_body_bytes
         served = any(path.startswith(prefix) for prefix in self.served)
-        return self.served_max_body if served else MAX_BODY_BYTES
+        return self.served_max_body if served else self.edge.max_body_bytes
 
     def dispatch(
         self,
@@ -194,10 +121,11 @@ class Gateway:
         client_port: int = 0,
     ) -> HttpResponse:
         path = urlsplit(target).path
-        invoke = self.function_for(path)
-        if invoke is not None:
-            event = alb_event(method, target, headers, body, client_ip, client_port)
-            return from_alb_response(invoke(event))
+        found = self.function_for(path)
+        if found is not None:
+            route, invoke = found
+            request = Request(method, target, headers, body, client_ip, client_port)
+            return self.edge.response(invoke(self.edge.event(request, route)))
         for prefix, handler in self.served.items():
             if path.startswith(prefix):
                 lines = headers.items() if isinstance(headers, Mapping) else headers
@@ -260,7 +188,8 @@ class _Connection:
         self.gateway = gateway
         self.sock = sock
         self.client_ip, self.client_port = address[0], int(address[1])
-        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.max_header_bytes = gateway.edge.max_header_bytes
+        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_bytes)
         self._head: bytearray | None = None
         """The bytes of the request being read, up to its headers' end."""
         # Headers and body are separate writes: without this, the body waits for the
@@ -298,7 +227,7 @@ class _Connection:
             line.split(b":", 1)[0].strip().lower().decode("latin-1")
             for line in head.split(b"\r\n")[1:]
         ]
-        refused = _refused(method, names, headers, len(head))
+        refused = _refused(method, names, headers, len(head), self.max_header_bytes)
         if refused is None:
             length = int(headers.get("content-length", "0"))
             limit = self.gateway.max_body(target)
@@ -331,7 +260,7 @@ class _Connection:
             if event is h11.NEED_DATA:
                 wait = first_byte_s if deadline is None else deadline - time.monotonic()
                 data = self._recv(wait)
-                if self._head is not None and len(self._head) <= MAX_HEADER_BYTES:
+                if self._head is not None and len(self._head) <= self.max_header_bytes:
                     self._head += data
                 if deadline is None:
                     deadline = time.monotonic() + complete_s
@@ -416,11 +345,11 @@ class _Connection:
 
 
 def _refused(
-    method: str, names: list[str], headers: Mapping[str, str], head_bytes: int
+    method: str, names: list[str], headers: Mapping[str, str], head_bytes: int, max_head: int
 ) -> HttpResponse | None:
-    """What an ALB refuses before any target sees the request."""
-    if head_bytes > MAX_HEADER_BYTES:
-        return json_error(431, "headers_too_large", f"headers over {MAX_HEADER_BYTES} bytes")
+    """What the edge refuses before any function sees the request."""
+    if head_bytes > max_head:
+        return json_error(431, "headers_too_large", f"headers over {max_head} bytes")
     if names.count("content-length") > 1:
         return json_error(400, "bad_request", "Content-Length is repeated")
     if names.count("host") > 1:

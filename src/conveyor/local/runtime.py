@@ -25,8 +25,9 @@ from conveyor.local import chaos, emf, interpreter, logs
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
+from conveyor.local.edges import EDGES, HttpResponse
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
-from conveyor.local.gateway import Gateway, HttpResponse
+from conveyor.local.gateway import Gateway
 from conveyor.local.iam import RECORD_ENV, Guard, Locator, role_policy
 from conveyor.local.interpreter import Interpreter
 from conveyor.local.poller import SqsPoller
@@ -43,9 +44,11 @@ from conveyor.ops import openapi
 from conveyor.ops.logs import LogFollower
 from conveyor.topology import (
     CLIENT_SECRETS,
+    DEFAULT_PROFILE,
     MEDIA_BUCKET,
     TOPOLOGY,
     Function,
+    Profile,
     SqsTrigger,
     Topology,
 )
@@ -67,6 +70,8 @@ class Started:
     state_dir: Path
     interpreter: Interpreter
     """What the functions run on: Lambda's Python, or the host's if this machine lacks it."""
+    profile: Profile
+    """Whose edge the gateway behaves as."""
 
     @property
     def logs_dir(self) -> Path:
@@ -88,6 +93,9 @@ class RuntimeOptions:
         default_factory=lambda: Path(os.environ[RECORD_ENV]) if os.environ.get(RECORD_ENV) else None
     )
     """Where to record every IAM request the functions make (the least-privilege proof)."""
+    profile: Profile = DEFAULT_PROFILE
+    """Which deployed edge the gateway behaves as: the load balancer's events and limits
+    (``private``) or the HTTP API's (``lean``)."""
     media_port: int | None = None
     """Where processed images are served, an origin of their own as CloudFront is in the
     cloud; by default the port after ``port`` (a free one when ``port`` is 0)."""
@@ -141,7 +149,7 @@ def openapi_handler(
 
 
 def gateway_routes(topology: Topology) -> dict[str, str]:
-    """Path -> function name: what the local gateway routes, as the load balancer does."""
+    """Path -> function name: what the local gateway routes, as the deployed edge does."""
     return {route.path: function.name for function, route in topology.routes()}
 
 
@@ -205,6 +213,7 @@ class LocalRuntime:
                 host=host,
                 port=port,
                 served_max_body=MAX_UPLOAD_BYTES + 64 * 1024,
+                edge=EDGES[self.options.profile],
             )
         except OSError as exc:
             raise RuntimeError(
@@ -281,6 +290,7 @@ class LocalRuntime:
             clients=clients,
             state_dir=self.options.state_dir,
             interpreter=python,
+            profile=self.options.profile,
         )
         info.save(self.options.state_dir)
         self.media.open({}, {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])})

@@ -14,7 +14,7 @@ from conveyor.local import emf
 from conveyor.local.provision import Resources
 from conveyor.ops.logs import LogFollower
 from tests import samples
-from tests.unit.conftest import context, order_json, signed_alb_event, sqs_records
+from tests.unit.conftest import context, order_json, signed_event, sqs_records
 from tests.unit.functions.test_consumers import accepted_json, billing_env  # noqa: F401
 from tests.unit.functions.test_media_functions import images_env, put_upload, s3_messages  # noqa: F401
 from tests.unit.functions.test_publisher import publisher_env  # noqa: F401
@@ -39,10 +39,10 @@ def test_the_publisher_counts_accepted_orders_and_rejections_by_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     capsys.readouterr()
-    publisher.handler(signed_alb_event(order_json()), context("publisher"))
-    publisher.handler(signed_alb_event(order_json(currency="XXX")), context("publisher"))
-    publisher.handler(signed_alb_event(order_json(), secret="wrong" * 4), context("publisher"))
-    publisher.handler(signed_alb_event(b"", method="GET"), context("publisher"))
+    publisher.handler(signed_event(order_json()), context("publisher"))
+    publisher.handler(signed_event(order_json(currency="XXX")), context("publisher"))
+    publisher.handler(signed_event(order_json(), secret="wrong" * 4), context("publisher"))
+    publisher.handler(signed_event(b"", method="GET"), context("publisher"))
     assert emitted(capsys) == {
         (metrics.ORDERS_ACCEPTED, ""): 1,
         (metrics.ORDERS_REJECTED, "invalid_order"): 1,

@@ -23,7 +23,7 @@ from tests.unit.conftest import (
     context,
     drain,
     modules_loaded_by,
-    signed_alb_event,
+    signed_event,
     use_function_env,
 )
 
@@ -67,9 +67,10 @@ def presign_env(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Resour
     return resources
 
 
+@pytest.mark.usefixtures("edge")
 def test_presign_returns_a_policy_pinning_type_size_and_key(presign_env: Resources) -> None:
     body = json.dumps({"filename": "cat.png", "content_type": "image/png", "size": 1234})
-    response = presign.handler(signed_alb_event(body.encode(), path="/uploads"), context())
+    response = presign.handler(signed_event(body.encode(), path="/uploads"), context())
     assert response["statusCode"] == 200, response["body"]
     grant = json.loads(response["body"])
     assert grant["expires_in"] == 300
@@ -81,14 +82,15 @@ def test_presign_returns_a_policy_pinning_type_size_and_key(presign_env: Resourc
     assert {"Content-Type": "image/png"} in policy["conditions"]
 
 
+@pytest.mark.usefixtures("edge")
 def test_presign_refuses_bad_requests_before_issuing_anything(presign_env: Resources) -> None:
     body = json.dumps({"filename": "x.gif", "content_type": "image/tiff", "size": 5})
-    response = presign.handler(signed_alb_event(body.encode(), path="/uploads"), context())
+    response = presign.handler(signed_event(body.encode(), path="/uploads"), context())
     assert response["statusCode"] == 400
     payload = json.loads(response["body"])
     assert payload["error"] == "invalid_upload"
     assert payload["fields"][0]["field"] == "content_type"
-    unsigned = signed_alb_event(body.encode(), path="/uploads", secret="wrong")
+    unsigned = signed_event(body.encode(), path="/uploads", secret="wrong")
     assert presign.handler(unsigned, context())["statusCode"] == 401
 
 

@@ -1,4 +1,4 @@
-"""The local gateway's translation between HTTP and ALB events."""
+"""The local gateway: HTTP in, each edge's events out, and the load balancer's events."""
 
 from __future__ import annotations
 
@@ -15,15 +15,24 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from conveyor.local.gateway import (
-    MAX_BODY_BYTES,
-    Gateway,
-    HttpResponse,
-    Limits,
-    alb_event,
-    from_alb_response,
-)
+from conveyor.functions.http_edge import request_line
+from conveyor.local.edges import EDGES, AlbEdge, Edge, HeaderLines, HttpResponse, Request
+from conveyor.local.gateway import Gateway, Limits
 from conveyor.local.workers import Invocation
+from conveyor.topology import HttpRoute, Profile
+
+ALB = AlbEdge()
+MAX_BODY_BYTES = ALB.max_body_bytes
+
+
+def alb_event(
+    method: str, target: str, headers: HeaderLines, body: bytes, ip: str, port: int = 0
+) -> dict[str, Any]:
+    return ALB.event(Request(method, target, headers, body, ip, port), HttpRoute("/orders"))
+
+
+def from_alb_response(invocation: Invocation) -> HttpResponse:
+    return ALB.response(invocation)
 
 
 def test_a_json_body_is_passed_as_text_and_headers_are_lowercased() -> None:
@@ -81,7 +90,8 @@ def test_function_failures_become_502_and_timeouts_504() -> None:
     assert (ok.status, ok.body, ok.headers["Set-Cookie"]) == (202, b"hi", "a=1, b=2")
 
 
-def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() -> None:
+@pytest.mark.parametrize("edge", [EDGES[p] for p in Profile], ids=[str(p) for p in Profile])
+def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404(edge: Edge) -> None:
     seen: list[dict[str, Any]] = []
 
     def echo(event: dict[str, Any]) -> Invocation:
@@ -97,7 +107,7 @@ def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() ->
     def served(method: str, target: str, headers: Any, body: bytes) -> HttpResponse:
         return HttpResponse(200, b"static", {"Content-Type": "text/plain"})
 
-    gateway = Gateway({"/orders": echo}, {"/media/": served})
+    gateway = Gateway({"/orders": echo}, {"/media/": served}, edge=edge)
     gateway.start()
     try:
         with requests.Session() as http:
@@ -107,12 +117,12 @@ def test_over_http_routes_go_to_functions_and_everything_else_is_a_json_404() ->
                 headers={"Content-Type": "application/json"},
             )
             assert (answer.status_code, answer.json()) == (200, {"k": "v"})
-            assert seen[0]["httpMethod"] == "POST"
+            assert request_line(seen[0]) == ("POST", "/orders"), "in the edge's own fields"
             assert http.get(gateway.url + "/media/x").text == "static"
             missing = http.get(gateway.url + "/nowhere")
             assert missing.status_code == 404
             assert missing.json()["error"] == "not_found"
-            huge = http.post(gateway.url + "/orders", data=b"x" * (MAX_BODY_BYTES + 1))
+            huge = http.post(gateway.url + "/orders", data=b"x" * (edge.max_body_bytes + 1))
             assert huge.status_code == 413
             assert json.loads(huge.content)["error"] == "payload_too_large"
             assert huge.headers["Connection"] == "close", "the client must not reuse it"

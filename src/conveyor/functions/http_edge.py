@@ -1,4 +1,12 @@
-"""What the HTTP-facing functions share: ALB request bodies, JSON errors, authentication.
+"""What the HTTP-facing functions share: the request as either edge delivers it, JSON
+errors, authentication.
+
+Two edges call these functions, one per deploy profile: an Application Load Balancer
+(``private``; its target groups send multi-value headers) and an API Gateway HTTP API
+(``lean``; payload format 2.0). Each function declares its routes once, on an
+:class:`HttpEdge`, and answers both shapes through Powertools' resolver for each; every
+check below reads the event's own fields for its shape, so signatures, idempotency,
+tenancy, errors and ``X-Request-Id`` are the same on both.
 
 Every error a caller sees is JSON: ``{"error": <code>, "reason": <sentence>}``, with more
 fields where they help (``fields`` for validation errors).
@@ -16,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import ALBResolver, Response
+from aws_lambda_powertools.event_handler import ALBResolver, APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -91,8 +100,17 @@ def error_response(exc: HttpError) -> Response[str]:
     return json_response(exc.status, body, exc.headers)
 
 
+HTTP_API_VERSION = "2.0"
+
+
+def is_http_api(event: Mapping[str, Any]) -> bool:
+    """Whether the event is an HTTP API's (payload format 2.0) rather than an ALB's."""
+    return event.get("version") == HTTP_API_VERSION
+
+
 def raw_body(event: dict[str, Any]) -> bytes:
-    """The request body exactly as the client sent it (ALB base64-encodes binary bodies)."""
+    """The request body exactly as the client sent it (both edges base64-encode binary
+    bodies)."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
@@ -104,8 +122,17 @@ def raw_body(event: dict[str, Any]) -> bytes:
 
 def header_values(event: dict[str, Any], name: str) -> list[str]:
     """Every value the request sent for a header. The target groups deliver
-    ``multiValueHeaders``, so a repeated header is seen as repeated, not as its last."""
+    ``multiValueHeaders``, so a repeated header is seen as repeated, not as its last; the
+    HTTP API joins a repeated header's values with commas, so there they are split again
+    (none of the headers read here has a comma in a single value)."""
     wanted = name.lower()
+    if is_http_api(event):
+        return [
+            part.strip()
+            for key, value in (event.get("headers") or {}).items()
+            if key.lower() == wanted
+            for part in str(value).split(",")
+        ]
     multi = event.get("multiValueHeaders")
     if multi is not None:
         return [str(v) for key, values in multi.items() if key.lower() == wanted for v in values]
@@ -122,10 +149,22 @@ VIEWER_ADDRESS_HEADER = "CloudFront-Viewer-Address"
 ``address:port``, which no caller can supply itself."""
 
 
+def request_line(event: dict[str, Any]) -> tuple[str, str]:
+    """The request's method and path, from the fields each shape keeps them in."""
+    if is_http_api(event):
+        http = (event.get("requestContext") or {}).get("http") or {}
+        return str(http.get("method", "")), str(event.get("rawPath", ""))
+    return str(event.get("httpMethod", "")), str(event.get("path", ""))
+
+
 def caller_address(event: dict[str, Any]) -> str:
-    """Where the request came from, as the edge saw it. Without the edge's header, the
-    last ``X-Forwarded-For`` entry, the one the load balancer added (earlier ones are
-    whatever the caller sent)."""
+    """Where the request came from, as the edge saw it. On an HTTP API, the address API
+    Gateway states in the request context. Behind the load balancer, the API's
+    CloudFront header, or without it the last ``X-Forwarded-For`` entry, the one the load
+    balancer added (earlier ones are whatever the caller sent)."""
+    if is_http_api(event):
+        http = (event.get("requestContext") or {}).get("http") or {}
+        return str(http.get("sourceIp") or "unknown")
     viewer = header(event, VIEWER_ADDRESS_HEADER)
     if viewer:
         return viewer.rsplit(":", 1)[0].strip("[]")
@@ -139,7 +178,11 @@ def check_unambiguous(event: dict[str, Any]) -> None:
     for name in (*SECURITY_HEADERS, "Host"):
         if len(header_values(event, name)) > 1:
             raise HttpError(400, "bad_request", f"the {name} header is repeated")
-    if event.get("multiValueQueryStringParameters") or event.get("queryStringParameters"):
+    if (
+        event.get("multiValueQueryStringParameters")
+        or event.get("queryStringParameters")
+        or event.get("rawQueryString")
+    ):
         raise HttpError(
             400, "query_not_allowed", "this API takes no query string (it would not be signed)"
         )
@@ -173,9 +216,10 @@ def _client_secrets(client_id: str) -> Sequence[str]:
 def authenticate(event: dict[str, Any], body: bytes) -> str:
     """The verified client id; a 401 that does not say which check failed otherwise."""
     present = {name: header(event, name) for name in SECURITY_HEADERS}
+    method, path = request_line(event)
     request = SignedRequest(
-        method=str(event.get("httpMethod", "")),
-        path=str(event.get("path", "")),
+        method=method,
+        path=path,
         body=body,
         headers={name: value for name, value in present.items() if value is not None},
     )
@@ -210,7 +254,7 @@ class Verified(Generic[Payload]):
     payload: Payload
 
 
-def verified_caller(app: ALBResolver, body: bytes) -> Caller:
+def verified_caller(app: HttpEdge, body: bytes) -> Caller:
     """The unambiguous-request and signature checks every endpoint runs."""
     event = app.current_event.raw_event
     check_unambiguous(event)
@@ -218,7 +262,7 @@ def verified_caller(app: ALBResolver, body: bytes) -> Caller:
     return Caller(str(app.context[REQUEST_ID]), client_id, header(event, SIGNATURE_HEADER) or "")
 
 
-def verified_get(app: ALBResolver) -> Caller:
+def verified_get(app: HttpEdge) -> Caller:
     """A signed GET: its body, signed as such, must be empty."""
     body = raw_body(app.current_event.raw_event)
     check_size(body, 0)
@@ -226,7 +270,7 @@ def verified_get(app: ALBResolver) -> Caller:
 
 
 def verified_json(
-    app: ALBResolver, model: type[Payload], *, max_bytes: int, error: str, what: str
+    app: HttpEdge, model: type[Payload], *, max_bytes: int, error: str, what: str
 ) -> Verified[Payload]:
     """Run the checks every signed JSON endpoint runs, in the order that does the least
     work for a bad request: size, then signature, then content type, then the model."""
@@ -246,58 +290,83 @@ def verified_json(
     return Verified(caller, payload)
 
 
-def resolver(routes: Mapping[str, Sequence[str]], rejected_metric: str) -> ALBResolver:
-    """An ALB resolver with the JSON 404/405/500 answers every endpoint gives, for
-    ``routes`` (path rule -> the methods it serves); each error answer counts one
-    ``rejected_metric`` with its error code as the reason."""
-    app = ALBResolver()
+class HttpEdge(Router):
+    """A function's routes, declared once and answered on either edge's event shape.
 
-    def reject(exc: HttpError) -> Response[str]:
+    Routes are registered on this router as on any Powertools resolver; the resolver for
+    a shape (ALB or HTTP API) is made the first time an event of that shape arrives, and
+    takes the routes then. A Lambda execution environment serves one request at a time,
+    so pointing the router at the resolver of the event in hand is safe."""
+
+    def __init__(self, routes: Mapping[str, Sequence[str]], rejected_metric: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
+        self.rejected_metric = rejected_metric
+        self._resolvers: dict[bool, ApiGatewayResolver] = {}
+        for path, allowed in routes.items():
+            other = [m for m in _METHODS if m not in allowed]
+            allow = ", ".join(allowed)
+            self.route(path, method=other)(
+                lambda allow=allow, **_: self.reject(
+                    HttpError(405, "method_not_allowed", f"use {allow} here", {"Allow": allow})
+                )
+            )
+
+    def reject(self, exc: HttpError) -> Response[str]:
         # The line a caller's quoted X-Request-Id leads to.
         logger.info("request refused", extra={"status": exc.status, "error": exc.error})
-        metrics.count(rejected_metric, reason=exc.error)
+        metrics.count(self.rejected_metric, reason=exc.error)
         return error_response(exc)
 
-    for path, allowed in routes.items():
-        other = [m for m in _METHODS if m not in allowed]
-        allow = ", ".join(allowed)
-        app.route(path, method=other)(
-            lambda allow=allow, **_: reject(
-                HttpError(405, "method_not_allowed", f"use {allow} here", {"Allow": allow})
+    def resolver_for(self, event: Mapping[str, Any]) -> ApiGatewayResolver:
+        http_api = is_http_api(event)
+        resolver = self._resolvers.get(http_api)
+        if resolver is None:
+            resolver = APIGatewayHttpResolver() if http_api else ALBResolver()
+            self._answer_errors(resolver)
+            resolver.include_router(self)
+            self._resolvers[http_api] = resolver
+        self.api_resolver = resolver
+        return resolver
+
+    def _answer_errors(self, app: ApiGatewayResolver) -> None:
+        """The JSON 404 and error answers every endpoint gives, on ``app``."""
+
+        @app.not_found
+        def not_found(_: Exception) -> Response[str]:
+            return self.reject(HttpError(404, "not_found", "no such route"))
+
+        @app.exception_handler(HttpError)  # type: ignore[untyped-decorator]
+        def http_error(exc: HttpError) -> Response[str]:
+            return self.reject(exc)
+
+        @app.exception_handler(ClientError)  # type: ignore[untyped-decorator]
+        def aws_error(exc: ClientError) -> Response[str]:
+            logger.exception("AWS call failed")
+            if has_code(exc, *RETRYABLE_CODES):
+                return self.reject(
+                    HttpError(503, "unavailable", "a dependency is busy; retry shortly")
+                )
+            return self.reject(
+                HttpError(500, "internal_error", "the request failed; it is safe to retry")
             )
-        )
 
-    @app.not_found
-    def not_found(_: Exception) -> Response[str]:
-        return reject(HttpError(404, "not_found", "no such route"))
-
-    @app.exception_handler(HttpError)  # type: ignore[untyped-decorator]
-    def http_error(exc: HttpError) -> Response[str]:
-        return reject(exc)
-
-    @app.exception_handler(ClientError)  # type: ignore[untyped-decorator]
-    def aws_error(exc: ClientError) -> Response[str]:
-        logger.exception("AWS call failed")
-        if has_code(exc, *RETRYABLE_CODES):
-            return reject(HttpError(503, "unavailable", "a dependency is busy; retry shortly"))
-        return reject(HttpError(500, "internal_error", "the request failed; it is safe to retry"))
-
-    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-    def unexpected(exc: Exception) -> Response[str]:
-        logger.exception("unhandled error")
-        return reject(HttpError(500, "internal_error", "the request failed; it is safe to retry"))
-
-    return app
+        @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+        def unexpected(exc: Exception) -> Response[str]:
+            logger.exception("unhandled error")
+            return self.reject(
+                HttpError(500, "internal_error", "the request failed; it is safe to retry")
+            )
 
 
-def answer(app: ALBResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def answer(app: HttpEdge, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one request under its correlation id. Every answer carries the id back as
     ``X-Request-Id``, errors included, so that a caller always has an id to quote."""
     request_id = request_id_from(header(event, "X-Request-Id"))
     logger.set_correlation_id(request_id)
     logger.append_keys(caller=caller_address(event))
-    app.context[REQUEST_ID] = request_id  # cleared by resolve() when it returns
-    response = app.resolve(event, context)
+    resolver = app.resolver_for(event)
+    resolver.context[REQUEST_ID] = request_id  # cleared by resolve() when it returns
+    response = resolver.resolve(event, context)
     if "multiValueHeaders" in response:
         response["multiValueHeaders"]["X-Request-Id"] = [request_id]
     else:
