@@ -141,8 +141,10 @@ build: $(STAMP)  ## Lambda layers and function code for arm64 / Python 3.12 (wit
 	@[ -n "$(LAMBDA_PY)" ] || { echo "CPython 3.12 is needed to compile the bytecode Lambda runs"; exit 1; }
 	$(BIN)/python -m conveyor.infra.layers --python $(LAMBDA_PY)
 
-synth: $(STAMP)  ## CloudFormation templates in cdk.out/, offline (no account, no Docker)
-	$(BIN)/python -m conveyor.infra.app
+PROFILE ?= private
+synth: $(STAMP)  ## CloudFormation templates in cdk.out/, offline (no account, no Docker); PROFILE=lean for the lean one
+	rm -rf cdk.out
+	CDK_CONTEXT_JSON='{"profile": "$(PROFILE)"}' $(BIN)/python -m conveyor.infra.app
 	$(BIN)/cfn-lint cdk.out/*.template.json --ignore-checks W
 	@$(BIN)/python -m conveyor.infra.summary cdk.out
 

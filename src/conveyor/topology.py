@@ -156,10 +156,15 @@ class HttpRoute:
         return (self.path, f"{self.path}/*")
 
     @property
+    def http_api_paths(self) -> tuple[str, str]:
+        """The HTTP API's paths for the same rule: the path, and any path under it."""
+        return (self.path, f"{self.path}/{{{GREEDY_PATH_PARAMETER}+}}")
+
+    @property
     def route_keys(self) -> tuple[str, str]:
-        """The HTTP API's route keys for the same rule: every method, on the path and on
-        any path under it."""
-        return (f"ANY {self.path}", f"ANY {self.path}/{{{GREEDY_PATH_PARAMETER}+}}")
+        """The HTTP API's route keys for the rule: every method on each of its paths."""
+        collection, items = self.http_api_paths
+        return (f"ANY {collection}", f"ANY {items}")
 
     def route_key(self, path: str) -> str:
         """Which of ``route_keys`` the HTTP API matches for ``path``."""
@@ -244,6 +249,10 @@ class Topology:
     secrets: tuple[Secret, ...]
     functions: tuple[Function, ...]
     notifications: tuple[BucketNotification, ...] = ()
+    catch_all: str | None = None
+    """The function that answers a request no route matches, where the edge cannot answer
+    it itself: the HTTP API's ``$default`` route invokes it, and its resolver answers the
+    same JSON 404 that the load balancer's fixed response gives."""
 
     def queue(self, name: str) -> Queue:
         return _named(self.queues, name)
@@ -373,6 +382,9 @@ class Topology:
 
     def _grant_problems(self) -> list[str]:
         found = []
+        routed = {function.name for function, _ in self.routes()}
+        if self.catch_all is not None and self.catch_all not in routed:
+            found.append(f"the catch-all {self.catch_all} is not a function behind a route")
         for function in self.functions:
             for grant in function.grants:
                 if grant.resource not in self.resource_names(grant.kind):
@@ -421,6 +433,11 @@ def _named(items: tuple[_Named, ...], name: str) -> _Named:
 APP_STACK = "Conveyor-App"
 """The deployed stack that holds the functions, data and outputs (``ClientSecretsArn``)."""
 NETWORK_STACK = "Conveyor-Network"
+LEAN_STACK = "Conveyor-Lean"
+"""The lean profile's one stack: the app stack's contents, outside any VPC. Its own name,
+so that it can stand beside a private deployment and never replaces one by mistake."""
+APP_STACKS = {Profile.PRIVATE: APP_STACK, Profile.LEAN: LEAN_STACK}
+"""The stack that holds the functions, data and outputs, per profile."""
 ORDERS_TOPIC = "orders"
 ORDERS_TABLE = "orders"
 ARCHIVE_BUCKET = "archive"
@@ -463,6 +480,7 @@ TOPOLOGY = Topology(
         Subscription(MEDIA_EVENTS_TOPIC, MEDIA_EVENTS_TAP),
     ),
     notifications=(BucketNotification(MEDIA_BUCKET, IMAGES_QUEUE, prefix=UPLOAD_PREFIX),),
+    catch_all=PUBLISHER_FUNCTION,
     tables=(
         Table(
             ORDERS_TABLE,

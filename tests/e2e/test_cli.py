@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from conveyor.local.edges import EDGES
 from conveyor.local.state import EmulatorClients
+from conveyor.topology import Profile
 from tests import samples
 from tests.integration.conftest import eventually
 
@@ -106,9 +108,18 @@ def test_status_without_a_running_stack_says_how_to_start_one(tmp_path: Path) ->
     assert "conveyor up" in result.stdout
 
 
-def test_demo_sends_good_and_bad_orders_and_accounts_for_every_one(tmp_path: Path) -> None:
-    result = run("demo", "--exit", "--orders", "60", "--port", "0", state=tmp_path, timeout=180)
+@pytest.mark.parametrize("profile", list(Profile), ids=str)
+def test_demo_sends_good_and_bad_orders_and_accounts_for_every_one(
+    tmp_path: Path, profile: Profile
+) -> None:
+    result = run(
+        "demo", "--exit", "--orders", "60", "--port", "0", "--profile", profile,
+        state=tmp_path, timeout=180,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(
+        rf"profile\s+{profile}: {re.escape(EDGES[profile].name)} events", result.stdout
+    )
     numbers = {
         label.strip(): int(value)
         for label, value in re.findall(r"│ ([A-Za-z0-9 ():_]+?)\s+│\s+(\d+) │", result.stdout)
@@ -122,29 +133,32 @@ def test_demo_sends_good_and_bad_orders_and_accounts_for_every_one(tmp_path: Pat
     assert "stopped" in result.stdout
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+@pytest.fixture(params=list(Profile), ids=str)
+def running(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], Path, Profile]]:
+    """``conveyor up`` behind each profile's edge, chosen as a user may: by environment."""
     process = subprocess.Popen(
         [*CLI, "up", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "CONVEYOR_STATE_DIR": str(tmp_path)},
+        env={**os.environ, "CONVEYOR_STATE_DIR": str(tmp_path), "CONVEYOR_PROFILE": request.param},
     )
     eventually(
         lambda: (tmp_path / "runtime.json").exists() or process.poll() is not None, timeout_s=60
     )
     assert process.poll() is None, process.stdout.read() if process.stdout else ""
-    yield process, tmp_path
+    yield process, tmp_path, Profile(request.param)
     if process.poll() is None:
         process.kill()
         process.wait()
 
 
 def test_up_order_status_then_ctrl_c_stops_everything(
-    running: tuple[subprocess.Popen[str], Path],
+    running: tuple[subprocess.Popen[str], Path, Profile],
 ) -> None:
-    process, state = running
+    process, state, profile = running
     credentials = json.loads((state / "credentials.json").read_text())
     assert credentials["client_id"] == "dev"
     assert oct((state / "credentials.json").stat().st_mode & 0o777) == "0o600"
@@ -169,6 +183,7 @@ def test_up_order_status_then_ctrl_c_stops_everything(
 
     def billed_and_archived() -> bool:
         out = run("status", state=state).stdout
+        assert f"{profile}: {EDGES[profile].name} events" in out, "the edge it stands in for"
         return "billed: 1" in out and "archived: 1" in out
 
     eventually(billed_and_archived, timeout_s=60, interval_s=0.5)

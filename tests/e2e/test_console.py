@@ -28,7 +28,7 @@ from conveyor.core.media import EXTENSIONS
 from conveyor.functions.consumer import FAILURE_REASON
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.ops.diagram import graph
-from conveyor.topology import TOPOLOGY
+from conveyor.topology import TOPOLOGY, Profile
 from tests import samples
 from tests.integration.conftest import eventually, local_runtime
 
@@ -65,9 +65,13 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
-    with local_runtime(tmp_path_factory.mktemp("console")) as started:
+@pytest.fixture(scope="module", params=list(Profile), ids=str)
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Started]:
+    """The console over a stack behind each profile's edge: its forms call the API."""
+    directory = tmp_path_factory.mktemp(f"console-{request.param}")
+    with local_runtime(directory, profile=Profile(request.param)) as started:
         yield started
 
 

@@ -17,6 +17,7 @@ from aws_cdk import Stack
 
 from conveyor.infra.app import make_app
 from conveyor.infra.data import NAME_TAG
+from conveyor.topology import APP_STACKS, DEFAULT_PROFILE, NETWORK_STACK, Profile
 
 
 @dataclass
@@ -66,24 +67,64 @@ class Template:
 
 @dataclass
 class Synthesized:
-    network: Template
+    """One profile's synthesized stacks."""
+
     app: Template
     outdir: Path
+    network_template: Template | None = None
+
+    @property
+    def network(self) -> Template:
+        assert self.network_template is not None, "the lean profile has no network stack"
+        return self.network_template
+
+    @property
+    def templates(self) -> list[Template]:
+        """Every stack of the profile, in the order they deploy."""
+        return [t for t in (self.network_template, self.app) if t is not None]
+
+
+def synthesize(root: Path, context: dict[str, str] | None = None) -> Synthesized:
+    """The app synthesized offline into ``root``, with ``context`` as ``-c`` would give."""
+    app = make_app(str(root / "cdk.out"), layers_dir=root / "layers", context=context)
+    assembly = app.synth()
+    profile = Profile((context or {}).get("profile", DEFAULT_PROFILE))
+    stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
+
+    def template(name: str) -> Template:
+        return Template(stacks[name], assembly.get_stack_by_name(name).template)
+
+    network = NETWORK_STACK if profile is Profile.PRIVATE else None
+    return Synthesized(
+        app=template(APP_STACKS[profile]),
+        outdir=root / "cdk.out",
+        network_template=template(network) if network else None,
+    )
 
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    root = tmp_path_factory.mktemp("synth")
-    app = make_app(str(root / "cdk.out"), layers_dir=root / "layers")
-    assembly = app.synth()
-    stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
-    return Synthesized(
-        network=Template(
-            stacks["Conveyor-Network"], assembly.get_stack_by_name("Conveyor-Network").template
-        ),
-        app=Template(stacks["Conveyor-App"], assembly.get_stack_by_name("Conveyor-App").template),
-        outdir=root / "cdk.out",
-    )
+    """The default profile (private), as ``make synth`` builds it."""
+    return synthesize(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture(scope="session")
+def lean(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The lean profile (``-c profile=lean``)."""
+    return synthesize(tmp_path_factory.mktemp("synth-lean"), {"profile": Profile.LEAN})
+
+
+@pytest.fixture(scope="session")
+def profiles(synthesized: Synthesized, lean: Synthesized) -> dict[Profile, Synthesized]:
+    return {Profile.PRIVATE: synthesized, Profile.LEAN: lean}
+
+
+@pytest.fixture(params=list(Profile), ids=str)
+def each_profile(
+    request: pytest.FixtureRequest, profiles: dict[Profile, Synthesized]
+) -> Synthesized:
+    """Each profile's synthesis in turn: for what must hold of both."""
+    return profiles[request.param]
 
 
 def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""cfn-lint and cdk-nag on the synthesized templates."""
+"""cfn-lint and cdk-nag on the synthesized templates of both profiles."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from cfnlint.api import lint  # type: ignore[import-untyped]
 from tests.infra.conftest import Synthesized
 
 
-def test_cfn_lint_reports_no_errors(synthesized: Synthesized) -> None:
+def test_cfn_lint_reports_no_errors(each_profile: Synthesized) -> None:
     errors = []
-    for template in sorted(synthesized.outdir.glob("*.template.json")):
+    templates = sorted(each_profile.outdir.glob("*.template.json"))
+    assert len(templates) == len(each_profile.templates)
+    for template in templates:
         matches = lint(template.read_text(), regions=["us-east-1"])
         errors += [f"{template.name}: {m}" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
 
 
-def test_cdk_nag_reports_no_unsuppressed_errors(synthesized: Synthesized) -> None:
-    for template in (synthesized.network, synthesized.app):
+def test_cdk_nag_reports_no_unsuppressed_errors(each_profile: Synthesized) -> None:
+    for template in each_profile.templates:
         findings = Annotations.from_stack(template.stack).find_error(
             "*", Match.string_like_regexp("AwsSolutions-.*")
         )
@@ -28,9 +30,9 @@ def test_cdk_nag_reports_no_unsuppressed_errors(synthesized: Synthesized) -> Non
 
 
 def test_every_suppression_has_a_reason_and_suppresses_something(
-    synthesized: Synthesized,
+    each_profile: Synthesized,
 ) -> None:
-    for template in (synthesized.network, synthesized.app):
+    for template in each_profile.templates:
         stack: Stack = template.stack
         metadata = stack.template_options.metadata
         assert metadata is not None
@@ -40,7 +42,7 @@ def test_every_suppression_has_a_reason_and_suppresses_something(
         assert rules
         for rule in rules:
             assert len(rule["reason"]) >= 40, rule["id"]
-        report = synthesized.outdir / f"AwsSolutions--{stack.stack_name}-NagReport.csv"
+        report = each_profile.outdir / f"AwsSolutions--{stack.stack_name}-NagReport.csv"
         with report.open() as handle:
             suppressed = {
                 row["Rule ID"].split("[")[0]

@@ -46,20 +46,30 @@ def test_the_synth_summary_counts_resources_and_says_where_the_reports_are(
 
 
 def test_the_cost_estimate_prices_every_resource_or_says_why_not(
-    synthesized: Synthesized,
+    each_profile: Synthesized,
 ) -> None:
-    from conveyor.ops.cost import NO_CHARGE, NOT_PRICED, PRICED_ELSEWHERE, alarm_count, estimate
-    from conveyor.topology import TOPOLOGY
+    from conveyor.ops.cost import (
+        NO_CHARGE,
+        NOT_PRICED,
+        PRICED_ELSEWHERE,
+        Deployment,
+        alarm_count,
+        estimate,
+    )
+    from conveyor.topology import TOPOLOGY, Profile
 
     kinds = [
         resource["Type"]
-        for template in (synthesized.network, synthesized.app)
+        for template in each_profile.templates
         for resource in template.resources.values()
     ]
     accounted = set(PRICED_ELSEWHERE) | NO_CHARGE | set(NOT_PRICED)
     assert set(kinds) - accounted == set(), "a resource type the estimate does not know"
     assert not set(PRICED_ELSEWHERE) & NO_CHARGE
     assert kinds.count("AWS::CloudWatch::Alarm") == alarm_count(TOPOLOGY)
-    lines = estimate().lines
-    assert lines[f"CloudWatch alarms ({alarm_count(TOPOLOGY)})"] > 0
-    assert lines["CloudWatch dashboard"] > 0
+    profile = Profile.PRIVATE if each_profile.network_template else Profile.LEAN
+    result = estimate(deployment=Deployment(profile=profile))
+    for kind in set(kinds) & set(PRICED_ELSEWHERE):
+        for line in PRICED_ELSEWHERE[kind]:
+            assert any(name.startswith(line) for name in result.lines), (kind, line)
+    assert not [r for k, r in NOT_PRICED.items() if k in kinds and r not in result.not_priced]

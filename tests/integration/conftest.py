@@ -1,4 +1,6 @@
-"""A real local stack (moto server child process, workers, pollers, gateway) per module."""
+"""A real local stack (moto server child process, workers, pollers, gateway) per module
+and deploy profile: every module that calls the API runs once behind each profile's edge
+(the load balancer's events, and the HTTP API's)."""
 
 from __future__ import annotations
 
@@ -14,19 +16,36 @@ from conveyor.aws import images_table
 from conveyor.client import ConveyorClient
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import EmulatorClients
-from conveyor.topology import IMAGES_TABLE, TOPOLOGY, VISIBILITY_PER_TIMEOUT, Topology
+from conveyor.topology import (
+    DEFAULT_PROFILE,
+    IMAGES_TABLE,
+    TOPOLOGY,
+    VISIBILITY_PER_TIMEOUT,
+    Profile,
+    Topology,
+)
 
 T = TypeVar("T")
 
 
-def local_runtime(directory: Path, topology: Topology = TOPOLOGY) -> LocalRuntime:
+def local_runtime(
+    directory: Path, topology: Topology = TOPOLOGY, profile: Profile = DEFAULT_PROFILE
+) -> LocalRuntime:
     """A stack on a free port with its own emulator, its state in ``directory``."""
-    return LocalRuntime(RuntimeOptions(state_dir=directory, port=0, endpoint_url=None), topology)
+    options = RuntimeOptions(state_dir=directory, port=0, endpoint_url=None, profile=profile)
+    return LocalRuntime(options, topology)
+
+
+@pytest.fixture(scope="module", params=list(Profile), ids=str)
+def profile(request: pytest.FixtureRequest) -> Profile:
+    return Profile(request.param)
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, Started]]:
-    runtime = local_runtime(tmp_path_factory.mktemp("stack"))
+def running(
+    tmp_path_factory: pytest.TempPathFactory, profile: Profile
+) -> Iterator[tuple[LocalRuntime, Started]]:
+    runtime = local_runtime(tmp_path_factory.mktemp(f"stack-{profile}"), profile=profile)
     with runtime as started:
         yield runtime, started
 

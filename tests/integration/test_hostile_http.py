@@ -214,8 +214,10 @@ def test_an_exact_replay_within_the_window_creates_nothing_new(
 ) -> None:
     order = {k: v for k, v in valid_order().items() if k != "order_id"}  # keyed by signature
     body = json.dumps(order).encode()
+    # Signed a little in the past (well inside the window), so that signing the same
+    # content again below, at the current second, is a different signature for certain.
     captured = {
-        **sign(client.client_id, client.secret, "POST", "/orders", body, time.time()),
+        **sign(client.client_id, client.secret, "POST", "/orders", body, time.time() - 5),
         "Content-Type": "application/json",
     }
     answers = [

@@ -22,7 +22,7 @@ from conveyor.local.runtime import LocalRuntime, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.ops.redrive import dead_letters, peek
-from conveyor.topology import LAMBDA_PYTHON, TOPOLOGY
+from conveyor.topology import LAMBDA_PYTHON, TOPOLOGY, Profile
 from tests.integration.conftest import DEAD_LETTER_WAIT_S, eventually, faulty_stack_receives
 from tests.tables import orders_of_customer
 
@@ -142,6 +142,26 @@ def test_the_gateway_answers_bad_requests_with_json_reasons(client: ConveyorClie
     assert invalid.json()["fields"][0]["field"] == "currency"
     assert client.request("GET", "/orders").status_code == 405
     assert client.request("GET", "/elsewhere").json()["error"] == "not_found"
+
+
+def test_a_request_for_no_route_is_the_same_json_404_behind_either_edge(
+    stack: Started, client: ConveyorClient
+) -> None:
+    answer = client.request("POST", "/elsewhere/x", b"{}")
+    assert answer.status_code == 404
+    assert answer.json() == {"error": "not_found", "reason": "no such route"}
+    if stack.profile is Profile.PRIVATE:
+        return  # the load balancer's fixed response
+    # The HTTP API's $default route: the catch-all function answered, under its own id.
+    request_id = answer.headers["X-Request-Id"]
+    refused = eventually(
+        lambda: [
+            e
+            for e in log_lines(stack, str(TOPOLOGY.catch_all))
+            if e.get("correlation_id") == request_id and e["message"] == "request refused"
+        ]
+    )
+    assert refused[0]["status"] == 404
 
 
 def test_one_raising_message_fails_alone_and_ends_in_the_dlq_with_its_reason(

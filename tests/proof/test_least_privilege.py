@@ -1,8 +1,9 @@
 """Least privilege, proved by use.
 
 The integration and end-to-end tests run the whole system with every AWS call checked
-against its function's role (``conveyor.local.iam``) and recorded. This test takes those
-records and the synthesized templates, and asks an IAM policy evaluator
+against its function's role (``conveyor.local.iam``) and recorded, in a directory per
+deploy profile. This test takes each profile's records and that profile's synthesized
+template, and asks an IAM policy evaluator
 (``@cloud-copilot/iam-simulate``, run by ``simulate.mjs``) three things:
 
 * would the deployed role allow every call that was made? (else AccessDenied in AWS);
@@ -27,7 +28,7 @@ import pytest
 
 from conveyor.local.emulator import EMULATOR_ACCOUNT, EMULATOR_REGION
 from conveyor.local.iam import RECORD_ENV, arn, role_policy
-from conveyor.topology import TOPOLOGY, USED_BY_AWS, Function, Kind
+from conveyor.topology import TOPOLOGY, USED_BY_AWS, Function, Kind, Profile
 from tests.infra.conftest import Synthesized, Template, as_list
 
 HERE = Path(__file__).parent
@@ -59,15 +60,17 @@ class Recorded:
     allowed: bool
 
 
-def records() -> dict[str, set[Recorded]]:
+def records(profile: Profile) -> dict[str, set[Recorded]]:
+    """What the local stacks of ``profile`` recorded, by function."""
     where = os.environ.get(RECORD_ENV)
-    if not where or not Path(where).is_dir():
+    if not where or not (Path(where) / profile).is_dir():
         pytest.fail(
-            f"no IAM records: run the integration and e2e tests with {RECORD_ENV}=<dir> "
-            "first, then this test with the same setting (`make test` does both)"
+            f"no IAM records of the {profile} profile: run the integration and e2e tests "
+            f"with {RECORD_ENV}=<dir> first, then this test with the same setting "
+            "(`make test` does both)"
         )
     found: dict[str, set[Recorded]] = {}
-    for path in sorted(Path(where).glob("*.jsonl")):
+    for path in sorted((Path(where) / profile).glob("*.jsonl")):
         lines = path.read_text().splitlines()
         found[path.stem] = {Recorded(**json.loads(line)) for line in lines}
     return found
@@ -210,13 +213,23 @@ def judge(asked: Asked, answers: list[dict[str, Any]], found: Verdicts) -> set[t
     return used
 
 
+@pytest.fixture(scope="module", params=list(Profile), ids=str)
+def profile(request: pytest.FixtureRequest) -> Profile:
+    """Each profile's recorded calls, against that profile's own template."""
+    return Profile(request.param)
+
+
 @pytest.fixture(scope="module")
-def verdicts(synthesized: Synthesized) -> Verdicts:
-    recorded = records()
+def verdicts(profile: Profile, profiles: dict[Profile, Synthesized]) -> Verdicts:
+    recorded = records(profile)
     missing = sorted({f.name for f in TOPOLOGY.functions} - recorded.keys())
     if missing:
-        pytest.fail(f"no calls were recorded for {missing}: did the integration tests run?")
-    atoms = {f.name: role_atoms(synthesized.app, f.name) for f in TOPOLOGY.functions}
+        pytest.fail(
+            f"no calls were recorded for {missing} in the {profile} profile: did the "
+            "integration tests run?"
+        )
+    app = profiles[profile].app
+    atoms = {f.name: role_atoms(app, f.name) for f in TOPOLOGY.functions}
     asked, answers = ask(recorded, atoms)
     found = Verdicts([], [], [], [], [])
     used = judge(asked, answers, found)
@@ -230,7 +243,7 @@ def verdicts(synthesized: Synthesized) -> Verdicts:
                 found.explained.append(f"{line}: {reason}")
             else:
                 found.unused.append(line)
-    report = Path(os.environ[RECORD_ENV]) / "proof.txt"
+    report = Path(os.environ[RECORD_ENV]) / profile / "proof.txt"
     lines = [f"{len(asked) // 2} recorded calls", "granted and never called, explained:"]
     report.write_text("\n".join(lines + [f"  {line}" for line in found.explained]) + "\n")
     return found
@@ -254,10 +267,10 @@ def test_every_grant_is_used_or_the_topology_says_why(verdicts: Verdicts) -> Non
     )
 
 
-def test_the_records_cover_every_function_and_its_trigger() -> None:
+def test_the_records_cover_every_function_and_its_trigger(profile: Profile) -> None:
     # A proof over too few calls proves little: each queue consumer must have polled
     # with its role, and each function must have made a call of its own.
-    recorded = records()
+    recorded = records(profile)
     for function in TOPOLOGY.functions:
         actions = {c.action for c in recorded[function.name]}
         own = actions - {"sqs:ReceiveMessage", "sqs:DeleteMessage"}

@@ -8,15 +8,17 @@ import pytest
 
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.soak import run_soak
+from conveyor.topology import Profile
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("profile", list(Profile), ids=str)
 def test_under_every_kind_of_fault_nothing_accepted_is_lost_or_done_twice(
-    tmp_path: Path,
+    tmp_path: Path, profile: Profile
 ) -> None:
     plan = FaultPlan(raise_rate=0.05, crash_rate=0.15, aws_error_rate=0.02, duplicate_rate=0.05)
-    report = run_soak(tmp_path, orders=300, images=6, plan=plan, timeout_s=240)
+    report = run_soak(tmp_path, orders=300, images=6, plan=plan, timeout_s=240, profile=profile)
     summary = dict(report.rows())
     assert report.settled, summary
     for kind in ("raise", "crash", "aws_error", "duplicate"):

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from conveyor.cli import render
-from conveyor.cli.app import app
+from conveyor.cli.app import app, fail
 from conveyor.cli.render import console
-from conveyor.topology import TOPOLOGY
+from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY, Profile
 
 
 @app.command()
@@ -28,6 +28,29 @@ def cost(
     downloads_per_image: Annotated[
         int, typer.Option(min=0, help="Variant downloads per image through CloudFront.")
     ] = 20,
+    profile: Annotated[
+        Profile,
+        typer.Option(
+            "--profile",
+            help="The deploy profile to price: private (VPC endpoints, load balancer) or "
+            "lean (no VPC, HTTP API).",
+        ),
+    ] = DEFAULT_PROFILE,
+    api_cdn: Annotated[
+        bool,
+        typer.Option(
+            "--api-cdn/--no-api-cdn",
+            help="Whether the API is behind CloudFront; lean only (-c api_cdn=false).",
+        ),
+    ] = True,
+    free_tier: Annotated[
+        bool,
+        typer.Option(
+            "--free-tier",
+            help="Subtract the free tiers every account keeps (Lambda, SQS, SNS, "
+            "CloudWatch, CloudFront, ...); never the 12-month ones of a new account.",
+        ),
+    ] = False,
     snap_start: Annotated[
         bool,
         typer.Option(
@@ -46,18 +69,26 @@ def cost(
         ),
     ] = 0.005,
 ) -> None:
-    """Estimate the monthly AWS bill for a volume, from measured durations and list prices."""
-    from conveyor.ops.cost import NOT_PRICED, PRICES_AS_OF, Volume, estimate
+    """Estimate the monthly AWS bill for a volume and profile, from measured durations and
+    list prices; every assumption is printed with it."""
+    from conveyor.ops.cost import PRICES_AS_OF, Deployment, Volume, estimate
 
+    if not api_cdn and profile is not Profile.LEAN:
+        fail(
+            "--no-api-cdn needs --profile lean: the private API is reached only through CloudFront"
+        )
     volume = Volume(
         orders=orders,
         images=images,
         downloads_per_image=downloads_per_image,
         cold_start_share=cold_start_share,
     )
-    result = estimate(volume, snap_start=snap_start)
+    deployment = Deployment(profile=profile, api_cdn=api_cdn, snap_start=snap_start)
+    result = estimate(volume, deployment=deployment, free_tier=free_tier)
     console.print(render.cost_table(result, PRICES_AS_OF))
-    for reason in NOT_PRICED.values():
+    for assumption in result.assumptions:
+        console.print(f"assumed: {assumption}")
+    for reason in result.not_priced:
         console.print(f"not priced: {reason}")
     console.print(
         f"{orders:,} orders and {images:,} images a month; the largest line is "

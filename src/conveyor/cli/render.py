@@ -19,6 +19,7 @@ from conveyor.local.status import Status
 from conveyor.ops.cost import Estimate
 from conveyor.ops.redrive import DeadLetter
 from conveyor.ops.uploads import Batch
+from conveyor.topology import Profile
 
 console = Console()
 
@@ -38,11 +39,16 @@ def functions_python(started: Started) -> str:
     return said if started.interpreter.deployed else f"[yellow]{said}[/]"
 
 
+def profile_line(profile: Profile) -> str:
+    """Which deploy profile a local stack stands in for, and whose events it sends."""
+    return f"{profile}: {EDGES[profile].name} events"
+
+
 def started_panel(started: Started, seconds: float) -> Panel:
     info = started.info
     return Panel.fit(
         f"[bold]gateway[/]      {info.gateway_url}  (POST /orders, POST /uploads)\n"
-        f"[bold]profile[/]      {started.profile}: {EDGES[started.profile].name} events\n"
+        f"[bold]profile[/]      {profile_line(started.profile)}\n"
         f"[bold]media[/]        {info.media_url}/media/processed/...\n"
         f"[bold]console[/]      {info.gateway_url}/console\n"
         f"[bold]client id[/]    {started.credentials.client_id}\n"

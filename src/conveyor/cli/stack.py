@@ -83,6 +83,7 @@ def status(directory: StateDir = DEFAULT_STATE_DIR) -> None:
         current = read_status(EmulatorClients(info.emulator_url), info.resources, TOPOLOGY)
     except Exception as exc:
         fail(f"the local stack is not answering ({exc}); is `conveyor up` still running?")
+    console.print(render.profile_line(info.profile))
     console.print(render.status_table(current))
     console.print(render.status_counts(current))
     try:
@@ -196,6 +197,7 @@ def soak(
         float, typer.Option(help="Messages delivered twice.")
     ] = DEFAULT_PLAN.duplicate_rate,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipelines.")] = 600.0,
+    profile: ProfileOption = DEFAULT_PROFILE,
 ) -> None:
     """Push orders and images through a local stack while injecting faults, then check
     that nothing accepted was lost or done twice. Exits 1 if the invariant breaks."""
@@ -209,7 +211,13 @@ def soak(
     )
     with console.status("soaking") as spinner:
         report = run_soak(
-            directory, orders, images, plan, timeout_s=timeout, progress=spinner.update
+            directory,
+            orders,
+            images,
+            plan,
+            timeout_s=timeout,
+            progress=spinner.update,
+            profile=profile,
         )
     console.print(render.soak_table(report))
     if not report.ok:

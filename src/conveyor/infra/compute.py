@@ -1,5 +1,6 @@
 """One Lambda function per topology entry, each with its own role granted exactly the
-topology's permissions, in the isolated subnets, with SQS event sources as declared.
+topology's permissions, with SQS event sources as declared: in the isolated subnets in the
+private profile, outside any VPC (and with no VPC permission at all) in the lean one.
 
 Powertools (with pydantic) and Pillow are layers built by ``make build`` for the Lambda
 platform without Docker; the function code is the include list in
@@ -7,6 +8,8 @@ platform without Docker; the function code is the include list in
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Tags
 from aws_cdk import aws_ec2 as ec2
@@ -28,6 +31,20 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 LIVE_ALIAS = "live"
 IMAGING_FUNCTIONS = {"images"}
 """Functions that need the Pillow layer."""
+ENI_MANAGEMENT = "service-role/AWSLambdaENIManagementAccess"
+"""What a function in a VPC needs for Lambda to manage its network interfaces."""
+
+
+def _placement(network: NetworkStack | None) -> dict[str, Any]:
+    """In the private profile, the isolated subnets and the functions' security group;
+    in the lean one, no VPC at all."""
+    if network is None:
+        return {}
+    return {
+        "vpc": network.vpc,
+        "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+        "security_groups": [network.functions_sg],
+    }
 
 
 def grant_resources(grant: Grant, data: Data, messaging: Messaging) -> list[str]:
@@ -69,7 +86,7 @@ class Compute(Construct):
         *,
         topology: Topology,
         settings: Settings,
-        network: NetworkStack,
+        network: NetworkStack | None,
         data: Data,
         messaging: Messaging,
         media_url: str,
@@ -101,7 +118,7 @@ class Compute(Construct):
         self,
         function: Function,
         topology: Topology,
-        network: NetworkStack,
+        network: NetworkStack | None,
         data: Data,
         messaging: Messaging,
     ) -> None:
@@ -110,11 +127,10 @@ class Compute(Construct):
             f"Role-{function.name}",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"conveyor {function.name}: exactly what conveyor.topology grants",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "service-role/AWSLambdaENIManagementAccess"
-                )
-            ],
+            # In a VPC, Lambda manages the function's network interfaces with its role.
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(ENI_MANAGEMENT)]
+            if network
+            else None,
         )
         log_group = logs.LogGroup(
             self,
@@ -160,9 +176,7 @@ class Compute(Construct):
             role=role,
             log_group=log_group,
             environment=environment,
-            vpc=network.vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-            security_groups=[network.functions_sg],
+            **_placement(network),
             tracing=lambda_.Tracing.DISABLED,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.snap_start else None,
         )

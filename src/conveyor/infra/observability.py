@@ -1,7 +1,8 @@
 """Alarms on everything that can go wrong, an ops topic for their actions, a dashboard.
 
 Each function: errors and throttles. Each queue: age of the oldest message and depth.
-Each DLQ: any message at all. The load balancer: 5XX from itself or its targets.
+Each DLQ: any message at all. The API's edge (the load balancer, or the HTTP API): 5XX
+from itself or its functions.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -17,7 +17,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from conveyor.infra.compute import Compute
-from conveyor.infra.frontend import Frontend
+from conveyor.infra.edge import ApiEdge
 from conveyor.infra.messaging import Messaging
 from conveyor.infra.settings import Settings
 from conveyor.topology import Topology
@@ -38,7 +38,7 @@ class Observability(Construct):
         settings: Settings,
         messaging: Messaging,
         compute: Compute,
-        frontend: Frontend,
+        frontend: ApiEdge,
     ) -> None:
         super().__init__(scope, construct_id)
         # CloudWatch can publish an alarm only to a topic whose key lets it: the AWS
@@ -118,25 +118,10 @@ class Observability(Construct):
                 cloudwatch.GraphWidget(title=f"queue {queue.name}", left=[depth, dead], right=[age])
             )
 
-        alb = frontend.alb.metrics
-        five_xx = cloudwatch.MathExpression(
-            expression="elb + targets",
-            using_metrics={
-                "elb": alb.http_code_elb(
-                    code=elbv2.HttpCodeElb.ELB_5XX_COUNT, period=PERIOD, statistic="Sum"
-                ),
-                "targets": alb.http_code_target(
-                    code=elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=PERIOD, statistic="Sum"
-                ),
-            },
-            period=PERIOD,
-            label="ALB 5XX",
-        )
-        self._alarm("alb:frontend:5xx", five_xx, 0)
+        edge = frontend.signals(PERIOD)
+        self._alarm(edge.alarm, edge.server_errors, 0)
         widgets.append(
-            cloudwatch.GraphWidget(
-                title="load balancer", left=[alb.request_count(period=PERIOD), five_xx]
-            )
+            cloudwatch.GraphWidget(title=edge.title, left=[edge.requests, edge.server_errors])
         )
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=None)
         for start in range(0, len(widgets), 3):

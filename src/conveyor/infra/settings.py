@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conveyor.topology import DEFAULT_PROFILE, Profile
+
 if TYPE_CHECKING:
     from aws_cdk import App
 
@@ -41,6 +43,13 @@ class Settings:
     """Give each function the reserved concurrency the topology declares. An account
     keeps 100 executions unreserved, so this needs a concurrency quota of at least
     100 plus their sum; ``-c reserve_concurrency=false`` deploys without."""
+    profile: Profile = DEFAULT_PROFILE
+    """Where the edges are (``-c profile=private|lean``): the functions in a VPC behind a
+    load balancer, or outside any VPC behind an HTTP API."""
+    api_cdn: bool = True
+    """Whether the API is reached through CloudFront. Only the lean profile can do without
+    (``-c api_cdn=false``): its HTTP API has an HTTPS URL of its own, while the private
+    profile's load balancer has no address outside the VPC."""
 
     @classmethod
     def from_app(cls, app: App, layers_dir: Path = LAYERS_DIR) -> Settings:
@@ -62,6 +71,21 @@ class Settings:
             )
         if len(zones) != 2:
             raise ValueError("availability_zones must name exactly two zones, comma-separated")
+        profile_name = context("profile") or DEFAULT_PROFILE.value
+        if profile_name not in set(Profile):
+            raise ValueError(f"profile must be one of {', '.join(Profile)}, not {profile_name!r}")
+        profile = Profile(profile_name)
+        api_cdn = (context("api_cdn") or "true").lower() != "false"
+        if not api_cdn and profile is not Profile.LEAN:
+            raise ValueError(
+                "api_cdn=false needs profile=lean: the private profile's load balancer is "
+                "internal, and CloudFront is its only way in"
+            )
+        if not api_cdn and context("domain_name"):
+            raise ValueError(
+                "domain_name is served by the API's CloudFront distribution; with "
+                "api_cdn=false there is none"
+            )
         return cls(
             region=region,
             account=context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
@@ -72,6 +96,8 @@ class Settings:
             alarm_email=context("alarm_email"),
             reserve_concurrency=(context("reserve_concurrency") or "true").lower() != "false",
             snap_start=(context("snap_start") or "false").lower() == "true",
+            profile=profile,
+            api_cdn=api_cdn,
         )
 
     def layer_dir(self, name: str) -> Path:

@@ -1,4 +1,5 @@
-"""The stacks, in the order they deploy: the network, then the application.
+"""The stacks, in the order they deploy: in the private profile the network, then the
+application; in the lean one the application alone, outside any VPC.
 
 The application is one stack of constructs, one per concern (data, messaging, compute,
 frontend, cdn, observability): they reference each other both ways (a bucket policy
@@ -26,12 +27,14 @@ from constructs import Construct, IConstruct
 from conveyor.infra.cdn import Cdn
 from conveyor.infra.compute import Compute
 from conveyor.infra.data import Data
-from conveyor.infra.frontend import Frontend
+from conveyor.infra.edge import ApiEdge
+from conveyor.infra.http_api import HttpApiEdge
+from conveyor.infra.load_balancer import LoadBalancerEdge
 from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.observability import Observability
 from conveyor.infra.settings import Settings
-from conveyor.topology import APP_STACK, CLIENT_SECRETS, NETWORK_STACK, Topology
+from conveyor.topology import APP_STACKS, CLIENT_SECRETS, NETWORK_STACK, Profile, Topology
 
 
 class AppStack(Stack):
@@ -42,7 +45,7 @@ class AppStack(Stack):
         *,
         topology: Topology,
         settings: Settings,
-        network: NetworkStack,
+        network: NetworkStack | None,
         env: Environment,
     ) -> None:
         super().__init__(scope, construct_id, env=env)
@@ -59,14 +62,25 @@ class AppStack(Stack):
             messaging=self.messaging,
             media_url=f"https://{self.cdn.distribution.distribution_domain_name}",
         )
-        self.frontend = Frontend(
-            self,
-            "Frontend",
-            topology=topology,
-            settings=settings,
-            network=network,
-            data=self.data,
-            compute=self.compute,
+        self.frontend: ApiEdge = (
+            LoadBalancerEdge(
+                self,
+                "Frontend",
+                topology=topology,
+                settings=settings,
+                network=network,
+                data=self.data,
+                compute=self.compute,
+            )
+            if network
+            else HttpApiEdge(
+                self,
+                "Frontend",
+                topology=topology,
+                settings=settings,
+                data=self.data,
+                compute=self.compute,
+            )
         )
         self.observability = Observability(
             self,
@@ -81,11 +95,10 @@ class AppStack(Stack):
 
     def _outputs(self, settings: Settings) -> None:
         """Where things are, printed by `cdk deploy` and read by the README's steps."""
-        api = settings.domain_name or self.frontend.distribution.distribution_domain_name
         secret = self.data.secrets[CLIENT_SECRETS]
         outputs = {
             "ApiUrl": (
-                f"https://{api}",
+                self.frontend.url,
                 "/orders and /uploads (POST, and GET of one by id), signed; HTTPS only",
             ),
             "MediaDomain": (
@@ -114,17 +127,28 @@ def suppress(
     )
 
 
-def build(
-    scope: Construct, topology: Topology, settings: Settings
-) -> tuple[NetworkStack, AppStack]:
+def build(scope: Construct, topology: Topology, settings: Settings) -> list[Stack]:
+    """The profile's stacks, in the order they deploy."""
     env = Environment(account=settings.account, region=settings.region)
-    network = NetworkStack(scope, NETWORK_STACK, settings, env=env)
-    app = AppStack(scope, APP_STACK, topology=topology, settings=settings, network=network, env=env)
-    for stack in (network, app):
+    network = (
+        NetworkStack(scope, NETWORK_STACK, settings, env=env)
+        if settings.profile is Profile.PRIVATE
+        else None
+    )
+    app = AppStack(
+        scope,
+        APP_STACKS[settings.profile],
+        topology=topology,
+        settings=settings,
+        network=network,
+        env=env,
+    )
+    stacks: list[Stack] = [app] if network is None else [network, app]
+    for stack in stacks:
         Aspects.of(stack).add(HelperLogsExpire(stack))
         Aspects.of(stack).add(AwsSolutionsChecks(verbose=True))
     _accepted_findings(network, app)
-    return network, app
+    return stacks
 
 
 HELPER_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -156,7 +180,7 @@ class HelperLogsExpire:
             node.add_property_override("LoggingConfig.LogGroup", self.group.log_group_name)
 
 
-def _accepted_findings(network: NetworkStack, app: AppStack) -> None:
+def _accepted_findings(network: NetworkStack | None, app: AppStack) -> None:
     cdk_helper = (
         "CDK's own helper function for a custom resource (prefix-list lookup, default "
         "security group restriction, S3 notifications, log retention); AWS maintains its "
@@ -168,27 +192,32 @@ def _accepted_findings(network: NetworkStack, app: AppStack) -> None:
         f"{cdk_helper}; the conveyor functions pin Python 3.12 because their layers are "
         "built for cp312",
     )
-    for stack in (network, app):
-        suppress(
-            stack,
-            "AwsSolutions-IAM4",
-            "AWSLambdaENIManagementAccess (conveyor "
-            f"functions, for their VPC network interfaces) and {cdk_helper}; ENI actions "
-            "do not support resource-level permissions",
-            applies_to=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaENIManagementAccess",
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole",
-            ],
-        )
-    suppress(
-        network,
-        "AwsSolutions-IAM5",
-        "ec2:DescribeManagedPrefixLists does not "
-        "support resource-level permissions; the lookup runs once per deployment",
-        applies_to=["Resource::*"],
+    basic_execution = (
+        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     )
+    if network is None:
+        suppress(app, "AwsSolutions-IAM4", cdk_helper, applies_to=[basic_execution])
+    else:
+        for stack in (network, app):
+            suppress(
+                stack,
+                "AwsSolutions-IAM4",
+                "AWSLambdaENIManagementAccess (conveyor "
+                f"functions, for their VPC network interfaces) and {cdk_helper}; ENI "
+                "actions do not support resource-level permissions",
+                applies_to=[
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaENIManagementAccess",
+                    basic_execution,
+                ],
+            )
+        suppress(
+            network,
+            "AwsSolutions-IAM5",
+            "ec2:DescribeManagedPrefixLists does not "
+            "support resource-level permissions; the lookup runs once per deployment",
+            applies_to=["Resource::*"],
+        )
     suppress(
         app,
         "AwsSolutions-IAM5",
@@ -247,10 +276,25 @@ def _accepted_findings(network: NetworkStack, app: AppStack) -> None:
             "configured; viewers must use HTTPS",
         ),
     ]
+    if isinstance(app.frontend, HttpApiEdge):
+        NagSuppressions.add_resource_suppressions(
+            app.frontend.api,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-APIG4",
+                    reason="every request is authenticated by its HMAC signature in the "
+                    "function, on both profiles alike; an API Gateway authorizer would be a "
+                    "second, weaker check (a token, not the body's digest)",
+                )
+            ],
+            apply_to_children=True,
+        )
     for construct, findings in (
         (app.frontend.distribution, api),
         (app.cdn.distribution, media),
     ):
+        if construct is None:
+            continue  # the lean API without CloudFront
         NagSuppressions.add_resource_suppressions(
             construct,
             [NagPackSuppression(id=rule, reason=reason) for rule, reason in findings],

@@ -101,7 +101,15 @@ class Edge(Protocol):
         """The request line and headers together; more is a 431."""
         ...
 
-    def event(self, request: Request, route: HttpRoute) -> dict[str, Any]: ...
+    @property
+    def sends_unmatched(self) -> bool:
+        """Whether a request no route matches goes to the topology's catch-all function
+        (the HTTP API's ``$default`` route) rather than the edge's own 404."""
+        ...
+
+    def event(self, request: Request, route: HttpRoute | None) -> dict[str, Any]:
+        """The event for ``request``, matched to ``route`` (``None``: to no route)."""
+        ...
 
     def response(self, invocation: Invocation) -> HttpResponse: ...
 
@@ -115,8 +123,10 @@ class AlbEdge:
     max_body_bytes: int = 1024 * 1024
     """ALB's limit for a Lambda target's request body."""
     max_header_bytes: int = 16 * 1024
+    sends_unmatched: bool = False
+    """The listener's default action answers them: a fixed JSON 404."""
 
-    def event(self, request: Request, route: HttpRoute) -> dict[str, Any]:
+    def event(self, request: Request, route: HttpRoute | None) -> dict[str, Any]:
         multi: dict[str, list[str]] = {}
         for name, value in request.header_lines():
             multi.setdefault(name, []).append(value)
@@ -155,6 +165,7 @@ class AlbEdge:
         return HttpResponse(int(result["statusCode"]), _body(result), headers)
 
 
+DEFAULT_ROUTE_KEY = "$default"
 HTTP_API_ERROR = {"message": "Internal Server Error"}
 HTTP_API_UNAVAILABLE = {"message": "Service Unavailable"}
 
@@ -171,8 +182,10 @@ class HttpApiEdge:
     max_header_bytes: int = 10 * 1024
     """The HTTP API's quota on the request line and headers together."""
     api_id: str = "local"
+    sends_unmatched: bool = True
+    """An HTTP API has no fixed responses: its ``$default`` route takes them."""
 
-    def event(self, request: Request, route: HttpRoute) -> dict[str, Any]:
+    def event(self, request: Request, route: HttpRoute | None) -> dict[str, Any]:
         headers: dict[str, str] = {}
         cookies: list[str] = []
         for name, value in request.header_lines():
@@ -188,7 +201,7 @@ class HttpApiEdge:
         headers.setdefault("x-forwarded-port", "443")
         headers.setdefault("x-amzn-trace-id", _trace_id())
         now = time.time()
-        route_key = route.route_key(request.path)
+        route_key = route.route_key(request.path) if route else DEFAULT_ROUTE_KEY
         domain = f"{self.api_id}.execute-api.localhost"
         event: dict[str, Any] = {
             "version": "2.0",
@@ -222,7 +235,7 @@ class HttpApiEdge:
             "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now * 1000),
         }
-        if request.path != route.path:
+        if route and request.path != route.path:
             event["pathParameters"] = {
                 GREEDY_PATH_PARAMETER: request.path.removeprefix(route.path + "/")
             }

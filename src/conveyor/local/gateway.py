@@ -71,6 +71,7 @@ class Gateway:
         answers 503 to everything else until ``open`` gives it the functions."""
         self.functions = dict(functions) if functions is not None else None
         self.served = dict(served or {})
+        self.catch_all: Invoke | None = None
         self.edge = edge
         self.served_max_body = edge.max_body_bytes if served_max_body is None else served_max_body
         self.limits = limits
@@ -89,8 +90,16 @@ class Gateway:
         host, port = self._listener.getsockname()[:2]
         return f"http://{host!s}:{port}"
 
-    def open(self, functions: Mapping[str, Invoke], served: Mapping[str, Handler]) -> None:
+    def open(
+        self,
+        functions: Mapping[str, Invoke],
+        served: Mapping[str, Handler],
+        catch_all: Invoke | None = None,
+    ) -> None:
+        """Serve ``functions`` by route path, and ``served`` by path prefix; where the
+        edge sends a request no route matches to a function, ``catch_all`` answers it."""
         self.served = {**self.served, **served}  # replaced whole: requests may be reading it
+        self.catch_all = catch_all if self.edge.sends_unmatched else None
         self.functions = dict(functions)
 
     def function_for(self, path: str) -> tuple[HttpRoute, Invoke] | None:
@@ -132,7 +141,10 @@ class Gateway:
                 return handler(method, target, {k.lower(): v for k, v in lines}, body)
         if self.functions is None:
             return json_error(503, "starting", "the local stack is starting; retry shortly")
-        return json_error(404, "not_found", f"no route for {path}")
+        if self.catch_all is not None:
+            request = Request(method, target, headers, body, client_ip, client_port)
+            return self.edge.response(self.catch_all(self.edge.event(request, None)))
+        return json_error(404, "not_found", "no such route")
 
     def _accept(self) -> None:
         while not self._stopping.is_set():

@@ -70,12 +70,15 @@ class Started:
     state_dir: Path
     interpreter: Interpreter
     """What the functions run on: Lambda's Python, or the host's if this machine lacks it."""
-    profile: Profile
-    """Whose edge the gateway behaves as."""
 
     @property
     def logs_dir(self) -> Path:
         return logs_dir(self.state_dir)
+
+    @property
+    def profile(self) -> Profile:
+        """Whose edge the gateway behaves as."""
+        return self.info.profile
 
     def client(self) -> ConveyorClient:
         """A client of the local gateway that signs as the dev client."""
@@ -92,7 +95,8 @@ class RuntimeOptions:
     iam_record: Path | None = field(
         default_factory=lambda: Path(os.environ[RECORD_ENV]) if os.environ.get(RECORD_ENV) else None
     )
-    """Where to record every IAM request the functions make (the least-privilege proof)."""
+    """Where to record every IAM request the functions make (the least-privilege proof),
+    in a directory per profile."""
     profile: Profile = DEFAULT_PROFILE
     """Which deployed edge the gateway behaves as: the load balancer's events and limits
     (``private``) or the HTTP API's (``lean``)."""
@@ -282,6 +286,7 @@ class LocalRuntime:
             media_url=self.media.url,
             emulator_url=endpoint,
             resources=resources,
+            profile=self.options.profile,
         )
         started = Started(
             info=info,
@@ -290,21 +295,27 @@ class LocalRuntime:
             clients=clients,
             state_dir=self.options.state_dir,
             interpreter=python,
-            profile=self.options.profile,
         )
         info.save(self.options.state_dir)
         self.media.open({}, {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])})
-        self.gateway.open(
-            {path: self.pools[name].invoke for path, name in gateway_routes(self.topology).items()},
-            {},
-        )
+        self._open_gateway(self.gateway)
         self.started = started
         self.phase, self.phase_detail = "running", ""
         return started
 
+    def _open_gateway(self, gateway: Gateway) -> None:
+        """Route to the functions as the profile's edge does, the catch-all included."""
+        catch_all = self.topology.catch_all
+        gateway.open(
+            {path: self.pools[name].invoke for path, name in gateway_routes(self.topology).items()},
+            {},
+            self.pools[catch_all].invoke if catch_all else None,
+        )
+
     def _guards(self, resources: Resources) -> dict[str, Guard]:
         """Each function's role, applied to its calls and its event source mapping's."""
-        record = self.options.iam_record
+        # Per profile: the proof holds each profile's calls against its own template.
+        record = self.options.iam_record / self.options.profile if self.options.iam_record else None
         if record:
             record.mkdir(parents=True, exist_ok=True)
         where = Locator.of(resources.by_kind())

@@ -46,11 +46,13 @@ from conveyor.topology import (
     ARCHIVE_QUEUE,
     BILLING_FUNCTION,
     BILLING_QUEUE,
+    DEFAULT_PROFILE,
     IMAGES_FUNCTION,
     IMAGES_QUEUE,
     IMAGES_TABLE,
     ORDERS_TABLE,
     TOPOLOGY,
+    Profile,
     Topology,
     dlq_of,
 )
@@ -231,11 +233,11 @@ def run_soak(
     concurrency: int = 16,
     timeout_s: float = 300,
     progress: Callable[[str], None] = lambda _: None,
+    profile: Profile = DEFAULT_PROFILE,
 ) -> SoakReport:
     report = SoakReport()
-    runtime = LocalRuntime(
-        RuntimeOptions(state_dir=state_dir, port=0, endpoint_url=None), fast_topology(), faults=plan
-    )
+    options = RuntimeOptions(state_dir=state_dir, port=0, endpoint_url=None, profile=profile)
+    runtime = LocalRuntime(options, fast_topology(), faults=plan)
     began = time.monotonic()
     started = runtime.start(progress)
     try:

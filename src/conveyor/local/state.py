@@ -15,6 +15,7 @@ from botocore.config import Config
 from conveyor.client import ConveyorClient
 from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from conveyor.local.provision import Resources
+from conveyor.topology import DEFAULT_PROFILE, Profile
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -44,6 +45,8 @@ class RuntimeInfo:
     media_url: str
     emulator_url: str
     resources: Resources
+    profile: Profile = DEFAULT_PROFILE
+    """Whose edge the gateway behaves as."""
 
     def save(self, directory: Path) -> None:
         data = {
@@ -51,6 +54,7 @@ class RuntimeInfo:
             "media_url": self.media_url,
             "emulator_url": self.emulator_url,
             "resources": self.resources.to_json(),
+            "profile": self.profile.value,
         }
         _write_private(directory / RUNTIME_FILE, data)
 
@@ -68,6 +72,7 @@ class RuntimeInfo:
             media_url=data["media_url"],
             emulator_url=data["emulator_url"],
             resources=Resources.from_json(data["resources"]),
+            profile=Profile(data.get("profile", DEFAULT_PROFILE)),
         )
 
 

@@ -1,18 +1,20 @@
-"""``conveyor cost``: the monthly AWS bill for a given volume, line by line.
+"""``conveyor cost``: the monthly AWS bill for a given volume and profile, line by line.
 
-Prices are AWS list prices for us-east-1 as of ``PRICES_AS_OF`` (Lambda on arm64, no free
-tier, no savings plans); check them against the AWS pricing pages before relying on them.
-Function durations are what the local runtime measured (``bench/pipeline.py`` and
-``bench/media.py``, numbers in bench/RESULTS.md) and include the emulator's latency, so
-they are an upper bound for what Lambda would bill.
+Prices are AWS list prices for us-east-1 as of ``PRICES_AS_OF`` (Lambda on arm64, no
+savings plans); check them against the AWS pricing pages before relying on them. By
+default no free tier is applied; ``free_tier=True`` subtracts the free tiers that every
+account keeps for good (:class:`FreeTier`), never the 12-month ones a new account has
+for its first year. Function durations are what the local runtime measured
+(``bench/pipeline.py`` and ``bench/media.py``, numbers in bench/RESULTS.md) and include
+the emulator's latency, so they are an upper bound for what Lambda would bill.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from conveyor.topology import TOPOLOGY, Topology
+from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY, Profile, Topology
 
 PRICES_AS_OF = "2026-11"
 HOURS_PER_MONTH = 730
@@ -33,6 +35,9 @@ class Prices:
     alb_hour: float = 0.0225
     alb_lcu_hour: float = 0.008
     endpoint_az_hour: float = 0.01
+    http_api_million_requests: float = 1.00
+    """The first 300 million a month; a request is metered in 512 KB increments, and
+    every request here is far smaller."""
     cloudfront_gb: float = 0.085
     cloudfront_10k_requests: float = 0.01
     logs_gb_ingested: float = 0.50
@@ -40,11 +45,53 @@ class Prices:
     secrets_10k_calls: float = 0.05
     alarm_month: float = 0.10
     dashboard_month: float = 3.00
+    custom_metric_month: float = 0.30
     kms_key_month: float = 1.00
     # Lambda SnapStart for Python: each published version's snapshot is cached while it
     # is active, and every execution environment started from it is a restore.
     snapstart_cache_gb_second: float = 0.0000015046
     snapstart_restore_gb: float = 0.0001397998
+
+
+@dataclass(frozen=True)
+class FreeTier:
+    """What every AWS account gets each month for good, with the quantities it covers.
+
+    Not counted: the 12-month free tiers of a new account (among them the HTTP API's
+    first million calls and S3's first 5 GB), which end."""
+
+    lambda_requests: float = 1_000_000
+    lambda_gb_seconds: float = 400_000
+    sqs_requests: float = 1_000_000
+    sns_publishes: float = 1_000_000
+    dynamodb_gb: float = 25
+    cloudfront_gb: float = 1024
+    cloudfront_requests: float = 10_000_000
+    logs_gb: float = 5
+    alarm_metrics: float = 10
+    """Standard-resolution alarm metrics (an alarm on a sum of two metrics counts two)."""
+    custom_metrics: float = 10
+    dashboards: float = 3
+    """Of up to 50 metrics each; the dashboard here draws fewer."""
+
+    def describe(self) -> str:
+        names = {
+            "lambda_requests": "Lambda requests",
+            "lambda_gb_seconds": "Lambda GB-s",
+            "sqs_requests": "SQS requests",
+            "sns_publishes": "SNS publishes",
+            "dynamodb_gb": "GB of DynamoDB storage",
+            "cloudfront_gb": "GB out of CloudFront",
+            "cloudfront_requests": "CloudFront requests",
+            "logs_gb": "GB of CloudWatch Logs",
+            "alarm_metrics": "CloudWatch alarm metrics",
+            "custom_metrics": "custom metrics",
+            "dashboards": "dashboards",
+        }
+        return ", ".join(f"{getattr(self, f.name):,.0f} {names[f.name]}" for f in fields(self))
+
+
+NO_FREE_TIER = FreeTier(**{f.name: 0 for f in fields(FreeTier)})
 
 
 @dataclass(frozen=True)
@@ -68,14 +115,35 @@ class Volume:
     image_mb: float = 3.0
     variants_kb: float = 300.0
     log_kb_per_invocation: float = 1.5
+    access_log_kb_per_request: float = 0.3
+    """One JSON line of the HTTP API's access log (the lean profile's)."""
     cold_start_share: float = 0.005
     """Of all invocations, how many start a new execution environment (a restore, with
     SnapStart): an assumption, since AWS does not say how often it recycles them."""
 
 
+STEADY_METRICS = 6
+"""The custom metric series a working deployment sends every hour: orders accepted,
+billed and archived, uploads presigned, images processed and their processing time.
+Rejections and failures are series of their own only in the hours they happen."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What is deployed: the profile, and the options that change the bill."""
+
+    profile: Profile = DEFAULT_PROFILE
+    api_cdn: bool = True
+    """Whether the API is behind CloudFront (always, in the private profile)."""
+    snap_start: bool = False
+
+
 @dataclass
 class Estimate:
     lines: dict[str, float] = field(default_factory=dict)
+    assumptions: list[str] = field(default_factory=list)
+    not_priced: list[str] = field(default_factory=list)
+    """What the deployment pays for that the estimate leaves out, and why."""
 
     @property
     def total(self) -> float:
@@ -105,13 +173,30 @@ def snap_start_lines(volume: Volume, invocations: float, prices: Prices) -> dict
     }
 
 
+class _Allowance:
+    """A free tier's quantities, used up as the lines that share them are priced."""
+
+    def __init__(self, tier: FreeTier) -> None:
+        self.left = {f.name: float(getattr(tier, f.name)) for f in fields(tier)}
+
+    def billable(self, name: str, quantity: float) -> float:
+        free = min(self.left[name], quantity)
+        self.left[name] -= free
+        return quantity - free
+
+
 def estimate(
     volume: Volume = Volume(),
     measured: Measured = Measured(),
     prices: Prices = Prices(),
+    deployment: Deployment = Deployment(),
     *,
-    snap_start: bool = False,
+    free_tier: bool = False,
 ) -> Estimate:
+    tier = FreeTier() if free_tier else NO_FREE_TIER
+    free = _Allowance(tier)
+    private = deployment.profile is Profile.PRIVATE
+    api_cdn = deployment.api_cdn or private
     memory = {f.name: f.memory_mb for f in TOPOLOGY.functions}
     batches = volume.orders / measured.messages_per_batch
     image_batches = volume.images  # images arrive one S3 event at a time
@@ -124,8 +209,9 @@ def estimate(
         + _gb_seconds(image_batches, measured.image_ms, memory["images"])
     )
     consumer_queues = sum(1 for _ in TOPOLOGY.sqs_triggered())
-    # Lambda keeps polling each SQS source even when idle: about 5 pollers, each a 20 s
-    # long poll, so roughly 3 calls a minute each.
+    # Lambda keeps polling each SQS source even when idle: five pollers (with a maximum
+    # concurrency set, Lambda does not drop to two), each a 20 s long poll, so roughly
+    # 3 calls a minute each.
     idle_polls = consumer_queues * 5 * 3 * 60 * HOURS_PER_MONTH
     per_batch_calls = 2 * (2 * batches + image_batches)  # a receive and a batch delete
     interface_endpoints = 4
@@ -133,91 +219,160 @@ def estimate(
     lcu = max(total_requests / (HOURS_PER_MONTH * 3600) / 25, 0.0)  # new connections per s
     downloads = volume.images * volume.downloads_per_image
     secret_calls = invocations / 1000  # cached for 5 minutes in each warm environment
-    extra = snap_start_lines(volume, invocations, prices) if snap_start else {}
-    return Estimate(
-        lines={
-            **extra,
-            "Lambda compute (GB-s)": gb_seconds * prices.lambda_gb_second,
-            "Lambda requests": invocations / 1e6 * prices.lambda_million_requests,
-            "SQS requests (batches and idle polling)": (per_batch_calls + idle_polls)
-            / 1e6
-            * prices.sqs_million_requests,
-            "SNS publishes": (volume.orders + volume.images) / 1e6 * prices.sns_million_publishes,
-            # An order: its idempotency record (written, then completed), its accepted
-            # record and its bill; an image: presign's record and the claim-to-result ones.
-            "DynamoDB on-demand writes and storage": (volume.orders * 4 + volume.images * 7)
-            / 1e6
-            * prices.dynamodb_million_writes
-            + volume.orders * volume.order_kb / 1024 / 1024 * prices.dynamodb_gb_month,
-            "S3 requests (archive, uploads, variants)": (volume.orders + 4 * volume.images)
-            / 1000
-            * prices.s3_thousand_puts
-            + volume.images / 1000 * prices.s3_thousand_gets,
-            "S3 storage (one month's objects)": (
-                volume.orders * volume.order_kb / 1024 / 1024
-                + volume.images * volume.image_mb / 1024 * 7 / 30
-                + volume.images * volume.variants_kb / 1024 / 1024
-            )
-            * prices.s3_gb_month,
+    api_requests = total_requests if api_cdn else 0
+    alarms = alarm_count(TOPOLOGY)
+    # Alarms are billed by the metrics they watch: the load balancer's 5XX alarm sums its
+    # own 5XX and its targets'; the HTTP API counts both in one metric.
+    alarm_metrics = alarms + (1 if private else 0)
+    log_gb = invocations * volume.log_kb_per_invocation / 1024 / 1024
+    if not private:
+        log_gb += total_requests * volume.access_log_kb_per_request / 1024 / 1024
+    metrics = STEADY_METRICS if total_requests else 0
+    extra = snap_start_lines(volume, invocations, prices) if deployment.snap_start else {}
+    edge: dict[str, float] = (
+        {
             "ALB hours and LCUs": HOURS_PER_MONTH * (prices.alb_hour + lcu * prices.alb_lcu_hour),
             "VPC interface endpoints (4 x 2 AZs)": interface_endpoints
             * 2
             * HOURS_PER_MONTH
             * prices.endpoint_az_hour,
-            # Every API call is an HTTPS request at the edge (the VPC origin costs
-            # nothing more); presign's is one per image. Answers are under 1 KB.
-            "CloudFront (API requests)": total_requests / 10_000 * prices.cloudfront_10k_requests
-            + total_requests / 1024 / 1024 * prices.cloudfront_gb,
-            "CloudFront (variant downloads)": downloads
-            * volume.variants_kb
-            / 3
-            / 1024
-            / 1024
-            * prices.cloudfront_gb
-            + downloads / 10_000 * prices.cloudfront_10k_requests,
-            "CloudWatch Logs ingestion": invocations
-            * volume.log_kb_per_invocation
-            / 1024
-            / 1024
-            * prices.logs_gb_ingested,
-            "Secrets Manager": prices.secret_month
-            + secret_calls / 10_000 * prices.secrets_10k_calls,
-            f"CloudWatch alarms ({alarm_count(TOPOLOGY)})": alarm_count(TOPOLOGY)
-            * prices.alarm_month,
-            "CloudWatch dashboard": prices.dashboard_month,
-            # The alarm topic's key; an alarm's few KMS requests stay in the free tier.
-            "KMS key (alarm topic)": prices.kms_key_month,
+        }
+        if private
+        else {
+            "API Gateway HTTP API requests": total_requests
+            / 1e6
+            * prices.http_api_million_requests,
         }
     )
+    if api_cdn:
+        # Every API call is an HTTPS request at the edge (the VPC origin costs nothing
+        # more); presign's is one per image. Answers are under 1 KB.
+        edge["CloudFront (API requests)"] = (
+            free.billable("cloudfront_requests", api_requests)
+            / 10_000
+            * prices.cloudfront_10k_requests
+            + free.billable("cloudfront_gb", api_requests / 1024 / 1024) * prices.cloudfront_gb
+        )
+    lines = {
+        **extra,
+        "Lambda compute (GB-s)": free.billable("lambda_gb_seconds", gb_seconds)
+        * prices.lambda_gb_second,
+        "Lambda requests": free.billable("lambda_requests", invocations)
+        / 1e6
+        * prices.lambda_million_requests,
+        "SQS requests (batches and idle polling)": free.billable(
+            "sqs_requests", per_batch_calls + idle_polls
+        )
+        / 1e6
+        * prices.sqs_million_requests,
+        "SNS publishes": free.billable("sns_publishes", volume.orders + volume.images)
+        / 1e6
+        * prices.sns_million_publishes,
+        # An order: its idempotency record (written, then completed), its accepted
+        # record and its bill; an image: presign's record and the claim-to-result ones.
+        "DynamoDB on-demand writes and storage": (volume.orders * 4 + volume.images * 7)
+        / 1e6
+        * prices.dynamodb_million_writes
+        + free.billable("dynamodb_gb", volume.orders * volume.order_kb / 1024 / 1024)
+        * prices.dynamodb_gb_month,
+        "S3 requests (archive, uploads, variants)": (volume.orders + 4 * volume.images)
+        / 1000
+        * prices.s3_thousand_puts
+        + volume.images / 1000 * prices.s3_thousand_gets,
+        "S3 storage (one month's objects)": (
+            volume.orders * volume.order_kb / 1024 / 1024
+            + volume.images * volume.image_mb / 1024 * 7 / 30
+            + volume.images * volume.variants_kb / 1024 / 1024
+        )
+        * prices.s3_gb_month,
+        **edge,
+        "CloudFront (variant downloads)": free.billable(
+            "cloudfront_gb", downloads * volume.variants_kb / 3 / 1024 / 1024
+        )
+        * prices.cloudfront_gb
+        + free.billable("cloudfront_requests", downloads) / 10_000 * prices.cloudfront_10k_requests,
+        "CloudWatch Logs ingestion": free.billable("logs_gb", log_gb) * prices.logs_gb_ingested,
+        "Secrets Manager": prices.secret_month + secret_calls / 10_000 * prices.secrets_10k_calls,
+        f"CloudWatch alarms ({alarms}, on {alarm_metrics} metrics)": free.billable(
+            "alarm_metrics", alarm_metrics
+        )
+        * prices.alarm_month,
+        "CloudWatch dashboard": free.billable("dashboards", 1) * prices.dashboard_month,
+        f"CloudWatch custom metrics ({metrics} series)": free.billable("custom_metrics", metrics)
+        * prices.custom_metric_month,
+        # The alarm topic's key; an alarm's few KMS requests stay in the free tier.
+        "KMS key (alarm topic)": prices.kms_key_month,
+    }
+    return Estimate(
+        lines=lines,
+        assumptions=assumptions(deployment, tier if free_tier else None),
+        # Only the private profile has a VPC, and what it costs beyond the endpoints.
+        not_priced=[
+            reason
+            for kind, reason in NOT_PRICED.items()
+            if private or not kind.startswith("AWS::EC2::")
+        ],
+    )
+
+
+def assumptions(deployment: Deployment, tier: FreeTier | None) -> list[str]:
+    """What the estimate takes for granted, printed with it."""
+    said = [
+        f"profile {deployment.profile}"
+        + (
+            ""
+            if deployment.profile is Profile.PRIVATE
+            else (
+                ", the API behind CloudFront"
+                if deployment.api_cdn
+                else ", the API at its execute-api URL (no CloudFront)"
+            )
+        ),
+        "list prices for us-east-1; Lambda on arm64; no savings plans",
+    ]
+    if deployment.profile is Profile.LEAN:
+        said.append("the HTTP API at $1.00 per million requests (the first 300 million)")
+    if tier is None:
+        said.append("no free tier (--free-tier subtracts the ones every account keeps)")
+    else:
+        said.append(f"the free tiers every account keeps, each month: {tier.describe()}")
+        said.append("not the 12-month free tiers of a new account (HTTP API, S3, ...)")
+    return said
 
 
 def alarm_count(topology: Topology) -> int:
     """The alarms the observability construct makes: errors and throttles per function,
-    age, depth and DLQ depth per deployed queue, and the load balancer's 5XX (a test
-    holds this against the synthesized template)."""
+    age, depth and DLQ depth per deployed queue, and the API edge's 5XX (the load
+    balancer's or the HTTP API's; a test holds this against both synthesized profiles)."""
     queues = [q for q in topology.queues if not q.local_only]
     return 2 * len(topology.functions) + 3 * len(queues) + 1
 
 
-PRICED_ELSEWHERE = {
-    "AWS::Lambda::Function": "Lambda compute and requests",
-    "AWS::Logs::LogGroup": "CloudWatch Logs ingestion",
-    "AWS::DynamoDB::Table": "DynamoDB on-demand writes and storage",
-    "AWS::S3::Bucket": "S3 requests and storage",
-    "AWS::SNS::Topic": "SNS publishes",
-    "AWS::SQS::Queue": "SQS requests",
-    "AWS::SecretsManager::Secret": "Secrets Manager",
-    "AWS::EC2::VPCEndpoint": "VPC interface endpoints (the S3 and DynamoDB gateways are free)",
-    "AWS::ElasticLoadBalancingV2::LoadBalancer": "ALB hours and LCUs",
-    "AWS::CloudFront::Distribution": "CloudFront",
-    "AWS::CloudWatch::Alarm": "CloudWatch alarms",
-    "AWS::CloudWatch::Dashboard": "CloudWatch dashboard",
-    "AWS::KMS::Key": "KMS key (alarm topic)",
+PRICED_ELSEWHERE: dict[str, tuple[str, ...]] = {
+    "AWS::Lambda::Function": ("Lambda compute", "Lambda requests"),
+    "AWS::Logs::LogGroup": ("CloudWatch Logs ingestion",),
+    "AWS::DynamoDB::Table": ("DynamoDB on-demand writes and storage",),
+    "AWS::S3::Bucket": ("S3 requests", "S3 storage"),
+    "AWS::SNS::Topic": ("SNS publishes",),
+    "AWS::SQS::Queue": ("SQS requests",),
+    "AWS::SecretsManager::Secret": ("Secrets Manager",),
+    # The S3 and DynamoDB gateway endpoints are free.
+    "AWS::EC2::VPCEndpoint": ("VPC interface endpoints",),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": ("ALB hours and LCUs",),
+    "AWS::ApiGatewayV2::Api": ("API Gateway HTTP API requests",),
+    "AWS::CloudFront::Distribution": ("CloudFront",),
+    "AWS::CloudWatch::Alarm": ("CloudWatch alarms",),
+    "AWS::CloudWatch::Dashboard": ("CloudWatch dashboard",),
+    "AWS::KMS::Key": ("KMS key (alarm topic)",),
 }
-"""Every resource type in the templates that costs money, and the line that prices it."""
+"""Every resource type in the templates that costs money, and the start of each estimate
+line that prices it."""
 
 NO_CHARGE = frozenset(
     {
+        "AWS::ApiGatewayV2::Integration",
+        "AWS::ApiGatewayV2::Route",
+        "AWS::ApiGatewayV2::Stage",
         "AWS::CloudFront::OriginAccessControl",
         "AWS::CloudFront::VpcOrigin",
         "AWS::EC2::InternetGateway",

@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from conveyor.local.edges import HttpApiEdge, Request
+from conveyor.local.edges import AlbEdge, Edge, HttpApiEdge, Request
 from conveyor.local.gateway import Gateway
 from conveyor.local.workers import Invocation
 from conveyor.topology import GREEDY_PATH_PARAMETER, HttpRoute
@@ -163,3 +164,30 @@ def test_headers_over_the_http_apis_quota_are_refused_before_any_function(
     else:
         assert head.startswith(f"HTTP/1.1 {status} ".encode()), head[:40]
         assert seen == [], "a refused request never reaches the function"
+
+
+@pytest.mark.parametrize("edge", [HttpApiEdge(), AlbEdge()], ids=["http-api", "alb"])
+def test_a_path_no_route_matches_goes_where_the_edge_sends_it(edge: Edge) -> None:
+    routed: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
+
+    def answering(seen: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Invocation]:
+        def invoke(sent: dict[str, Any]) -> Invocation:
+            seen.append(sent)
+            return Invocation(result={"statusCode": 404, "body": '{"error":"not_found"}'})
+
+        return invoke
+
+    gateway = Gateway(None, {}, edge=edge)
+    gateway.open({"/orders": answering(routed)}, {}, answering(unmatched))
+    answer = gateway.dispatch("GET", "/elsewhere/x?y=1", {"Host": "a"}, b"", "198.51.100.7")
+    assert answer.status == 404
+    assert json.loads(answer.body)["error"] == "not_found"
+    assert routed == []
+    if edge.sends_unmatched:
+        [sent] = unmatched
+        assert (sent["routeKey"], sent["rawPath"]) == ("$default", "/elsewhere/x")
+        assert "pathParameters" not in sent
+    else:
+        assert unmatched == [], "the load balancer answers with its fixed response"
+        assert json.loads(answer.body) == {"error": "not_found", "reason": "no such route"}

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ops.cost import HOURS_PER_MONTH, Measured, Prices, Volume, estimate
+from conveyor.ops.cost import (
+    HOURS_PER_MONTH,
+    Deployment,
+    FreeTier,
+    Measured,
+    Prices,
+    Volume,
+    alarm_count,
+    estimate,
+)
+from conveyor.topology import TOPOLOGY, Profile
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -53,19 +63,102 @@ def test_at_the_default_volume_the_private_network_dominates() -> None:
 
 def test_the_idle_floor_is_what_the_readme_states() -> None:
     idle = estimate(Volume(orders=0, images=0))
-    assert idle.total == pytest.approx(82.01, abs=0.005)
-    assert "**The idle floor is $82.01 a" in README.read_text()
+    assert idle.total == pytest.approx(82.11, abs=0.005)
+    assert "**The idle floor is $82.11 a" in README.read_text()
+
+
+LEAN = Deployment(profile=Profile.LEAN)
+SOURCE_VOLUME = Volume(orders=100_000, images=10_000)
+"""The volume the image pipeline this system was designed from is priced at."""
+
+
+def test_lean_at_the_source_designs_volume_costs_at_most_five_dollars() -> None:
+    lean = estimate(SOURCE_VOLUME, deployment=LEAN, free_tier=True)
+    assert lean.total <= 5.00
+
+
+def test_the_readme_states_what_each_profile_costs() -> None:
+    for profile in Profile:
+        deployed = Deployment(profile=profile)
+        figures = [
+            estimate(Volume(orders=0, images=0), deployment=deployed, free_tier=True).total,
+            estimate(SOURCE_VOLUME, deployment=deployed, free_tier=True).total,
+            estimate(deployment=deployed).total,
+        ]
+        row = f"| {profile} | " + " | ".join(f"{usd:.2f}" for usd in figures) + " |"
+        assert row in README.read_text()
+
+
+def test_lean_has_no_network_and_no_load_balancer_but_an_http_api_priced_per_request() -> None:
+    lean = estimate(SOURCE_VOLUME, deployment=LEAN)
+    assert not [line for line in lean.lines if line.startswith(("VPC", "ALB"))]
+    requests = SOURCE_VOLUME.orders + SOURCE_VOLUME.images
+    assert lean.lines["API Gateway HTTP API requests"] == pytest.approx(requests / 1e6 * 1.00)
+    assert "CloudFront (API requests)" in lean.lines
+    direct = estimate(SOURCE_VOLUME, deployment=Deployment(profile=Profile.LEAN, api_cdn=False))
+    assert "CloudFront (API requests)" not in direct.lines
+    private = estimate(SOURCE_VOLUME)
+    assert private.total - lean.total > 70, "the endpoints and the load balancer"
+
+
+def test_idle_lean_costs_its_key_its_secret_its_alarms_past_the_free_ten_and_idle_polling() -> None:
+    idle = estimate(Volume(orders=0, images=0), deployment=LEAN, free_tier=True)
+    charged = {line: usd for line, usd in idle.lines.items() if usd > 0.005}
+    polls = 3 * 5 * 3 * 60 * HOURS_PER_MONTH  # 3 mappings, 5 pollers, 3 long polls a minute
+    assert charged == pytest.approx(
+        {
+            "KMS key (alarm topic)": 1.00,
+            "Secrets Manager": 0.40,
+            f"CloudWatch alarms ({alarm_count(TOPOLOGY)}, on 20 metrics)": (20 - 10) * 0.10,
+            "SQS requests (batches and idle polling)": (polls - 1_000_000) / 1e6 * 0.40,
+        }
+    )
+    assert idle.total == pytest.approx(2.79, abs=0.005)
+
+
+def test_the_free_tier_is_applied_only_when_asked_and_always_said() -> None:
+    listed = estimate(SOURCE_VOLUME, deployment=LEAN)
+    free = estimate(SOURCE_VOLUME, deployment=LEAN, free_tier=True)
+    assert any("no free tier" in a for a in listed.assumptions)
+    assert any("free tiers every account keeps" in a for a in free.assumptions)
+    assert any("HTTP API at $1.00 per million" in a for a in free.assumptions)
+    # Lambda's 1 M requests and 400,000 GB-s cover this volume; the HTTP API's free
+    # million is a new account's for a year only, so it is not subtracted.
+    assert listed.lines["Lambda requests"] > 0
+    assert free.lines["Lambda requests"] == free.lines["Lambda compute (GB-s)"] == 0
+    api = "API Gateway HTTP API requests"
+    assert free.lines[api] == listed.lines[api] > 0
+    # Ten alarm metrics are free, so 20 alarms cost what 10 do without the tier.
+    alarms = next(line for line in free.lines if line.startswith("CloudWatch alarms"))
+    assert listed.lines[alarms] - free.lines[alarms] == pytest.approx(
+        FreeTier().alarm_metrics * 0.10
+    )
+    assert free.total < listed.total
+
+
+def test_one_free_allowance_is_shared_by_the_lines_that_use_it() -> None:
+    # CloudFront's 10 M free requests cover the API's and the downloads' together.
+    heavy = Volume(orders=6_000_000, images=100_000, downloads_per_image=50)
+    free = estimate(heavy, deployment=LEAN, free_tier=True)
+    listed = estimate(heavy, deployment=LEAN)
+    api, downloads = "CloudFront (API requests)", "CloudFront (variant downloads)"
+    assert free.lines[api] == 0, "the first 10 M requests"
+    saved = listed.lines[api] + listed.lines[downloads] - free.lines[api] - free.lines[downloads]
+    requests_saved = 10_000_000 / 10_000 * Prices().cloudfront_10k_requests
+    gb = heavy.images * heavy.downloads_per_image * heavy.variants_kb / 3 / 1024 / 1024
+    gb += (heavy.orders + heavy.images) / 1024 / 1024
+    assert saved == pytest.approx(requests_saved + min(gb, 1024) * Prices().cloudfront_gb)
 
 
 def test_snap_start_adds_its_cache_for_every_function_and_a_restore_per_new_environment() -> None:
     plain = estimate()
-    snapped = estimate(snap_start=True)
+    snapped = estimate(deployment=Deployment(snap_start=True))
     added = {line: usd for line, usd in snapped.lines.items() if line not in plain.lines}
     assert set(added) == {"SnapStart snapshot cache", "SnapStart restores"}
     assert {k: v for k, v in snapped.lines.items() if k in plain.lines} == plain.lines
     # 4 functions of 256 MB and one of 1024 MB, cached all month.
     cache_gb = (4 * 256 + 1024) / 1024
     assert added["SnapStart snapshot cache"] == pytest.approx(cache_gb * 730 * 3600 * 0.0000015046)
-    more_cold = estimate(Volume(cold_start_share=0.05), snap_start=True)
+    more_cold = estimate(Volume(cold_start_share=0.05), deployment=Deployment(snap_start=True))
     assert more_cold.lines["SnapStart restores"] == pytest.approx(10 * added["SnapStart restores"])
     assert more_cold.lines["SnapStart snapshot cache"] == added["SnapStart snapshot cache"]

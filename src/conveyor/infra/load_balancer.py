@@ -1,11 +1,8 @@
-"""The API's front door: CloudFront over HTTPS, in front of an internal load balancer.
+"""The private profile's API edge: CloudFront over HTTPS, in front of an internal load
+balancer.
 
-HTTPS by default, without a domain: the distribution's own ``*.cloudfront.net``
-certificate (or, with ``-c domain_name=... -c certificate_arn=...``, the caller's domain
-and an ACM certificate in us-east-1). Plain HTTP is refused at the edge, never forwarded.
 The load balancer is internal, in the isolated subnets, and CloudFront reaches it through
-a VPC origin: nothing on the internet can call it directly. CloudFront caches nothing and
-forwards every method, header and body unchanged, so signatures verify as sent, and adds
+a VPC origin: nothing on the internet can call it directly. CloudFront adds
 ``CloudFront-Viewer-Address``, the caller's address, which the functions log.
 
 Behind it, a rule per route sends its path to its function; the function answers 405
@@ -15,10 +12,10 @@ go to the logs bucket.
 
 from __future__ import annotations
 
-from aws_cdk import Aws
-from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_elasticloadbalancingv2_targets as targets
@@ -27,14 +24,18 @@ from constructs import Construct
 
 from conveyor.infra.compute import Compute
 from conveyor.infra.data import Data
+from conveyor.infra.edge import (
+    NOT_FOUND_BODY,
+    EdgeSignals,
+    api_distribution,
+    distribution_url,
+)
 from conveyor.infra.network import VPC_CIDR, NetworkStack
 from conveyor.infra.settings import Settings
 from conveyor.topology import Topology
 
-NOT_FOUND_BODY = '{"error":"not_found","reason":"no such route"}'
 
-
-class Frontend(Construct):
+class LoadBalancerEdge(Construct):
     def __init__(
         self,
         scope: Construct,
@@ -90,39 +91,36 @@ class Frontend(Construct):
             group.set_attribute("lambda.multi_value_headers.enabled", "true")
             _invoked_only_from_this_account(compute.targets[function.name])
         self.listener = listener
-        self.distribution = self._distribution(settings, data)
-
-    def _distribution(self, settings: Settings, data: Data) -> cloudfront.Distribution:
-        custom_domain = {}
-        if settings.domain_name:
-            custom_domain = {
-                "domain_names": [settings.domain_name],
-                "certificate": acm.Certificate.from_certificate_arn(
-                    self, "Certificate", str(settings.certificate_arn)
-                ),
-                "minimum_protocol_version": cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
-            }
-        return cloudfront.Distribution(
+        self.distribution: cloudfront.Distribution = api_distribution(
             self,
-            "Distribution",
-            comment="conveyor API",
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=origins.VpcOrigin.with_application_load_balancer(
-                    self.alb,
-                    http_port=80,
-                    protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
-                ),
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
-                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
-                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_AND_CLOUDFRONT_2022,
+            settings,
+            data,
+            origins.VpcOrigin.with_application_load_balancer(
+                self.alb,
+                http_port=80,
+                protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
             ),
-            enable_logging=True,
-            log_bucket=data.logs,
-            log_file_prefix="cloudfront-api/",
-            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
-            **custom_domain,
+            cloudfront.OriginRequestPolicy.ALL_VIEWER_AND_CLOUDFRONT_2022,
         )
+        self.url = distribution_url(settings, self.distribution)
+
+    def signals(self, period: Duration) -> EdgeSignals:
+        alb = self.alb.metrics
+        five_xx = cloudwatch.MathExpression(
+            expression="elb + targets",
+            using_metrics={
+                "elb": alb.http_code_elb(
+                    code=elbv2.HttpCodeElb.ELB_5XX_COUNT, period=period, statistic="Sum"
+                ),
+                "targets": alb.http_code_target(
+                    code=elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=period, statistic="Sum"
+                ),
+            },
+            period=period,
+            label="ALB 5XX",
+        )
+        requests = alb.request_count(period=period)
+        return EdgeSignals("alb:frontend:5xx", "load balancer", requests, five_xx)
 
 
 def _invoked_only_from_this_account(function: lambda_.IFunction) -> None:
