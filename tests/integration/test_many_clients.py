@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -70,9 +71,9 @@ def add_client(stack: Started, name: str) -> ConveyorClient:
     secretsmanager = stack.clients("secretsmanager")
     secret_id = stack.info.resources.secrets[CLIENT_SECRETS]
     changed = time.monotonic()
-    document = client_document.read(secretsmanager, secret_id)
-    secret = client_document.add(document, name)
-    client_document.write(secretsmanager, secret_id, document)
+    secret = client_document.edit(
+        secretsmanager, secret_id, lambda document: client_document.add(document, name)
+    )
     added = ConveyorClient(stack.info.gateway_url, name, secret)
     once_every_cache_has_expired(changed)
     assert every_worker_says(added, True)
@@ -296,3 +297,44 @@ def test_clients_are_added_rotated_retired_and_removed_while_the_stack_runs(
     logs = "".join(p.read_text(errors="replace") for p in stack.logs_dir.glob("*.log"))
     assert first not in logs
     assert second not in logs
+
+
+def test_two_operators_editing_at_once_both_land(stack: Started) -> None:
+    secret_id = stack.info.resources.secrets[CLIENT_SECRETS]
+    both_have_read = threading.Barrier(2, timeout=30)
+    names = [f"op-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    reads: Counter[str] = Counter()
+
+    def operator(name: str) -> str:
+        # A client of its own per operator, as two people on two machines would have.
+        secretsmanager = EmulatorClients(stack.info.emulator_url)("secretsmanager")
+
+        def add_after_the_other_has_read(document: client_document.Document) -> str:
+            reads[name] += 1
+            if reads[name] == 1:
+                both_have_read.wait()  # both edits start from the same version
+            return client_document.add(document, name)
+
+        return client_document.edit(secretsmanager, secret_id, add_after_the_other_has_read)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        made = dict(zip(names, pool.map(operator, names), strict=True))
+    stored = client_document.read(stack.clients("secretsmanager"), secret_id)
+    assert {name: stored[name] for name in names} == {n: [s] for n, s in made.items()}
+    assert sorted(reads.values()) == [1, 2], "exactly one collided, and was made again"
+
+
+def test_many_cli_edits_at_once_each_land_or_say_to_retry(stack: Started) -> None:
+    names = [f"many-{uuid.uuid4().hex[:6]}" for _ in range(6)]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        results = dict(zip(names, pool.map(lambda n: cli(stack, "add", n), names), strict=True))
+    stored = client_document.read(
+        stack.clients("secretsmanager"), stack.info.resources.secrets[CLIENT_SECRETS]
+    )
+    for name, result in results.items():
+        if result.returncode == 0:
+            assert stored[name] == [printed_secret(result)], name
+        else:
+            assert "run it again" in result.stdout, result.stdout
+            assert name not in stored
+    assert any(r.returncode == 0 for r in results.values())

@@ -17,12 +17,20 @@ pytestmark = pytest.mark.integration
 def test_under_every_kind_of_fault_nothing_accepted_is_lost_or_done_twice(
     tmp_path: Path, profile: Profile
 ) -> None:
-    plan = FaultPlan(raise_rate=0.05, crash_rate=0.15, aws_error_rate=0.02, duplicate_rate=0.05)
+    plan = FaultPlan(
+        raise_rate=0.05,
+        crash_rate=0.15,
+        aws_error_rate=0.02,
+        duplicate_rate=0.05,
+        throttle_rate=0.05,
+    )
     report = run_soak(tmp_path, orders=300, images=6, plan=plan, timeout_s=240, profile=profile)
     summary = dict(report.rows())
     assert report.settled, summary
-    for kind in ("raise", "crash", "aws_error", "duplicate"):
+    assert report.configured == ["raise", "crash", "aws_error", "duplicate", "throttled batch"]
+    for kind in report.configured:
         assert report.injected[kind] > 0, f"no {kind} was injected: {summary}"
+    assert report.never_injected == []
     assert report.orders_accepted == 270, "one request in ten is bad on purpose"
     assert report.unexpected_5xx == 0
     assert report.lost == []

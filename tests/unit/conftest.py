@@ -13,10 +13,12 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto.secretsmanager.models import SecretsManagerBackend
 
 from conveyor.aws import clients
 from conveyor.core.signing import sign
 from conveyor.local.edges import EDGES, Edge, HttpResponse, Request
+from conveyor.local.emulator import behave_as_aws
 from conveyor.local.mapping import sqs_event
 from conveyor.local.provision import Provisioner, Resources
 from conveyor.local.workers import Invocation, LambdaContext
@@ -29,7 +31,16 @@ CLIENT_SECRET = "unit-test-secret"
 
 
 @pytest.fixture
-def resources(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
+def aws_faithful(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto answering as AWS does where the local emulator is made to
+    (:func:`conveyor.local.emulator.behave_as_aws`), undone after the test."""
+    for name in ("update_secret_version_stage", "put_secret_value"):
+        monkeypatch.setattr(SecretsManagerBackend, name, getattr(SecretsManagerBackend, name))
+    behave_as_aws()
+
+
+@pytest.fixture
+def resources(monkeypatch: pytest.MonkeyPatch, aws_faithful: None) -> Iterator[Resources]:
     """Every topology resource in moto's in-process mock, and each grant's env var set."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -22,7 +22,7 @@ from conveyor.cli.render import console
 from conveyor.local.runtime import LOCAL_SECRETS_MAX_AGE_S
 from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients
 from conveyor.ops import clients as documents
-from conveyor.topology import APP_STACK, CLIENT_SECRETS
+from conveyor.topology import APP_STACKS, CLIENT_SECRETS
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -61,9 +61,7 @@ class Target:
 
     def edit(self, change: Callable[[documents.Document], Outcome]) -> Outcome:
         try:
-            document = documents.read(self.secretsmanager, self.secret_id)
-            outcome = change(document)
-            documents.write(self.secretsmanager, self.secret_id, document)
+            outcome = documents.edit(self.secretsmanager, self.secret_id, change)
         except documents.ClientsError as exc:
             fail(str(exc))
         except (BotoCoreError, ClientError) as exc:
@@ -84,7 +82,8 @@ def _aws_secret_id(session: boto3.session.Session, stack: str) -> str:
     [found] = described["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
     if SECRETS_OUTPUT not in outputs:
-        fail(f"stack {stack} has no {SECRETS_OUTPUT} output; is it {APP_STACK}?")
+        stacks = " or ".join(APP_STACKS.values())
+        fail(f"stack {stack} has no {SECRETS_OUTPUT} output; is it {stacks}?")
     return str(outputs[SECRETS_OUTPUT])
 
 
@@ -94,7 +93,10 @@ def target(
     directory: StateDir = DEFAULT_STATE_DIR,
     stack: Annotated[
         str | None,
-        typer.Option("--stack", help=f"A deployed app stack ({APP_STACK}): its secret."),
+        typer.Option(
+            "--stack",
+            help=f"A deployed app stack ({' or '.join(APP_STACKS.values())}): its secret.",
+        ),
     ] = None,
     secret_id: Annotated[
         str | None, typer.Option("--secret-id", help="The client-secrets secret's ARN or name.")

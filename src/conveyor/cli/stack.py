@@ -196,6 +196,9 @@ def soak(
     duplicate_rate: Annotated[
         float, typer.Option(help="Messages delivered twice.")
     ] = DEFAULT_PLAN.duplicate_rate,
+    throttle_rate: Annotated[
+        float, typer.Option(help="Batches the mapping finds the function throttled for.")
+    ] = DEFAULT_PLAN.throttle_rate,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipelines.")] = 600.0,
     profile: ProfileOption = DEFAULT_PROFILE,
 ) -> None:
@@ -208,6 +211,7 @@ def soak(
         crash_rate=crash_rate,
         aws_error_rate=aws_error_rate,
         duplicate_rate=duplicate_rate,
+        throttle_rate=throttle_rate,
     )
     with console.status("soaking") as spinner:
         report = run_soak(
@@ -224,7 +228,8 @@ def soak(
         console.print(
             f"[red]invariant broken[/]: lost {report.lost[:10]}, "
             f"done twice {report.duplicated[:10]}, "
-            f"images unaccounted {report.images_unaccounted[:10]}"
+            f"images unaccounted {report.images_unaccounted[:10]}, "
+            f"faults that never fired {report.never_injected}"
         )
         raise typer.Exit(1)
     console.print("[green]nothing lost, nothing done twice[/]")

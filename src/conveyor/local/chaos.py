@@ -29,6 +29,14 @@ from conveyor.topology import Function
 
 ENV = "CONVEYOR_CHAOS"
 
+RAISE = "raise"
+CRASH = "crash"
+AWS_ERROR = "aws_error"
+"""The function-side faults, logged as ``{"chaos": kind}`` in the function's log."""
+DUPLICATE = "duplicate"
+THROTTLED_BATCH = "throttled batch"
+"""The mapping-side faults, logged by the poller in the runtime's log."""
+
 
 @dataclass(frozen=True)
 class FaultPlan:
@@ -48,6 +56,18 @@ class FaultPlan:
 
     def applies_to(self, function: str) -> bool:
         return not self.functions or function in self.functions
+
+    def configured(self) -> list[str]:
+        """The kinds of fault this plan injects at all, by the names a soak counts them
+        under."""
+        rates = {
+            RAISE: self.raise_rate,
+            CRASH: self.crash_rate,
+            AWS_ERROR: self.aws_error_rate,
+            DUPLICATE: self.duplicate_rate,
+            THROTTLED_BATCH: self.throttle_rate,
+        }
+        return [kind for kind, rate in rates.items() if rate > 0]
 
 
 def wrap(function: Function, plan: FaultPlan) -> tuple[Function, dict[str, str]]:
@@ -85,7 +105,7 @@ def _throttle_some_aws_calls(rate: float) -> None:
 
     def flaky(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if _random.random() < rate:
-            _log("aws_error", operation=operation)
+            _log(AWS_ERROR, operation=operation)
             raise ClientError(
                 {"Error": {"Code": "ThrottlingException", "Message": "injected by conveyor chaos"}},
                 operation,
@@ -113,14 +133,14 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         half = records[: len(records) // 2]
         if half:
             real({**event, "Records": half}, context)
-        _log("crash", messages=len(records), handled_before_crash=len(half))
+        _log(CRASH, messages=len(records), handled_before_crash=len(half))
         sys.stdout.flush()
         os._exit(137)
     failing = [r for r in records if _random.random() < float(config["raise_rate"])]
     for record in failing:
         # Written like a real record failure, so `conveyor dlq` finds the reason.
         _log(
-            "raise",
+            RAISE,
             message="record failed",
             message_id=record["messageId"],
             error="RuntimeError: injected by conveyor chaos",

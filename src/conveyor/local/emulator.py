@@ -148,12 +148,62 @@ def speed_up_moto() -> None:
     WSGIRequestHandler.disable_nagle_algorithm = True
 
 
+def behave_as_aws() -> None:
+    """Where moto answers otherwise than AWS in what this system relies on, made to
+    answer as AWS does:
+
+    * moving ``AWSCURRENT`` with ``UpdateSecretVersionStage`` leaves moto's default
+      version where it was, so a ``GetSecretValue`` that names no stage (every function's)
+      still read the old value; in AWS it reads the version ``AWSCURRENT`` is on;
+    * a secret's versions change in place under concurrent requests: two edits could
+      both see ``AWSCURRENT`` on the version they read and both move it (a lost update
+      that AWS never allows). Each change to a secret's versions is made whole, one at a
+      time.
+    """
+    import functools
+    import threading
+    from typing import Any
+
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    one_at_a_time = threading.Lock()
+    original_move = SecretsManagerBackend.update_secret_version_stage
+    original_put = SecretsManagerBackend.put_secret_value
+
+    @functools.wraps(original_move)
+    def move(
+        self: SecretsManagerBackend,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> tuple[str, str]:
+        with one_at_a_time:
+            moved = original_move(
+                self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+            )
+            secret = self.secrets[secret_id]
+            if version_stage == "AWSCURRENT" and move_to_version_id:
+                assert isinstance(secret, FakeSecret)  # a replica is never updated itself
+                secret.set_default_version_id(move_to_version_id)
+            return moved
+
+    @functools.wraps(original_put)
+    def put(self: SecretsManagerBackend, *args: Any, **kwargs: Any) -> str:
+        with one_at_a_time:
+            return original_put(self, *args, **kwargs)
+
+    SecretsManagerBackend.update_secret_version_stage = move  # type: ignore[method-assign]
+    SecretsManagerBackend.put_secret_value = put  # type: ignore[method-assign]
+
+
 def _serve() -> None:
     # Every request is otherwise logged; the runtime keeps its own logs.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.server import ThreadedMotoServer
 
     speed_up_moto()
+    behave_as_aws()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -31,7 +31,7 @@ from urllib.parse import unquote_plus
 from conveyor.aws import images_table, orders_table
 from conveyor.client import ConveyorClient, UploadError
 from conveyor.core.orders import ARCHIVE_PREFIX
-from conveyor.local.chaos import FaultPlan
+from conveyor.local.chaos import DUPLICATE, THROTTLED_BATCH, FaultPlan
 from conveyor.local.provision import Resources
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.state import EmulatorClients
@@ -100,6 +100,14 @@ class SoakReport:
     dead_without_reason: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     settled: bool = False
+    configured: list[str] = field(default_factory=list)
+    """The kinds of fault the plan asked for."""
+
+    @property
+    def never_injected(self) -> list[str]:
+        """Kinds of fault the plan asked for that never fired: a soak that did not inject
+        a fault proved nothing about it."""
+        return [kind for kind in self.configured if not self.injected[kind]]
 
     @property
     def ok(self) -> bool:
@@ -109,6 +117,7 @@ class SoakReport:
             and not self.duplicated
             and not self.unexpected_5xx
             and not self.images_unaccounted
+            and not self.never_injected
         )
 
     def rows(self) -> list[tuple[str, str]]:
@@ -120,7 +129,7 @@ class SoakReport:
             ("other 5xx", str(self.unexpected_5xx)),
             ("images uploaded", str(self.images_uploaded)),
         ]
-        rows += [(f"injected: {kind}", str(n)) for kind, n in sorted(self.injected.items())]
+        rows += [(f"injected: {kind}", str(self.injected[kind])) for kind in self.configured]
         rows += [("billed", str(self.billed)), ("archived", str(self.archived))]
         rows += [(f"in DLQ: {q}", str(n)) for q, n in sorted(self.in_dlq.items())]
         rows += [(f"images {s}", str(n)) for s, n in sorted(self.images.items())]
@@ -129,6 +138,7 @@ class SoakReport:
             ("done twice", str(len(self.duplicated))),
             ("images unaccounted for", str(len(self.images_unaccounted))),
             ("dead letters without a recorded reason", str(len(self.dead_without_reason))),
+            ("faults asked for that never fired", ", ".join(self.never_injected) or "none"),
             ("settled", "yes" if self.settled else "NO"),
             ("elapsed", f"{self.elapsed_s:.1f} s"),
         ]
@@ -235,7 +245,7 @@ def run_soak(
     progress: Callable[[str], None] = lambda _: None,
     profile: Profile = DEFAULT_PROFILE,
 ) -> SoakReport:
-    report = SoakReport()
+    report = SoakReport(configured=plan.configured())
     options = RuntimeOptions(state_dir=state_dir, port=0, endpoint_url=None, profile=profile)
     runtime = LocalRuntime(options, fast_topology(), faults=plan)
     began = time.monotonic()
@@ -379,9 +389,9 @@ def _count_injected(logs: Path, report: SoakReport) -> None:
             if "chaos" in entry:
                 report.injected[entry["chaos"]] += 1
     runtime = read_json_lines(logs / "runtime.log")
-    report.injected["duplicate"] = sum(
+    report.injected[DUPLICATE] = sum(
         1 for e in runtime if e.get("message") == "chaos: duplicate delivery"
     )
-    report.injected["throttled batch"] = sum(
+    report.injected[THROTTLED_BATCH] = sum(
         1 for e in runtime if e.get("message") == BATCH_THROTTLED
     )

@@ -5,6 +5,14 @@ secret is last. Rotation without downtime: ``rotate`` adds a secret beside the o
 the client switches, and ``retire`` drops all but the newest once the functions' cache
 time has passed. Secrets are generated here from 32 random bytes unless given, and are
 shown once by the caller, never logged.
+
+Two operators may edit at once, and Secrets Manager has no conditional put, so an edit is
+a compare-and-swap on the version the ``AWSCURRENT`` label points at: the new document is
+written as a version of its own under :data:`EDIT_STAGE`, then ``AWSCURRENT`` is moved to
+it *from the version that was read*. Secrets Manager refuses that move once the label has
+moved on, so an edit made on a stale read never lands; :func:`edit` then reads the
+document again and applies the change anew, and gives up with :class:`ConcurrentEditError`
+only after several such collisions in a row.
 """
 
 from __future__ import annotations
@@ -12,9 +20,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from botocore.exceptions import ClientError
+
+from conveyor.aws.clients import has_code
 from conveyor.core.signing import MIN_SECRET_LENGTH
 
 if TYPE_CHECKING:
@@ -24,10 +37,21 @@ SECRET_BYTES = 32
 _CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 Document = dict[str, list[str]]
+Outcome = TypeVar("Outcome")
+
+CURRENT_STAGE = "AWSCURRENT"
+EDIT_STAGE = "conveyor-edit"
+"""The label a written document carries until ``AWSCURRENT`` is moved to it (a label of
+its own: ``AWSPENDING`` belongs to rotation functions)."""
+EDIT_ATTEMPTS = 5
 
 
 class ClientsError(ValueError):
     """A change the document cannot take, with the reason."""
+
+
+class ConcurrentEditError(ClientsError):
+    """Other edits kept landing between this edit's read and its write."""
 
 
 @dataclass(frozen=True)
@@ -99,14 +123,61 @@ def _existing(document: Document, client_id: str) -> list[str]:
 
 
 def read(secretsmanager: SecretsManagerClient, secret_id: str) -> Document:
-    raw = secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"]
-    document = json.loads(raw)
+    return _read_version(secretsmanager, secret_id)[0]
+
+
+def _read_version(secretsmanager: SecretsManagerClient, secret_id: str) -> tuple[Document, str]:
+    """The current document, and the id of the version it was read from."""
+    current = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage=CURRENT_STAGE)
+    document = json.loads(current["SecretString"])
     if not isinstance(document, dict) or not all(
         isinstance(v, list) and all(isinstance(s, str) for s in v) for v in document.values()
     ):
         raise ClientsError(f"{secret_id} does not hold a {{client_id: [secret, ...]}} document")
-    return document
+    return document, current["VersionId"]
 
 
-def write(secretsmanager: SecretsManagerClient, secret_id: str, document: Document) -> None:
-    secretsmanager.put_secret_value(SecretId=secret_id, SecretString=json.dumps(document))
+def _swap(
+    secretsmanager: SecretsManagerClient, secret_id: str, document: Document, read_from: str
+) -> bool:
+    """Make ``document`` current if ``read_from`` still is; whether it did."""
+    written = str(uuid.uuid4())
+    secretsmanager.put_secret_value(
+        SecretId=secret_id,
+        SecretString=json.dumps(document),
+        ClientRequestToken=written,
+        VersionStages=[EDIT_STAGE],
+    )
+    try:
+        secretsmanager.update_secret_version_stage(
+            SecretId=secret_id,
+            VersionStage=CURRENT_STAGE,
+            RemoveFromVersionId=read_from,
+            MoveToVersionId=written,
+        )
+    except ClientError as exc:
+        # The label is no longer on the version that was read: another edit landed.
+        if has_code(exc, "InvalidParameterException"):
+            return False
+        raise
+    return True
+
+
+def edit(
+    secretsmanager: SecretsManagerClient,
+    secret_id: str,
+    change: Callable[[Document], Outcome],
+    attempts: int = EDIT_ATTEMPTS,
+) -> Outcome:
+    """Apply ``change`` to the document and make the result current, unless another edit
+    landed since it was read: then read again and apply ``change`` to that. What
+    ``change`` returns for the edit that landed."""
+    for _ in range(attempts):
+        document, version = _read_version(secretsmanager, secret_id)
+        outcome = change(document)
+        if _swap(secretsmanager, secret_id, document, version):
+            return outcome
+    raise ConcurrentEditError(
+        f"{secret_id} was changed by someone else {attempts} times while this edit was "
+        "being made, and this edit was not applied; run it again"
+    )

@@ -88,3 +88,74 @@ def test_clients_against_a_deployed_stack_finds_the_secret_by_its_output(
     missing = runner.invoke(app, ["clients", "--stack", "NoSuchStack", "list"])
     assert missing.exit_code == 1
     assert "cannot read stack NoSuchStack" in missing.output
+
+
+def secret_document(resources: Resources) -> clients.Document:
+    """The document as every function reads it: GetSecretValue naming no version."""
+    secretsmanager = boto3.client("secretsmanager")
+    raw = secretsmanager.get_secret_value(SecretId=resources.secrets[CLIENT_SECRETS])
+    return dict(json.loads(raw["SecretString"]))
+
+
+def test_an_edit_is_what_every_reader_of_the_secret_sees_next(resources: Resources) -> None:
+    secretsmanager = boto3.client("secretsmanager")
+    made = clients.edit(
+        secretsmanager, resources.secrets[CLIENT_SECRETS], lambda d: clients.add(d, "shop")
+    )
+    assert secret_document(resources)["shop"] == [made]
+
+
+def test_an_edit_that_collides_with_another_is_made_again_on_top_of_it(
+    resources: Resources,
+) -> None:
+    secretsmanager = boto3.client("secretsmanager")
+    secret_id = resources.secrets[CLIENT_SECRETS]
+    calls: list[clients.Document] = []
+
+    def add_shop_while_another_operator_adds_a_warehouse(document: clients.Document) -> str:
+        calls.append(dict(document))
+        if len(calls) == 1:
+            # The other operator's whole edit lands between this one's read and write.
+            clients.edit(secretsmanager, secret_id, lambda d: clients.add(d, "warehouse"))
+        return clients.add(document, "shop")
+
+    made = clients.edit(secretsmanager, secret_id, add_shop_while_another_operator_adds_a_warehouse)
+    assert len(calls) == 2, "read again after the collision"
+    assert "warehouse" not in calls[0]
+    assert "warehouse" in calls[1]
+    stored = secret_document(resources)
+    assert stored["shop"] == [made]
+    assert len(stored["warehouse"]) == 1, "neither edit is lost"
+
+
+def test_an_edit_that_keeps_colliding_is_refused_with_a_reason_and_changes_nothing(
+    resources: Resources,
+) -> None:
+    secretsmanager = boto3.client("secretsmanager")
+    secret_id = resources.secrets[CLIENT_SECRETS]
+    others = iter(f"other-{n}" for n in range(10))
+
+    def always_overtaken(document: clients.Document) -> str:
+        clients.edit(secretsmanager, secret_id, lambda d: clients.add(d, next(others)))
+        return clients.add(document, "shop")
+
+    with pytest.raises(clients.ConcurrentEditError, match="was not applied; run it again"):
+        clients.edit(secretsmanager, secret_id, always_overtaken, attempts=3)
+    stored = secret_document(resources)
+    assert "shop" not in stored
+    assert {"other-0", "other-1", "other-2"} <= set(stored), "the others' edits all landed"
+
+
+def test_the_cli_says_to_retry_when_its_edit_could_not_land(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def overtaken(*_: object, **__: object) -> bool:
+        return False
+
+    monkeypatch.setattr(clients, "_swap", overtaken)
+    result = CliRunner().invoke(
+        app, ["clients", "--secret-id", resources.secrets[CLIENT_SECRETS], "add", "shop"]
+    )
+    assert result.exit_code == 1
+    assert "was changed by someone else" in result.output
+    assert "keep it safe" not in result.output, "no secret is shown for an edit that failed"
