@@ -30,6 +30,14 @@ StateDir = Annotated[
     ),
 ]
 Port = Annotated[int, typer.Option(help="Port of the local gateway (0 picks a free one).")]
+Fresh = Annotated[
+    bool,
+    typer.Option(
+        "--fresh",
+        help="Throw away the state the local stack kept (orders, images, queues, clients) "
+        "and start empty. Without it, the stack starts from what it held when it stopped.",
+    ),
+]
 ProfileOption = Annotated[
     Profile,
     typer.Option(

@@ -54,6 +54,7 @@ def started_panel(started: Started, seconds: float) -> Panel:
         f"[bold]client id[/]    {started.credentials.client_id}\n"
         f"[bold]secret in[/]    {started.credentials_path}\n"
         f"[bold]emulator[/]     {info.emulator_url}\n"
+        f"[bold]state[/]        {escape(started.restored)}\n"
         f"[bold]functions[/]    {functions_python(started)}\n"
         f"[bold]logs[/]         {started.logs_dir}/",
         title=f"conveyor is up in {seconds:.1f}s",

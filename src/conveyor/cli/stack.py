@@ -3,6 +3,7 @@ at it: ``status``, ``logs``."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 
 from conveyor.cli import render
 from conveyor.cli.app import (
+    Fresh,
     Port,
     ProfileOption,
     StateDir,
@@ -63,9 +65,12 @@ def up(
     directory: StateDir = DEFAULT_STATE_DIR,
     port: Port = 8080,
     profile: ProfileOption = DEFAULT_PROFILE,
+    fresh: Fresh = False,
 ) -> None:
-    """Start the emulator, provision everything, run the functions; Ctrl-C stops it all."""
-    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port, profile=profile))
+    """Start the emulator (from the state it kept), provision everything, run the
+    functions; Ctrl-C stops it all and keeps the state."""
+    options = RuntimeOptions(state_dir=directory, port=port, profile=profile, fresh=fresh)
+    runtime = LocalRuntime(options)
     _start(runtime)
     try:
         console.print("running; press Ctrl-C to stop")
@@ -102,6 +107,7 @@ def demo(
     directory: StateDir = DEFAULT_STATE_DIR,
     port: Port = 8080,
     profile: ProfileOption = DEFAULT_PROFILE,
+    fresh: Fresh = False,
     orders: Annotated[int, typer.Option(min=1, help="How many requests to send.")] = 240,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Parallel clients.")] = 8,
     exit_after: Annotated[
@@ -110,7 +116,8 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 120.0,
 ) -> None:
     """Start the stack, send signed orders (some bad on purpose), wait, and summarise."""
-    runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=port, profile=profile))
+    options = RuntimeOptions(state_dir=directory, port=port, profile=profile, fresh=fresh)
+    runtime = LocalRuntime(options)
     started = _start(runtime)
     ok = False
     try:
@@ -128,7 +135,9 @@ def demo(
 
 
 def _orders_demo(started: Started, orders: int, concurrency: int, timeout: float) -> bool:
-    batch = submissions(orders)
+    # Orders of their own each run: the stack keeps earlier runs' orders, and the same
+    # ids again would be answered as replays, never billed a second time.
+    batch = submissions(orders, seed=secrets.randbelow(2**32))
     bars = render.progress()
     with bars:
         sending = bars.add_task("sending orders", total=len(batch))

@@ -1,8 +1,9 @@
 """The AWS emulator: moto's server in a child process on 127.0.0.1.
 
 A child process keeps the emulator's request handling off the runtime's GIL and lets
-the runtime survive restarting it. Setting ``AWS_ENDPOINT_URL`` points the runtime at an
-emulator that is already running instead.
+the runtime survive restarting it. Given a state directory, it keeps its state there
+(:mod:`conveyor.local.persistence`) and starts from what it held. Setting
+``AWS_ENDPOINT_URL`` points the runtime at an emulator that is already running instead.
 """
 
 from __future__ import annotations
@@ -11,9 +12,20 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from conveyor.local.persistence import (
+    SNAPSHOT_EVERY_S,
+    JournaledApp,
+    StateError,
+    StateLock,
+    Store,
+    Wsgi,
+    replayer,
+)
 
 EMULATOR_REGION = "us-east-1"
 EMULATOR_ACCOUNT = "123456789012"
@@ -32,17 +44,24 @@ class EmulatorError(RuntimeError):
 class Emulator:
     """A moto server child process; ``url`` is its endpoint once started."""
 
-    def __init__(self, log_path: Path, start_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, log_path: Path, state_dir: Path | None = None, start_timeout_s: float = 30.0
+    ) -> None:
+        """``state_dir``: where it keeps its state across restarts (none: in memory)."""
         self._log_path = log_path
+        self._state_dir = state_dir
         self._timeout = start_timeout_s
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.restored = ""
+        """What it found in its state directory, in words."""
 
     def start(self) -> str:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self._log_path.open("a")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.local.emulator"],
+        state = [] if self._state_dir is None else [str(self._state_dir)]
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, our own path
+            [sys.executable, "-m", "conveyor.local.emulator", *state],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -53,6 +72,12 @@ class Emulator:
         assert self._process.stdout is not None
         deadline = time.monotonic() + self._timeout
         line = self._process.stdout.readline().strip()
+        if line.startswith(UNLOADABLE):
+            self.stop()
+            raise EmulatorError(line.removeprefix(UNLOADABLE))
+        if line.startswith(RESTORED):
+            self.restored = line.removeprefix(RESTORED)
+            line = self._process.stdout.readline().strip()
         if not line.startswith("port="):
             self.stop()
             raise EmulatorError(f"the emulator did not start; see {self._log_path}")
@@ -68,17 +93,21 @@ class Emulator:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop it: given the time, it takes a last snapshot of its state first."""
         if self._process is None:
             return
         if self._process.stdin:
-            self._process.stdin.close()
-        self._process.terminate()
+            self._process.stdin.close()  # EOF: the emulator saves its state and ends
         try:
-            self._process.wait(timeout=5)
+            self._process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
         if self._process.stdout:
             self._process.stdout.close()
         self._process = None
@@ -197,23 +226,69 @@ def behave_as_aws() -> None:
     SecretsManagerBackend.put_secret_value = put  # type: ignore[method-assign]
 
 
-def _serve() -> None:
+RESTORED = "restored="
+UNLOADABLE = "unloadable="
+"""The first line the emulator prints, before its port, when it keeps state."""
+
+
+def _persistent(app: Wsgi, state_dir: Path) -> tuple[Wsgi, Store]:
+    """``app`` with its state loaded from ``state_dir`` and journaled there from now on;
+    exits the process, saying why, if the state cannot be loaded."""
+    from moto.sqs.models import Queue
+
+    store = Store(state_dir, StateLock())
+    long_poll = Queue.wait_for_messages
+
+    def wait_unshared(self: Queue, timeout: int) -> None:
+        with store.lock.released():
+            long_poll(self, timeout)
+
+    Queue.wait_for_messages = wait_unshared  # type: ignore[method-assign]
+    try:
+        restored = store.load(replayer(app))
+    except StateError as exc:
+        print(f"{UNLOADABLE}{exc}", flush=True)
+        sys.exit(3)
+    print(f"{RESTORED}{restored.describe()}", flush=True)
+    return JournaledApp(app, store), store
+
+
+def _snapshots(store: Store, stop: threading.Event) -> None:
+    while not stop.wait(SNAPSHOT_EVERY_S):
+        if store.appended:
+            store.snapshot()
+
+
+def _serve(state_dir: Path | None) -> None:
     # Every request is otherwise logged; the runtime keeps its own logs.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     speed_up_moto()
     behave_as_aws()
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    print(f"port={port}", flush=True)
+    app: Wsgi = DomainDispatcherApplication(create_backend_app)
+    store = None
+    stop = threading.Event()
+    if state_dir is not None:
+        app, store = _persistent(app, state_dir)
+        threading.Thread(target=_snapshots, args=(store, stop), daemon=True).start()
+    server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"port={server.server_address[1]}", flush=True)
     # stdin is a pipe from the runtime: EOF means the runtime is gone, however it ended.
     sys.stdin.read()
-    server.stop()
+    server.shutdown()
+    stop.set()
+    if store is not None:
+        store.snapshot()
+        store.close()
 
 
 if __name__ == "__main__":
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
-    _serve()
+    _serve(Path(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,12 @@ from conveyor.local.chaos import FaultPlan
 from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
 from conveyor.local.edges import EDGES, HttpResponse
-from conveyor.local.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, Emulator
+from conveyor.local.emulator import (
+    EMULATOR_CREDENTIALS,
+    EMULATOR_REGION,
+    Emulator,
+    EmulatorError,
+)
 from conveyor.local.gateway import Gateway
 from conveyor.local.iam import RECORD_ENV, Guard, Locator, role_policy
 from conveyor.local.interpreter import Interpreter
@@ -70,6 +76,8 @@ class Started:
     state_dir: Path
     interpreter: Interpreter
     """What the functions run on: Lambda's Python, or the host's if this machine lacks it."""
+    restored: str = ""
+    """What the emulator started from, in words."""
 
     @property
     def logs_dir(self) -> Path:
@@ -103,6 +111,14 @@ class RuntimeOptions:
     media_port: int | None = None
     """Where processed images are served, an origin of their own as CloudFront is in the
     cloud; by default the port after ``port`` (a free one when ``port`` is 0)."""
+    persist: bool = True
+    """Keep the emulator's state in ``state_dir`` and start from what it held."""
+    fresh: bool = False
+    """Throw the kept state away first and start empty."""
+
+    @property
+    def emulator_state_dir(self) -> Path | None:
+        return self.state_dir / EMULATOR_STATE if self.persist else None
 
     @property
     def media_listen_port(self) -> int:
@@ -110,6 +126,9 @@ class RuntimeOptions:
             return self.media_port
         return self.port + 1 if self.port else 0
 
+
+EMULATOR_STATE = "emulator"
+"""Where in the state directory the emulator keeps its snapshot and journal."""
 
 LOCAL_SECRETS_MAX_AGE_S = 5
 """Locally, a client added or rotated with ``conveyor clients`` can call within seconds."""
@@ -230,9 +249,7 @@ class LocalRuntime:
         if endpoint:
             progress(f"using the emulator at {endpoint}")
         else:
-            progress("starting the AWS emulator")
-            self.emulator = Emulator(self.logs_dir / "emulator.log")
-            endpoint = self.emulator.start()
+            endpoint = self._start_emulator(progress)
         clients = EmulatorClients(endpoint)
 
         progress("provisioning topics, queues, table, bucket and secrets")
@@ -295,6 +312,7 @@ class LocalRuntime:
             clients=clients,
             state_dir=self.options.state_dir,
             interpreter=python,
+            restored=self._state_said(),
         )
         info.save(self.options.state_dir)
         self.media.open({}, {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])})
@@ -302,6 +320,31 @@ class LocalRuntime:
         self.started = started
         self.phase, self.phase_detail = "running", ""
         return started
+
+    def _state_said(self) -> str:
+        kept = self.options.emulator_state_dir
+        if self.emulator is None:
+            return f"the emulator's own, at {self.options.endpoint_url}"
+        if kept is None:
+            return "in memory only: lost when the stack stops"
+        return f"{self.emulator.restored}; kept in {kept}/ (--fresh starts empty)"
+
+    def _start_emulator(self, progress: Progress) -> str:
+        """Start the embedded emulator from the state it kept (or empty); its endpoint."""
+        kept = self.options.emulator_state_dir
+        if kept is not None and self.options.fresh and kept.exists():
+            shutil.rmtree(kept)
+        progress("starting the AWS emulator" + (f" from {kept}" if kept else ""))
+        self.emulator = Emulator(self.logs_dir / "emulator.log", kept)
+        try:
+            endpoint = self.emulator.start()
+        except EmulatorError as exc:
+            raise RuntimeError(
+                f"the state kept in {kept} cannot be loaded: {exc}. Start with "
+                "`conveyor up --fresh` to throw it away and start empty"
+            ) from exc
+        log.info("emulator state: %s", self.emulator.restored or "not kept")
+        return endpoint
 
     def _open_gateway(self, gateway: Gateway) -> None:
         """Route to the functions as the profile's edge does, the catch-all included."""

@@ -246,7 +246,10 @@ def run_soak(
     profile: Profile = DEFAULT_PROFILE,
 ) -> SoakReport:
     report = SoakReport(configured=plan.configured())
-    options = RuntimeOptions(state_dir=state_dir, port=0, endpoint_url=None, profile=profile)
+    # A soak's stack is thrown away after it: keeping its state would only slow it.
+    options = RuntimeOptions(
+        state_dir=state_dir, port=0, endpoint_url=None, profile=profile, persist=False
+    )
     runtime = LocalRuntime(options, fast_topology(), faults=plan)
     began = time.monotonic()
     started = runtime.start(progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,22 @@ class Status:
     @property
     def pending(self) -> int:
         return sum(q.visible + q.in_flight for q in self.queues)
+
+    def since(self, before: Status) -> Status:
+        """What happened between ``before`` and this status: counts and dead letters
+        added since (a stack that keeps its state holds earlier runs' too); the queues'
+        visible and in-flight messages as they are now."""
+        earlier = {q.name: q.dead_letters for q in before.queues}
+        return Status(
+            queues=tuple(
+                dataclasses.replace(q, dead_letters=q.dead_letters - earlier.get(q.name, 0))
+                for q in self.queues
+            ),
+            billed=self.billed - before.billed,
+            archived=self.archived - before.archived,
+            images_processed=self.images_processed - before.images_processed,
+            images_failed=self.images_failed - before.images_failed,
+        )
 
 
 def queue_depth(sqs: SQSClient, url: str) -> tuple[int, int]:
