@@ -19,6 +19,7 @@ runtime could survive.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -196,14 +197,17 @@ def _backlog(sqs: SQSClient, urls: list[str]) -> int:
     return sum(sum(queue_depth(sqs, url)) for url in urls)
 
 
-def _wait_for_backlog(sqs: SQSClient, urls: list[str], at_most: int, timeout_s: float) -> bool:
-    """Wait until the queues hold at most ``at_most`` messages, twice in a row (a message
-    can be between receive and delete); False if that did not happen in time."""
+def _wait_for_backlog(
+    sqs: SQSClient, urls: list[str], at_most: int, timeout_s: float, quiet: int = 2
+) -> bool:
+    """Wait until the queues hold at most ``at_most`` messages, ``quiet`` reads in a row
+    (to settle, two: a message can be between receive and delete); False if that did not
+    happen in time."""
     deadline = time.monotonic() + timeout_s
-    quiet = 0
+    seen = 0
     while time.monotonic() < deadline:
-        quiet = quiet + 1 if _backlog(sqs, urls) <= at_most else 0
-        if quiet >= 2:
+        seen = seen + 1 if _backlog(sqs, urls) <= at_most else 0
+        if seen >= quiet:
             return True
         time.sleep(SETTLE_POLL_S)
     return False
@@ -278,13 +282,16 @@ def _drive(
     batch = submissions(orders, seed=11)
     accepted: list[str] = []
     consumer_queues = [resources.queues[t.queue] for _, t in TOPOLOGY.sqs_triggered()]
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for start in range(0, len(batch), PACE_EVERY):
-            results = pool.map(
-                lambda s: _send_with_retries(client, s, report),
-                batch[start : start + PACE_EVERY],
-            )
-            for status, payload in results:
+    # At most ``concurrency`` requests out at once, and no batch barrier: a request that
+    # waits out another's in-progress record (up to the publisher's timeout) holds up
+    # only its own sender, not every request after it.
+    slots = threading.BoundedSemaphore(concurrency)
+    lock = threading.Lock()
+
+    def sent(item: Submission) -> None:
+        try:
+            status, payload = _send_with_retries(client, item, report)
+            with lock:
                 report.orders_sent += 1
                 if status == 202:
                     accepted.append(str(payload["order_id"]))
@@ -292,7 +299,18 @@ def _drive(
                     report.unexpected_5xx += 1
                 else:
                     report.orders_rejected += 1
-            _wait_for_backlog(aws("sqs"), consumer_queues, MAX_BACKLOG, timeout_s)
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = []
+        for index, item in enumerate(batch):
+            if index and index % PACE_EVERY == 0:
+                _wait_for_backlog(aws("sqs"), consumer_queues, MAX_BACKLOG, timeout_s, quiet=1)
+            slots.acquire()
+            futures.append(pool.submit(sent, item))
+        for future in futures:
+            future.result()
     report.orders_accepted = len(accepted)
     photos = sample_photos()
     uploads = [_upload_with_retries(client, photos[n % len(photos)], report) for n in range(images)]
