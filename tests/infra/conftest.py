@@ -14,6 +14,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "16,18,20")
 
 from aws_cdk import Stack
+from aws_cdk.assertions import Match
+from aws_cdk.assertions import Template as Assertions
 
 from conveyor.infra.app import make_app
 from conveyor.infra.data import NAME_TAG
@@ -133,3 +135,35 @@ def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# AWS's managed CloudFront policies, by their fixed ids.
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_AND_CLOUDFRONT_2022 = "33f36d7e-f396-46d9-90e0-52428a34d9dc"
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+
+
+def assert_api_distribution(template: Template, origin_request_policy: str, origin: Any) -> None:
+    """The API's distribution: HTTPS only, every method, nothing cached, and every
+    request forwarded as ``origin_request_policy`` says, to an origin like ``origin``."""
+    Assertions.from_stack(template.stack).has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": Match.object_like(
+                {
+                    "Comment": "conveyor API",
+                    "DefaultCacheBehavior": Match.object_like(
+                        {
+                            "ViewerProtocolPolicy": "https-only",
+                            # Every method, header and body goes through unchanged, so
+                            # the signature verifies as sent; no answer is ever cached.
+                            "AllowedMethods": Match.array_with(["GET", "POST", "DELETE"]),
+                            "CachePolicyId": CACHING_DISABLED,
+                            "OriginRequestPolicyId": origin_request_policy,
+                        }
+                    ),
+                    "Origins": [Match.object_like(origin)],
+                }
+            )
+        },
+    )

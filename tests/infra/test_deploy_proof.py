@@ -14,7 +14,12 @@ from aws_cdk.assertions import Template as Assertions
 
 from conveyor.infra.app import make_app
 from conveyor.topology import APP_STACK, TOPOLOGY
-from tests.infra.conftest import Synthesized, Template
+from tests.infra.conftest import (
+    ALL_VIEWER_AND_CLOUDFRONT_2022,
+    Synthesized,
+    Template,
+    assert_api_distribution,
+)
 
 MONTH = 30
 """Days every function's logs are kept, the conveyor functions' and CDK's helpers'."""
@@ -152,35 +157,12 @@ def test_reservations_can_be_left_out_for_an_account_with_a_small_quota(tmp_path
         assert "ReservedConcurrentExecutions" not in function["Properties"]
 
 
-# AWS's managed policies, by their fixed ids.
-CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-ALL_VIEWER_AND_CLOUDFRONT_2022 = "33f36d7e-f396-46d9-90e0-52428a34d9dc"
-
-
 def test_the_api_is_https_only_at_cloudfront_and_the_load_balancer_is_unreachable_else(
     synthesized: Synthesized,
 ) -> None:
     app = assertions(synthesized.app)
-    app.has_resource_properties(
-        "AWS::CloudFront::Distribution",
-        {
-            "DistributionConfig": Match.object_like(
-                {
-                    "Comment": "conveyor API",
-                    "DefaultCacheBehavior": Match.object_like(
-                        {
-                            "ViewerProtocolPolicy": "https-only",
-                            # Every method, header and body goes through unchanged, so
-                            # the signature verifies as sent; no answer is ever cached.
-                            "AllowedMethods": Match.array_with(["GET", "POST", "DELETE"]),
-                            "CachePolicyId": CACHING_DISABLED,
-                            "OriginRequestPolicyId": ALL_VIEWER_AND_CLOUDFRONT_2022,
-                        }
-                    ),
-                    "Origins": [Match.object_like({"VpcOriginConfig": Match.any_value()})],
-                }
-            )
-        },
+    assert_api_distribution(
+        synthesized.app, ALL_VIEWER_AND_CLOUDFRONT_2022, {"VpcOriginConfig": Match.any_value()}
     )
     app.resource_count_is("AWS::CloudFront::VpcOrigin", 1)
     app.has_resource_properties(

@@ -20,7 +20,14 @@ from aws_cdk.assertions import Template as Assertions
 from conveyor.local.edges import HttpApiEdge
 from conveyor.ops.cost import alarm_count
 from conveyor.topology import TOPOLOGY, Profile
-from tests.infra.conftest import Synthesized, Template, statements, synthesize
+from tests.infra.conftest import (
+    ALL_VIEWER_EXCEPT_HOST_HEADER,
+    Synthesized,
+    Template,
+    assert_api_distribution,
+    statements,
+    synthesize,
+)
 
 EDGE_TYPES = (
     "AWS::ApiGatewayV2::",
@@ -36,8 +43,6 @@ EDGE_PROPERTIES = {
     "AWS::CloudWatch::Dashboard": {"DashboardBody"},
 }
 EDGE_INVOKERS = {"elasticloadbalancing.amazonaws.com", "apigateway.amazonaws.com"}
-ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
-CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 
 
 def is_edge(logical_id: str, resource: dict[str, Any]) -> bool:
@@ -168,35 +173,13 @@ def test_each_route_may_invoke_its_function_only_from_this_api(lean: Synthesized
 def test_the_lean_api_is_https_only_behind_cloudfront_and_forwards_all_but_host(
     lean: Synthesized,
 ) -> None:
-    app = Assertions.from_stack(lean.app.stack)
-    app.has_resource_properties(
-        "AWS::CloudFront::Distribution",
-        {
-            "DistributionConfig": Match.object_like(
-                {
-                    "Comment": "conveyor API",
-                    "DefaultCacheBehavior": Match.object_like(
-                        {
-                            "ViewerProtocolPolicy": "https-only",
-                            "AllowedMethods": Match.array_with(["GET", "POST", "DELETE"]),
-                            "CachePolicyId": CACHING_DISABLED,
-                            # API Gateway routes by its own host name.
-                            "OriginRequestPolicyId": ALL_VIEWER_EXCEPT_HOST_HEADER,
-                        }
-                    ),
-                    "Origins": [
-                        Match.object_like(
-                            {
-                                "CustomOriginConfig": Match.object_like(
-                                    {"OriginProtocolPolicy": "https-only"}
-                                )
-                            }
-                        )
-                    ],
-                }
-            )
-        },
+    # API Gateway routes by its own host name: every header but Host goes through.
+    assert_api_distribution(
+        lean.app,
+        ALL_VIEWER_EXCEPT_HOST_HEADER,
+        {"CustomOriginConfig": Match.object_like({"OriginProtocolPolicy": "https-only"})},
     )
+    app = Assertions.from_stack(lean.app.stack)
     api_url = app.find_outputs("ApiUrl")["ApiUrl"]["Value"]["Fn::Join"][1]
     assert api_url[0] == "https://"
     assert (
