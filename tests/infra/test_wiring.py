@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conveyor.core.media import VARIANT_HEADERS
 from conveyor.local.runtime import gateway_routes, pollers
 from conveyor.topology import TOPOLOGY, Queue
 from tests.infra.conftest import Synthesized
@@ -183,6 +184,27 @@ def test_cloudfront_serves_only_processed_images_over_https_through_oac(
     assert reads[0]["Action"] == "s3:GetObject"
     assert app.describe(reads[0]["Resource"]) == "bucket:media/processed/*"
     assert distribution_id in json.dumps(reads[0]["Condition"])
+
+
+def test_cloudfront_sends_every_variant_with_the_local_origins_headers_and_hsts(
+    synthesized: Synthesized,
+) -> None:
+    [media] = [
+        d["Properties"]["DistributionConfig"]
+        for d in synthesized.app.of_type("AWS::CloudFront::Distribution").values()
+        if d["Properties"]["DistributionConfig"]["Comment"] == "conveyor image variants"
+    ]
+    policy_id = media["DefaultCacheBehavior"]["ResponseHeadersPolicyId"]["Ref"]
+    config = synthesized.app.resources[policy_id]["Properties"]["ResponseHeadersPolicyConfig"]
+    security = config["SecurityHeadersConfig"]
+    sent = {
+        h["Header"]: h["Value"] for h in config["CustomHeadersConfig"]["Items"] if h["Override"]
+    }
+    sent["Content-Security-Policy"] = security["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    assert security["ContentTypeOptions"]["Override"], "X-Content-Type-Options: nosniff"
+    sent["X-Content-Type-Options"] = "nosniff"
+    assert sent == VARIANT_HEADERS
+    assert security["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31_536_000
 
 
 def test_alarms_watch_every_function_queue_dlq_and_the_load_balancer(

@@ -24,6 +24,14 @@ EXTENSIONS = {
 }
 """Accepted content types; the first extension is the one stored objects get."""
 TYPE_OF_EXTENSION = {ext: kind for kind, extensions in EXTENSIONS.items() for ext in extensions}
+VARIANT_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cross-Origin-Resource-Policy": "cross-origin",  # pages of other origins may show them
+}
+"""Every variant is served with these, by CloudFront and by the local media origin: a
+file planted under ``processed/`` is never sniffed into something else, and can run no
+script if a browser opens it."""
 
 _UPLOAD_KEY = re.compile(r"^uploads/([0-9a-f]{32})(\.[a-z]{3,4})$")
 

@@ -3,13 +3,13 @@ Access Control: HTTPS only, and the bucket lets the distribution read nothing el
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from conveyor.core.media import PROCESSED_PREFIX
+from conveyor.core.media import PROCESSED_PREFIX, VARIANT_HEADERS
 from conveyor.infra.data import Data
 from conveyor.topology import MEDIA_BUCKET
 
@@ -35,6 +35,7 @@ class Cdn(Construct):
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                response_headers_policy=self._variant_headers(),
             ),
             enable_logging=True,
             log_bucket=data.logs,
@@ -59,4 +60,31 @@ class Cdn(Construct):
                     }
                 },
             )
+        )
+
+    def _variant_headers(self) -> cloudfront.ResponseHeadersPolicy:
+        """The headers the local media origin sends too (:data:`VARIANT_HEADERS`), and
+        HSTS: the distribution answers only HTTPS."""
+        headers = dict(VARIANT_HEADERS)
+        csp = headers.pop("Content-Security-Policy")
+        assert headers.pop("X-Content-Type-Options") == "nosniff"
+        return cloudfront.ResponseHeadersPolicy(
+            self,
+            "VariantHeaders",
+            comment="conveyor variants: nosniff, no script, HSTS",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=csp, override=True
+                ),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365), override=True
+                ),
+            ),
+            custom_headers_behavior=cloudfront.ResponseCustomHeadersBehavior(
+                custom_headers=[
+                    cloudfront.ResponseCustomHeader(header=name, value=value, override=True)
+                    for name, value in headers.items()
+                ]
+            ),
         )

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
-from conveyor.core.media import PROCESSED_PREFIX, TYPE_OF_EXTENSION
+from conveyor.core.media import PROCESSED_PREFIX, TYPE_OF_EXTENSION, VARIANT_HEADERS
 from conveyor.local.edges import HttpResponse, json_error
 from conveyor.local.gateway import Handler
 
@@ -27,11 +27,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MEDIA_PATH = "/media/"
-SAFE_MEDIA_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-    "Cross-Origin-Resource-Policy": "cross-origin",  # the console shows them from its own
-}
 
 
 def downloads(s3: S3Client, bucket: str) -> Handler:
@@ -60,7 +55,7 @@ def downloads(s3: S3Client, bucket: str) -> Handler:
                 "Content-Type": content_type,
                 "Cache-Control": response.get("CacheControl", "no-cache"),
                 "ETag": response.get("ETag", ""),
-                **SAFE_MEDIA_HEADERS,
+                **VARIANT_HEADERS,
             },
         )
 

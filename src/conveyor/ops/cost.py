@@ -374,6 +374,7 @@ NO_CHARGE = frozenset(
         "AWS::ApiGatewayV2::Route",
         "AWS::ApiGatewayV2::Stage",
         "AWS::CloudFront::OriginAccessControl",
+        "AWS::CloudFront::ResponseHeadersPolicy",
         "AWS::CloudFront::VpcOrigin",
         "AWS::EC2::InternetGateway",
         "AWS::EC2::Route",
