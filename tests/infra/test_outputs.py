@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from conveyor.ops.verification import STACK_OUTPUTS
+from conveyor.topology import TOPOLOGY
 from tests.infra.conftest import Synthesized
 
 
 def test_the_app_stack_outputs_where_everything_is(synthesized: Synthesized) -> None:
     outputs = synthesized.app.body["Outputs"]
-    assert set(outputs) == {
-        "ApiUrl",
-        "MediaDomain",
-        "ClientSecretsArn",
-        "AlarmTopicArn",
-        "DashboardName",
-    }
+    assert set(outputs) == {"DashboardName", *STACK_OUTPUTS}, "what conveyor verify reads"
     app = synthesized.app
     api = outputs["ApiUrl"]["Value"]["Fn::Join"][1]
     assert api[0] == "https://"
@@ -23,6 +19,8 @@ def test_the_app_stack_outputs_where_everything_is(synthesized: Synthesized) -> 
         "ClientSecretsArn": "AWS::SecretsManager::Secret",
         "AlarmTopicArn": "AWS::SNS::Topic",
         "DashboardName": "AWS::CloudWatch::Dashboard",
+        "OrdersTable": "AWS::DynamoDB::Table",
+        "ArchiveBucket": "AWS::S3::Bucket",
     }
     for name, kind in kinds.items():
         value = outputs[name]["Value"]
@@ -30,6 +28,12 @@ def test_the_app_stack_outputs_where_everything_is(synthesized: Synthesized) -> 
         assert app.resources[logical_id]["Type"] == kind, name
         assert outputs[name]["Description"]
     assert app.name_of(outputs["ClientSecretsArn"]["Value"]["Ref"]) == "client-secrets"
+    assert app.name_of(outputs["OrdersTable"]["Value"]["Ref"]) == "orders"
+    assert app.name_of(outputs["ArchiveBucket"]["Value"]["Ref"]) == "archive"
+    queues = outputs["DeadLetterQueues"]["Value"]["Fn::Join"]
+    assert queues[0] == ","
+    dlqs = sorted(app.name_of(q["Ref"]) for q in queues[1])
+    assert dlqs == sorted(q.dlq_name for q in TOPOLOGY.queues if not q.local_only)
 
 
 def test_the_synth_summary_counts_resources_and_says_where_the_reports_are(

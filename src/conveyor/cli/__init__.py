@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from conveyor.cli import api, clients, dead_letters, info, stack  # noqa: F401 - registers the commands
+from conveyor.cli import (  # noqa: F401 - registers the commands
+    api,
+    clients,
+    dead_letters,
+    info,
+    stack,
+    verify,
+)
 from conveyor.cli.app import app
 
 

@@ -20,6 +20,7 @@ from conveyor.ops.cost import Estimate
 from conveyor.ops.redrive import DeadLetter
 from conveyor.ops.uploads import Batch
 from conveyor.topology import Profile
+from conveyor.verify.checks import Outcome, Result
 
 console = Console()
 
@@ -221,4 +222,38 @@ def cost_table(result: Estimate, prices_as_of: str) -> Table:
             f"[{style}]{line}[/]" if style else line, f"{usd:,.2f}", f"{usd / result.total:.0%}"
         )
     table.add_row("[bold]total[/]", f"[bold]{result.total:,.2f}[/]", "100%")
+    return table
+
+
+OUTCOME_STYLE = {Outcome.PASS: "green", Outcome.FAIL: "bold red", Outcome.SKIP: "yellow"}
+
+
+def print_check(result: Result) -> None:
+    """One check's line, as it finishes."""
+    style = OUTCOME_STYLE[result.outcome]
+    console.print(
+        f"[{style}]{result.outcome.value:4}[/] {result.name} ({result.seconds:.1f} s): "
+        f"{escape(result.detail)}"
+    )
+
+
+def verify_table(found: list[Result]) -> Table:
+    table = Table(title="conveyor verify")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("what was seen")
+    table.add_column("s", justify="right")
+    for result in found:
+        style = OUTCOME_STYLE[result.outcome]
+        table.add_row(
+            result.name,
+            f"[{style}]{result.outcome.value}[/]",
+            escape(result.detail),
+            f"{result.seconds:.1f}",
+        )
+    counted = {o: sum(1 for r in found if r.outcome is o) for o in Outcome}
+    table.caption = (
+        ", ".join(f"{n} {o.value}" for o, n in counted.items())
+        + "; each check's evidence (status codes, request ids, timings): --json or --junit"
+    )
     return table

@@ -15,6 +15,7 @@ from aws_cdk import (
     CfnOutput,
     CfnResource,
     Environment,
+    Fn,
     IAspect,
     RemovalPolicy,
     Stack,
@@ -34,7 +35,15 @@ from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.observability import Observability
 from conveyor.infra.settings import Settings
-from conveyor.topology import APP_STACKS, CLIENT_SECRETS, NETWORK_STACK, Profile, Topology
+from conveyor.topology import (
+    APP_STACKS,
+    ARCHIVE_BUCKET,
+    CLIENT_SECRETS,
+    NETWORK_STACK,
+    ORDERS_TABLE,
+    Profile,
+    Topology,
+)
 
 
 class AppStack(Stack):
@@ -91,9 +100,9 @@ class AppStack(Stack):
             compute=self.compute,
             frontend=self.frontend,
         )
-        self._outputs(settings)
+        self._outputs(topology)
 
-    def _outputs(self, settings: Settings) -> None:
+    def _outputs(self, topology: Topology) -> None:
         """Where things are, printed by `cdk deploy` and read by the README's steps."""
         secret = self.data.secrets[CLIENT_SECRETS]
         outputs = {
@@ -111,6 +120,20 @@ class AppStack(Stack):
             ),
             "AlarmTopicArn": (self.observability.ops_topic.topic_arn, "alarms publish here"),
             "DashboardName": (self.observability.dashboard.dashboard_name, "CloudWatch"),
+            # What `conveyor verify --stack` reads besides the above.
+            "OrdersTable": (self.data.tables[ORDERS_TABLE].table_name, "the orders table"),
+            "ArchiveBucket": (self.data.buckets[ARCHIVE_BUCKET].bucket_name, "order archive"),
+            "DeadLetterQueues": (
+                Fn.join(
+                    ",",
+                    [
+                        self.messaging.queues[q.dlq_name].queue_url
+                        for q in topology.queues
+                        if not q.local_only
+                    ],
+                ),
+                "every dead-letter queue's URL, comma-separated",
+            ),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

@@ -15,7 +15,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conveyor.local.persistence import (
     SNAPSHOT_EVERY_S,
@@ -191,7 +193,6 @@ def behave_as_aws() -> None:
     """
     import functools
     import threading
-    from typing import Any
 
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
@@ -224,6 +225,33 @@ def behave_as_aws() -> None:
 
     SecretsManagerBackend.update_secret_version_stage = move  # type: ignore[method-assign]
     SecretsManagerBackend.put_secret_value = put  # type: ignore[method-assign]
+
+
+ANONYMOUS_REFUSED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+)
+
+
+class RefuseAnonymous:
+    """What every bucket here does in AWS, where its public access is blocked: a request
+    that carries no signature (no ``Authorization`` header, no presigned query) is refused.
+    moto serves anyone. A presigned POST carries its signature in its form, so POSTs pass,
+    as do moto's own ``/moto-api`` pages."""
+
+    def __init__(self, app: Wsgi) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        query = str(environ.get("QUERY_STRING", ""))
+        signed = (
+            "HTTP_AUTHORIZATION" in environ or "X-Amz-Signature=" in query or "Signature=" in query
+        )
+        path = str(environ.get("PATH_INFO", ""))
+        if signed or environ["REQUEST_METHOD"] == "POST" or path.startswith("/moto-api"):
+            return self.app(environ, start_response)
+        start_response("403 Forbidden", [("Content-Type", "application/xml")])
+        return [ANONYMOUS_REFUSED]
 
 
 RESTORED = "restored="
@@ -277,6 +305,7 @@ def _serve(state_dir: Path | None) -> None:
     if state_dir is not None:
         app, store = _persistent(app, state_dir)
         threading.Thread(target=_snapshots, args=(store, stop), daemon=True).start()
+    app = RefuseAnonymous(app)
     server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"port={server.server_address[1]}", flush=True)

@@ -1,8 +1,10 @@
-"""The emulator's speed-ups change how fast moto answers, not what it answers."""
+"""The emulator's speed-ups change how fast moto answers, not what it answers; where moto
+answers otherwise than AWS, the emulator answers as AWS does."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import boto3
 import pytest
@@ -67,3 +69,28 @@ def test_visible_in_flight_and_delayed_messages_are_told_apart_as_before() -> No
         rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
         assert sorted(m["Body"] for m in rest) == ["visible-3", "visible-4"]
         assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+
+
+def test_an_unsigned_read_of_an_object_is_refused_as_a_blocked_bucket_refuses_it() -> None:
+    from werkzeug.test import Client
+
+    from conveyor.local.emulator import RefuseAnonymous
+
+    served: list[str] = []
+
+    def moto(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        served.append(str(environ["PATH_INFO"]))
+        start_response("200 OK", [])
+        return [b"the object"]
+
+    client = Client(RefuseAnonymous(moto))
+    refused = client.get("/media/processed/large/x.jpg")
+    assert refused.status_code == 403
+    assert b"<Code>AccessDenied</Code>" in refused.data
+    assert client.head("/media/processed/large/x.jpg").status_code == 403
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/s3/aws4_request"}
+    assert client.get("/media/processed/large/x.jpg", headers=signed).status_code == 200
+    assert client.get("/media/x.jpg?X-Amz-Signature=abc&X-Amz-Expires=60").status_code == 200
+    assert client.post("/media", data=b"form with its policy").status_code == 200
+    assert client.get("/moto-api/").status_code == 200
+    assert served == ["/media/processed/large/x.jpg", "/media/x.jpg", "/media", "/moto-api/"]
