@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -146,12 +147,15 @@ def _target(reach: Reach, client_id: str | None) -> Iterator[Target]:
     try:
         client = clients.existing(client_id) if client_id else clients.make(f"verify-{run}")
         other = clients.make(f"verify-{run}-other")
+        changed_at = time.monotonic()
         api = Api(reach.api_url, client, run)
-        console.print(f"verifying {reach.said} as client {client.client_id} (run {run})")
-        wait = reach.cache_s + 15
+        console.print(
+            f"verifying {reach.said} as client {client.client_id} (run {run}); the functions "
+            f"know the run's clients after their secrets cache, {reach.cache_s} s"
+        )
         for made in (client, other):
-            if not wait_until_accepted(api, made, wait):
-                fail(f"the functions did not accept client {made.client_id} within {wait} s")
+            if not wait_until_accepted(api, made, changed_at, reach.cache_s):
+                fail(f"the functions did not accept client {made.client_id}")
         yield Target(api, reach.media_url, other, _photo(), reach.operator)
         if reach.operator is not None and not client_id:
             removed = reach.operator.remove_orders_of(client.client_id)

@@ -187,10 +187,12 @@ class RunClients:
         self.made.clear()
 
 
-def wait_until_accepted(api: Api, client: Client, timeout_s: float) -> bool:
-    """Until the functions know ``client`` (they cache the secrets for a while): a
-    signed read of an order that does not exist is a 404 once they do, a 401 before."""
-    deadline = time.monotonic() + timeout_s
+def wait_until_accepted(api: Api, client: Client, changed_at: float, cache_s: float) -> bool:
+    """Until every function instance knows ``client``. Each caches the secrets for
+    ``cache_s`` (one answering is no proof for the others), so first that long since the
+    change; then a signed read of an order that does not exist must be a 404, not a 401."""
+    time.sleep(max(0.0, changed_at + cache_s + 0.5 - time.monotonic()))
+    deadline = time.monotonic() + 15
     probe = f"/orders/verify-{api.run_id}-probe"
     while time.monotonic() < deadline:
         if api.call("client-known", "GET", probe, as_client=client).status == 404:
