@@ -281,3 +281,17 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     assert not (state / "runtime.json").exists()
     for log in (state / "logs").glob("*.log"):
         assert "service_undefined" not in log.read_text(), f"{log.name}: a line without its service"
+
+
+def test_verify_starts_a_stack_proves_it_and_reports_for_ci(tmp_path: Path) -> None:
+    junit = tmp_path / "verify.xml"
+    result = run("verify", "--json", "--junit", str(junit), state=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)  # the report alone: the run talks on stderr
+    assert report["summary"] == {"pass": 15, "fail": 0, "skip": 3}
+    assert report["run"]["client"].startswith("verify-")
+    assert junit.read_text().count("<testcase ") == 18
+    assert not (tmp_path / "runtime.json").exists(), "the stack it started is stopped"
+    unknown = run("verify", "--only", "no-such-check", state=tmp_path)
+    assert unknown.returncode == 1
+    assert "no check named no-such-check; the checks are: https-only" in unknown.stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.cli.render import console
 from conveyor.cli.verify import Reach, _local_reach, _photo, _target
 from conveyor.local.runtime import Started
 from conveyor.topology import TOPOLOGY, Profile, Topology
@@ -28,7 +29,7 @@ def reach(stack: Started) -> Reach:
 
 
 def verify(stack: Started, only: tuple[str, ...] = ()) -> list[Result]:
-    with _target(reach(stack), None) as target:
+    with _target(reach(stack), None, console) as target:
         return checks.run(target, checks.chosen(only))
 
 
@@ -56,7 +57,7 @@ def test_the_run_leaves_no_client_and_no_order_behind(stack: Started) -> None:
     secretsmanager = stack.clients("secretsmanager")
     secret = stack.info.resources.secrets[CLIENT_SECRETS]
     before = set(documents.read(secretsmanager, secret))
-    with _target(reach(stack), None) as target:
+    with _target(reach(stack), None, console) as target:
         results = checks.run(target, checks.chosen(["order-billed", "tenant-isolation"]))
         made = target.api.client.client_id
     assert failing(results) == set(), {r.name: r.detail for r in results}

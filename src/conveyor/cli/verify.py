@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
 
 from conveyor.aws.config import DEFAULT_SECRETS_MAX_AGE_S
 from conveyor.cli import render
@@ -63,7 +64,7 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def _local(directory: Path, profile: Profile) -> Iterator[tuple[RuntimeInfo, str]]:
+def _local(directory: Path, profile: Profile, say: Console) -> Iterator[tuple[RuntimeInfo, str]]:
     """The local stack that runs in ``directory``, or one started for the run."""
     try:
         info = RuntimeInfo.load(directory)
@@ -72,7 +73,7 @@ def _local(directory: Path, profile: Profile) -> Iterator[tuple[RuntimeInfo, str
             return
     except NotRunningError:
         pass
-    console.print(f"no local stack runs in {directory}: starting one for this run")
+    say.print(f"no local stack runs in {directory}: starting one for this run")
     runtime = LocalRuntime(RuntimeOptions(state_dir=directory, port=0, profile=profile))
     with runtime as started:
         yield started.info, f"a local stack started in {directory}"
@@ -139,7 +140,7 @@ def _stack_reach(session: boto3.session.Session, stack: str) -> Reach:
 
 
 @contextmanager
-def _target(reach: Reach, client_id: str | None) -> Iterator[Target]:
+def _target(reach: Reach, client_id: str | None, say: Console) -> Iterator[Target]:
     """The target, with the run's clients made (and removed after), and the run's
     orders removed after it where the caller may."""
     run = run_id()
@@ -149,7 +150,7 @@ def _target(reach: Reach, client_id: str | None) -> Iterator[Target]:
         other = clients.make(f"verify-{run}-other")
         changed_at = time.monotonic()
         api = Api(reach.api_url, client, run)
-        console.print(
+        say.print(
             f"verifying {reach.said} as client {client.client_id} (run {run}); the functions "
             f"know the run's clients after their secrets cache, {reach.cache_s} s"
         )
@@ -159,7 +160,7 @@ def _target(reach: Reach, client_id: str | None) -> Iterator[Target]:
         yield Target(api, reach.media_url, other, _photo(), reach.operator)
         if reach.operator is not None and not client_id:
             removed = reach.operator.remove_orders_of(client.client_id)
-            console.print(f"removed the run's {removed} order(s) and their archived copies")
+            say.print(f"removed the run's {removed} order(s) and their archived copies")
     finally:
         clients.remove()
 
@@ -207,6 +208,8 @@ def verify(
     replays, idempotency, tenancy, billing, variants, quarantine, and (with an operator's
     credentials) dead letters, alarms and logs. The local stack by default (one is
     started if none runs); --stack for a deployed one. Exits 1 if any check fails."""
+    # With --json, standard output carries the report alone; the run talks on stderr.
+    say = Console(stderr=True) if as_json else console
     try:
         selected = checks.chosen(only or (), skip or ())
     except ValueError as exc:
@@ -229,8 +232,8 @@ def verify(
                     f"the API at {url}",
                 )
             else:
-                reach = _local_reach(*scope.enter_context(_local(directory, profile)))
-            target = scope.enter_context(_target(reach, client_id))
+                reach = _local_reach(*scope.enter_context(_local(directory, profile, say)))
+            target = scope.enter_context(_target(reach, client_id, say))
             on_result = (lambda _: None) if as_json else render.print_check
             found = checks.run(target, selected, on_result)
     except (BotoCoreError, ClientError, documents.ClientsError) as exc:
