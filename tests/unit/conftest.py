@@ -40,8 +40,8 @@ def aws_faithful(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def resources(monkeypatch: pytest.MonkeyPatch, aws_faithful: None) -> Iterator[Resources]:
-    """Every topology resource in moto's in-process mock, and each grant's env var set."""
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and a region for moto, and no endpoint of a real emulator."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -49,6 +49,11 @@ def resources(monkeypatch: pytest.MonkeyPatch, aws_faithful: None) -> Iterator[R
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def resources(aws_env: None, aws_faithful: None) -> Iterator[Resources]:
+    """Every topology resource in moto's in-process mock, and each grant's env var set."""
     with mock_aws():
         clients.clear_cache()
         parameters.clear_caches()

@@ -140,16 +140,6 @@ def test_a_long_poll_gives_its_share_back_while_it_waits() -> None:
     assert not poller.is_alive()
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
 def moto_app() -> Any:
     return DomainDispatcherApplication(create_backend_app)
 
