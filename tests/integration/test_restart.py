@@ -1,0 +1,61 @@
+"""A stack stopped cleanly starts again with everything it held: dead letters with their
+receive counts, clients, secrets, tables and objects (the e2e tests stop one mid-traffic,
+by Ctrl-C and by a kill)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conveyor.ops import clients as documents
+from conveyor.topology import ARCHIVE_BUCKET, CLIENT_SECRETS, ORDERS_TABLE
+from tests.integration.conftest import local_runtime
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_clean_stop_keeps_dead_letters_with_their_receive_counts_and_the_clients(
+    tmp_path: Path,
+) -> None:
+    with local_runtime(tmp_path) as first:
+        aws, resources = first.clients, first.info.resources
+        sqs = aws("sqs")
+        dlq = resources.queues["billing-dlq"]
+        sqs.send_message(QueueUrl=dlq, MessageBody='{"kept": true}')
+        for _ in range(2):  # received twice, handed back at once
+            [message] = sqs.receive_message(QueueUrl=dlq, VisibilityTimeout=0)["Messages"]
+        secret = documents.edit(
+            aws("secretsmanager"),
+            resources.secrets[CLIENT_SECRETS],
+            lambda d: documents.add(d, "kept-client"),
+        )
+        aws("s3").put_object(Bucket=resources.buckets[ARCHIVE_BUCKET], Key="kept.json", Body=b"{}")
+        aws("dynamodb").put_item(
+            TableName=resources.tables[ORDERS_TABLE],
+            Item={
+                "client_id": {"S": "kept"},
+                "order_id": {"S": "o-1"},
+                "status": {"S": "accepted"},
+            },
+        )
+    with local_runtime(tmp_path) as again:
+        aws, resources = again.clients, again.info.resources
+        assert "snapshot of" in again.restored
+        [kept] = aws("sqs").receive_message(
+            QueueUrl=resources.queues["billing-dlq"],
+            AttributeNames=["ApproximateReceiveCount"],
+            WaitTimeSeconds=1,
+        )["Messages"]
+        assert kept["MessageId"] == message["MessageId"]
+        assert kept["Attributes"]["ApproximateReceiveCount"] == "3", "2 before the stop, and this"
+        stored = documents.read(aws("secretsmanager"), resources.secrets[CLIENT_SECRETS])
+        assert stored["kept-client"] == [secret]
+        assert again.credentials.client_id in stored, "the dev client too"
+        body = aws("s3").get_object(Bucket=resources.buckets[ARCHIVE_BUCKET], Key="kept.json")
+        assert body["Body"].read() == b"{}"
+        item = aws("dynamodb").get_item(
+            TableName=resources.tables[ORDERS_TABLE],
+            Key={"client_id": {"S": "kept"}, "order_id": {"S": "o-1"}},
+        )
+        assert item["Item"]["status"] == {"S": "accepted"}
