@@ -21,14 +21,14 @@ import pytest
 import requests
 
 from conveyor.client import ConveyorClient
-from conveyor.core.orders import Order, accept
+from conveyor.core.orders import Order, accept, archive_key_of
 from conveyor.functions.consumer import FAILURE_REASON
 from conveyor.local.runtime import LOCAL_SECRETS_MAX_AGE_S, Started
 from conveyor.local.state import EmulatorClients
 from conveyor.ops import clients as client_document
 from conveyor.ops.logs import read_json_lines
 from conveyor.ops.redrive import peek
-from conveyor.topology import CLIENT_SECRETS
+from conveyor.topology import ARCHIVE_BUCKET, CLIENT_SECRETS
 from tests import samples
 from tests.integration.conftest import eventually
 
@@ -163,6 +163,12 @@ def test_a_conflicting_duplicate_on_a_consumers_queue_ends_in_its_dlq_with_its_r
     order_id = f"dup-{uuid.uuid4().hex[:8]}"
     assert client.send_order(order(order_id)).status_code == 202
     first = eventually(lambda: billed_view(client, order_id))
+    # The conflicting copy comes after the order itself was handled by this queue's
+    # consumer: for archive, once its copy is stored (billed says nothing of that).
+    archive = aws("s3")
+    bucket = stack.info.resources.buckets[ARCHIVE_BUCKET]
+    key = archive_key_of(client.client_id, order_id, datetime.fromisoformat(first["accepted_at"]))
+    eventually(lambda: archive.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"))
     marker = f"injected-conflict-{queue}-{order_id}"
     impostor = accept(
         Order.model_validate(order(order_id, price="1.00", quantity=7)),
