@@ -286,6 +286,9 @@ class Store:
                 replay(request)
             restored.replayed += len(read.requests)
             restored.torn_bytes += read.torn_bytes
+            if read.torn_bytes:
+                # Said once, and cut off: the next start must not find it mid-journal.
+                os.truncate(path, path.stat().st_size - read.torn_bytes)
         last = journals[-1][0] if journals else replay_from
         self._open_journal(last + 1)
         return restored

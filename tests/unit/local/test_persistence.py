@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.test import Client
 
@@ -140,6 +142,13 @@ def test_a_long_poll_gives_its_share_back_while_it_waits() -> None:
     assert not poller.is_alive()
 
 
+@pytest.fixture
+def fresh_moto(aws_env: None) -> Iterator[None]:
+    """moto's backends empty for the test, and emptied after it."""
+    with mock_aws():
+        yield
+
+
 def moto_app() -> Any:
     return DomainDispatcherApplication(create_backend_app)
 
@@ -178,7 +187,7 @@ def items(app: Any) -> list[str]:
     return sorted(item["id"]["S"] for item in scanned)
 
 
-@pytest.mark.usefixtures("aws_env")
+@pytest.mark.usefixtures("fresh_moto")
 def test_the_state_comes_back_from_snapshot_and_journal_and_says_from_what(
     tmp_path: Path,
 ) -> None:
@@ -209,7 +218,7 @@ def test_the_state_comes_back_from_snapshot_and_journal_and_says_from_what(
     again.close()
 
 
-@pytest.mark.usefixtures("aws_env")
+@pytest.mark.usefixtures("fresh_moto")
 def test_a_snapshot_that_cannot_be_read_refuses_to_load_and_says_so(tmp_path: Path) -> None:
     (tmp_path / SNAPSHOT).write_bytes(b"not a pickle")
     with pytest.raises(StateError, match="cannot be loaded"):
@@ -222,7 +231,7 @@ def test_what_was_lost_to_a_write_cut_off_is_said() -> None:
     assert "lost: the last request, cut off mid-write (17 bytes)" in said
 
 
-@pytest.mark.usefixtures("aws_env")
+@pytest.mark.usefixtures("fresh_moto")
 def test_boto3_requests_through_the_journal_replay_to_the_same_objects(tmp_path: Path) -> None:
     """S3's REST calls, keys that need quoting included, journaled from real HTTP."""
     from moto.s3.models import s3_backends
@@ -251,3 +260,22 @@ def test_boto3_requests_through_the_journal_replay_to_the_same_objects(tmp_path:
     assert (
         bucket.keys["with space/ünïcode+plus.txt"].value == "with space/ünïcode+plus.txt".encode()
     )
+
+
+@pytest.mark.usefixtures("fresh_moto")
+def test_a_write_cut_off_is_said_once_and_the_next_start_loads_cleanly(tmp_path: Path) -> None:
+    store = Store(tmp_path, StateLock())
+    app = moto_app()
+    store.load(replayer(app))
+    dynamodb(JournaledApp(app, store), "CreateTable", **TABLE)
+    store.close()
+    journal = next(tmp_path.glob(f"{JOURNAL_PREFIX}*"))
+    with journal.open("ab") as handle:
+        handle.write(request(5).encode()[:-3])  # a kill in the middle of this write
+    first = Store(tmp_path, StateLock())
+    said = first.load(replayer(moto_app()))
+    first.close()
+    assert said.replayed == 1
+    assert said.torn_bytes > 0
+    again = Store(tmp_path, StateLock()).load(replayer(moto_app()))
+    assert (again.replayed, again.torn_bytes) == (1, 0)
