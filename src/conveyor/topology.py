@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from conveyor.aws.config import MAX_RECEIVE_COUNT
 from conveyor.core.media import PROCESSED_PREFIX, QUARANTINE_PREFIX, UPLOAD_PREFIX
-from conveyor.core.orders import ARCHIVE_PREFIX
+from conveyor.core.orders import ARCHIVE_PREFIX, ORDER_EXPIRY_ATTRIBUTE, VERIFICATION_CLIENT_PREFIX
 
 LAMBDA_PYTHON = "3.12"
 """The Python version of the functions' Lambda runtime (and of the local workers, where
@@ -175,7 +175,20 @@ class HttpRoute:
         return path == self.path or path.startswith(f"{self.path}/")
 
 
-Trigger = SqsTrigger | HttpRoute
+@dataclass(frozen=True)
+class Schedule:
+    """EventBridge Scheduler invokes the function every ``every_minutes``."""
+
+    every_minutes: int
+
+    @property
+    def expression(self) -> str:
+        """The rate, as EventBridge Scheduler writes it."""
+        unit = "minute" if self.every_minutes == 1 else "minutes"
+        return f"rate({self.every_minutes} {unit})"
+
+
+Trigger = SqsTrigger | HttpRoute | Schedule
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,11 @@ class Function:
     """Plain configuration (not resource identifiers) set as environment variables."""
     media_url: bool = False
     """Gets ``MEDIA_BASE_URL``: where processed images are downloaded from."""
+    api_url: bool = False
+    """Gets ``API_URL``: where clients reach the API."""
+    outside_vpc: bool = False
+    """Runs outside the VPC in every profile: it calls the public edges, as a client does,
+    and the private subnets have no way out to them."""
 
     @property
     def module(self) -> str:
@@ -282,6 +300,20 @@ class Topology:
             dead_letter = self.queue(function.trigger.queue).dead_letter
             settings[MAX_RECEIVE_COUNT] = str(dead_letter.max_receive_count)
         return settings
+
+    def scheduled(self) -> Iterator[tuple[Function, Schedule]]:
+        for function in self.functions:
+            if isinstance(function.trigger, Schedule):
+                yield function, function.trigger
+
+    def with_canary(self, every_minutes: int | None = None) -> Topology:
+        """This topology with the canary (see :data:`CANARY`), run every ``every_minutes``
+        (by default :data:`CANARY_EVERY_MINUTES`)."""
+        canary = dataclasses.replace(
+            CANARY, trigger=Schedule(every_minutes or CANARY_EVERY_MINUTES)
+        )
+        others = tuple(f for f in self.functions if f.name != CANARY.name)
+        return dataclasses.replace(self, functions=(*others, canary))
 
     def routes(self) -> Iterator[tuple[Function, HttpRoute]]:
         for function in self.functions:
@@ -378,6 +410,14 @@ class Topology:
                     f"queue {queue.name} visibility {queue.visibility_timeout_s}s is not "
                     f"{VISIBILITY_PER_TIMEOUT}x {function.name}'s timeout ({wanted}s)"
                 )
+        for function, schedule in self.scheduled():
+            if not 1 <= schedule.every_minutes <= 1440:
+                found.append(f"{function.name} must run every 1..1440 minutes")
+            elif function.timeout_s >= schedule.every_minutes * 60:
+                found.append(
+                    f"{function.name} may run {function.timeout_s} s, not less than its "
+                    f"interval ({schedule.every_minutes} min): runs would overlap"
+                )
         return found
 
     def _grant_problems(self) -> list[str]:
@@ -455,6 +495,14 @@ BILLING_FUNCTION = "billing"
 ARCHIVE_FUNCTION = "archive"
 PRESIGN_FUNCTION = "presign"
 IMAGES_FUNCTION = "images"
+CANARY_FUNCTION = "canary"
+CANARY_EVERY_MINUTES = 5
+CANARY_CLIENTS = (
+    f"{VERIFICATION_CLIENT_PREFIX}canary",
+    f"{VERIFICATION_CLIENT_PREFIX}canary-other",
+)
+"""The clients the canary calls as (the second for tenancy): an operator adds them with
+``conveyor clients add`` once the stack is deployed; the local stack adds its own."""
 
 _CLIENT_SECRETS_GRANT = Grant(
     Kind.SECRET, CLIENT_SECRETS, ("secretsmanager:GetSecretValue",), env="CLIENT_SECRETS_ID"
@@ -490,6 +538,8 @@ TOPOLOGY = Topology(
                 Index("by_customer", partition_key="customer_id", sort_key="accepted_at"),
                 Index("by_status", partition_key="status", sort_key="accepted_at"),
             ),
+            # Only verification traffic's orders carry it (conveyor.core.orders).
+            ttl_attribute=ORDER_EXPIRY_ATTRIBUTE,
         ),
         Table(
             IMAGES_TABLE,
@@ -634,3 +684,20 @@ TOPOLOGY = Topology(
         ),
     ),
 )
+
+CANARY = Function(
+    CANARY_FUNCTION,
+    handler="conveyor.functions.canary:handler",
+    trigger=Schedule(CANARY_EVERY_MINUTES),
+    # It reads the secrets of the clients it calls as, like the functions that check them.
+    grants=(_CLIENT_SECRETS_GRANT,),
+    timeout_s=240,
+    reserved_concurrency=1,  # one run at a time
+    settings=(("CANARY_CLIENTS", ",".join(CANARY_CLIENTS)),),
+    media_url=True,
+    api_url=True,
+    outside_vpc=True,
+)
+"""The canary: the client-side checks of ``conveyor verify`` against its own stack, on a
+schedule, one metric per check (``conveyor.functions.canary``). Deployed with
+``-c canary=true``, run locally with ``conveyor up --canary``; not in :data:`TOPOLOGY`."""

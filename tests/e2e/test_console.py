@@ -453,3 +453,34 @@ def test_a_foreign_address_is_refused_with_the_address_to_open(
         assert f"open {stack.info.gateway_url}/console" in body["reason"]
     finally:
         launched.close()
+
+
+def test_the_canary_panel_shows_each_check_of_its_last_run(
+    browser: Browser, tmp_path: Path
+) -> None:
+    from conveyor.verify import checks
+
+    options = RuntimeOptions(
+        state_dir=tmp_path, port=0, endpoint_url=None, profile=Profile.LEAN, canary_every_s=3600
+    )
+    runtime = LocalRuntime(options)
+    with runtime as started:
+        canary = runtime.canary
+        assert canary is not None
+        with canary.finished:
+            assert canary.finished.wait_for(lambda: bool(canary.runs), 240)
+        [run] = canary.latest()
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        errors = Errors(page)
+        page.goto(console_url(started))
+        expect(page.locator(f'[data-canary-run="{run["run"]["id"]}"] .status')).to_have_text(
+            "pass", timeout=60_000
+        )
+        rows = page.locator("#canary-checks tbody tr")
+        expect(rows).to_have_count(len([c for c in checks.CHECKS if not c.operator]))
+        expect(page.locator('[data-check="order-billed"] .status')).to_have_text("pass")
+        expect(page.locator('[data-check="https-only"] .status')).to_have_text("skip")
+        page.locator("#canary").screenshot(path=str(ARTIFACTS / "console-canary.png"))
+        context.close()
+    assert errors.seen == [], "the console logged errors"

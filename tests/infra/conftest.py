@@ -121,6 +121,32 @@ def profiles(synthesized: Synthesized, lean: Synthesized) -> dict[Profile, Synth
     return {Profile.PRIVATE: synthesized, Profile.LEAN: lean}
 
 
+@pytest.fixture(scope="session")
+def canaried(tmp_path_factory: pytest.TempPathFactory) -> dict[Profile, Synthesized]:
+    """Each profile with the canary (``-c canary=true``)."""
+    return {
+        profile: synthesize(
+            tmp_path_factory.mktemp(f"synth-canary-{profile}"),
+            {"profile": profile, "canary": "true"},
+        )
+        for profile in Profile
+    }
+
+
+@pytest.fixture(
+    params=[(p, c) for c in (False, True) for p in Profile],
+    ids=lambda v: f"{v[0]}{'+canary' if v[1] else ''}",
+)
+def each_variant(
+    request: pytest.FixtureRequest, profiles: dict[Profile, Synthesized]
+) -> Synthesized:
+    """Each profile, without and with the canary: for what every deployable must pass."""
+    profile, canary = request.param
+    if canary:
+        return request.getfixturevalue("canaried")[profile]  # type: ignore[no-any-return]
+    return profiles[profile]
+
+
 @pytest.fixture(params=list(Profile), ids=str)
 def each_profile(
     request: pytest.FixtureRequest, profiles: dict[Profile, Synthesized]

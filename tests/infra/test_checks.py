@@ -1,4 +1,5 @@
-"""cfn-lint and cdk-nag on the synthesized templates of both profiles."""
+"""cfn-lint and cdk-nag on the synthesized templates of both profiles, with and without
+the canary."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from cfnlint.api import lint  # type: ignore[import-untyped]
 from tests.infra.conftest import Synthesized
 
 
-def test_cfn_lint_reports_no_errors(each_profile: Synthesized) -> None:
+def test_cfn_lint_reports_no_errors(each_variant: Synthesized) -> None:
     errors = []
-    templates = sorted(each_profile.outdir.glob("*.template.json"))
-    assert len(templates) == len(each_profile.templates)
+    templates = sorted(each_variant.outdir.glob("*.template.json"))
+    assert len(templates) == len(each_variant.templates)
     for template in templates:
         matches = lint(template.read_text(), regions=["us-east-1"])
         errors += [f"{template.name}: {m}" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
 
 
-def test_cdk_nag_reports_no_unsuppressed_errors(each_profile: Synthesized) -> None:
-    for template in each_profile.templates:
+def test_cdk_nag_reports_no_unsuppressed_errors(each_variant: Synthesized) -> None:
+    for template in each_variant.templates:
         findings = Annotations.from_stack(template.stack).find_error(
             "*", Match.string_like_regexp("AwsSolutions-.*")
         )
@@ -30,9 +31,9 @@ def test_cdk_nag_reports_no_unsuppressed_errors(each_profile: Synthesized) -> No
 
 
 def test_every_suppression_has_a_reason_and_suppresses_something(
-    each_profile: Synthesized,
+    each_variant: Synthesized,
 ) -> None:
-    for template in each_profile.templates:
+    for template in each_variant.templates:
         stack: Stack = template.stack
         metadata = stack.template_options.metadata
         assert metadata is not None
@@ -42,7 +43,7 @@ def test_every_suppression_has_a_reason_and_suppresses_something(
         assert rules
         for rule in rules:
             assert len(rule["reason"]) >= 40, rule["id"]
-        report = each_profile.outdir / f"AwsSolutions--{stack.stack_name}-NagReport.csv"
+        report = each_variant.outdir / f"AwsSolutions--{stack.stack_name}-NagReport.csv"
         with report.open() as handle:
             suppressed = {
                 row["Rule ID"].split("[")[0]

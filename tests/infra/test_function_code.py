@@ -11,7 +11,7 @@ from conveyor.topology import LAMBDA_PYTHON
 from tests.infra.conftest import Synthesized
 
 # Spelled out here, not read from the app: adding a package to what ships must fail here.
-DEPLOYED_ROOTS = ("conveyor/core/", "conveyor/functions/", "conveyor/aws/")
+DEPLOYED_ROOTS = ("conveyor/core/", "conveyor/functions/", "conveyor/aws/", "conveyor/verify/")
 
 
 def function_code_assets(synthesized: Synthesized) -> set[Path]:
@@ -31,8 +31,9 @@ def test_every_function_ships_only_the_deployed_packages(synthesized: Synthesize
     top = ("conveyor/__init__.py", f"conveyor/__pycache__/__init__{PYC_SUFFIX}")
     strays = [f for f in files if f not in top and not f.startswith(DEPLOYED_ROOTS)]
     assert strays == [], "host code in the Lambda package"
-    for entry_point in ("publisher", "billing", "archive", "presign", "images"):
+    for entry_point in ("publisher", "billing", "archive", "presign", "images", "canary"):
         assert f"conveyor/functions/{entry_point}.py" in files
+    assert "conveyor/verify/photograph.jpg" in files, "the canary's upload check sends it"
     # Bytecode only beside its module, and only for Lambda's Python (after `make build`).
     for f in files:
         if f.endswith(".pyc"):

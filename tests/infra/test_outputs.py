@@ -50,7 +50,7 @@ def test_the_synth_summary_counts_resources_and_says_where_the_reports_are(
 
 
 def test_the_cost_estimate_prices_every_resource_or_says_why_not(
-    each_profile: Synthesized,
+    each_variant: Synthesized,
 ) -> None:
     from conveyor.ops.cost import (
         NO_CHARGE,
@@ -60,19 +60,23 @@ def test_the_cost_estimate_prices_every_resource_or_says_why_not(
         alarm_count,
         estimate,
     )
-    from conveyor.topology import TOPOLOGY, Profile
+    from conveyor.topology import CANARY_EVERY_MINUTES, Profile
 
     kinds = [
         resource["Type"]
-        for template in each_profile.templates
+        for template in each_variant.templates
         for resource in template.resources.values()
     ]
+    canary = CANARY_EVERY_MINUTES if "AWS::Scheduler::Schedule" in kinds else None
+    deployment = Deployment(
+        profile=Profile.PRIVATE if each_variant.network_template else Profile.LEAN,
+        canary_every=canary,
+    )
     accounted = set(PRICED_ELSEWHERE) | NO_CHARGE | set(NOT_PRICED)
     assert set(kinds) - accounted == set(), "a resource type the estimate does not know"
     assert not set(PRICED_ELSEWHERE) & NO_CHARGE
-    assert kinds.count("AWS::CloudWatch::Alarm") == alarm_count(TOPOLOGY)
-    profile = Profile.PRIVATE if each_profile.network_template else Profile.LEAN
-    result = estimate(deployment=Deployment(profile=profile))
+    assert kinds.count("AWS::CloudWatch::Alarm") == alarm_count(deployment.topology)
+    result = estimate(deployment=deployment)
     for kind in set(kinds) & set(PRICED_ELSEWHERE):
         for line in PRICED_ELSEWHERE[kind]:
             assert any(name.startswith(line) for name in result.lines), (kind, line)

@@ -213,13 +213,23 @@ def test_without_the_cdn_the_api_answers_at_its_own_https_url(tmp_path: Path) ->
             },
             "with api_cdn=false there is none",
         ),
+        ({"canary_every": "10"}, "add -c canary=true"),
+        ({"canary": "true", "canary_every": "often"}, "whole number of minutes"),
+        ({"canary": "true", "canary_every": "3"}, "runs would overlap"),
     ],
-    ids=["unknown-profile", "private-without-cdn", "domain-without-cdn"],
+    ids=[
+        "unknown-profile",
+        "private-without-cdn",
+        "domain-without-cdn",
+        "interval-without-canary",
+        "interval-not-minutes",
+        "interval-shorter-than-a-run",
+    ],
 )
 def test_settings_that_cannot_be_deployed_are_refused(
     tmp_path: Path, context: dict[str, str], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, SystemExit), match=message):
         synthesize(tmp_path, context)
 
 

@@ -151,8 +151,11 @@ def test_bucket_lifecycles_expire_what_the_pipelines_leave(synthesized: Synthesi
         ("processed/", 90),
         ("quarantine/", 30),
     }
-    [archive] = rules("archive").values()
-    assert archive["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
+    archive = rules("archive")
+    assert archive["infrequent-access"]["Transitions"] == [
+        {"StorageClass": "STANDARD_IA", "TransitionInDays": 30}
+    ]
+    assert archive["verification-traffic"]["ExpirationInDays"] == 1
 
 
 def test_cloudfront_serves_only_processed_images_over_https_through_oac(

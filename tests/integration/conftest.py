@@ -36,6 +36,15 @@ def local_runtime(
     return LocalRuntime(options, topology)
 
 
+def broken(topology: Topology, handler: str) -> Topology:
+    """``topology`` with the publisher's handler replaced (``broken_publisher.py``)."""
+    publisher = dataclasses.replace(topology.function("publisher"), handler=handler)
+    return dataclasses.replace(
+        topology,
+        functions=tuple(publisher if f.name == "publisher" else f for f in topology.functions),
+    )
+
+
 @pytest.fixture(scope="module", params=list(Profile), ids=str)
 def profile(request: pytest.FixtureRequest) -> Profile:
     return Profile(request.param)

@@ -4,19 +4,18 @@ each property switched off makes exactly the checks that prove it fail."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conveyor.cli.render import console
-from conveyor.cli.verify import Reach, _local_reach, _photo, _target
+from conveyor.cli.verify import Reach, _local_reach, _target
 from conveyor.local.runtime import Started
-from conveyor.topology import TOPOLOGY, Profile, Topology
+from conveyor.topology import TOPOLOGY, Profile
 from conveyor.verify import checks
 from conveyor.verify.checks import Outcome, Result
-from tests.integration.conftest import local_runtime
+from tests.integration.conftest import broken, local_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -96,14 +95,6 @@ def test_a_variant_without_its_headers_fails_exactly_the_variants_check(
     assert "without X-Content-Type-Options" in results[0].detail
 
 
-def broken(topology: Topology, handler: str) -> Topology:
-    publisher = dataclasses.replace(topology.function("publisher"), handler=handler)
-    return dataclasses.replace(
-        topology,
-        functions=tuple(publisher if f.name == "publisher" else f for f in topology.functions),
-    )
-
-
 @pytest.fixture(scope="module")
 def broken_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Started]]:
     """Two stacks whose publisher lacks a property each (``broken_publisher.py``)."""
@@ -143,7 +134,7 @@ def test_a_publisher_without_a_property_fails_exactly_the_checks_of_that_propert
 
 
 def test_the_photograph_is_a_real_one() -> None:
-    photo = _photo()
+    photo = checks.photograph()
     assert photo.content_type == "image/jpeg"
     assert photo.data[:3] == b"\xff\xd8\xff"
     assert len(photo.data) > 50_000

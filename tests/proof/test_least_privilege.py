@@ -31,6 +31,10 @@ from conveyor.local.iam import RECORD_ENV, arn, role_policy
 from conveyor.topology import TOPOLOGY, USED_BY_AWS, Function, Kind, Profile
 from tests.infra.conftest import Synthesized, Template, as_list
 
+DEPLOYABLE = TOPOLOGY.with_canary()
+"""Every function a deployment can have, the canary among them, held against each
+profile's template synthesized with it (``-c canary=true``)."""
+
 HERE = Path(__file__).parent
 SIMULATOR = HERE / "simulate.mjs"
 
@@ -149,7 +153,7 @@ def why_uncalled(function: Function, atom: Atom) -> str | None:
     """The topology's reason for a grant no call used, if it gives one."""
     if atom.action in USED_BY_AWS:
         return USED_BY_AWS[atom.action]
-    for grant in TOPOLOGY.permissions(function):
+    for grant in DEPLOYABLE.permissions(function):
         if arn(grant.kind, grant.resource, grant.scope) == atom.resource:
             reasons = dict(grant.why_uncalled)
             if atom.action in reasons:
@@ -177,9 +181,9 @@ def ask(
     policies: dict[str, dict[str, Any]] = {}
     requests: list[dict[str, str]] = []
     asked: Asked = []
-    for function in TOPOLOGY.functions:
+    for function in DEPLOYABLE.functions:
         policies[f"deployed-{function.name}"] = document(atoms[function.name])
-        policies[f"local-{function.name}"] = role_policy(TOPOLOGY, function)
+        policies[f"local-{function.name}"] = role_policy(DEPLOYABLE, function)
         for call in sorted(recorded[function.name], key=lambda c: (c.action, c.resource)):
             for which in ("deployed", "local"):
                 requests.append(
@@ -220,20 +224,20 @@ def profile(request: pytest.FixtureRequest) -> Profile:
 
 
 @pytest.fixture(scope="module")
-def verdicts(profile: Profile, profiles: dict[Profile, Synthesized]) -> Verdicts:
+def verdicts(profile: Profile, canaried: dict[Profile, Synthesized]) -> Verdicts:
     recorded = records(profile)
-    missing = sorted({f.name for f in TOPOLOGY.functions} - recorded.keys())
+    missing = sorted({f.name for f in DEPLOYABLE.functions} - recorded.keys())
     if missing:
         pytest.fail(
             f"no calls were recorded for {missing} in the {profile} profile: did the "
             "integration tests run?"
         )
-    app = profiles[profile].app
-    atoms = {f.name: role_atoms(app, f.name) for f in TOPOLOGY.functions}
+    app = canaried[profile].app
+    atoms = {f.name: role_atoms(app, f.name) for f in DEPLOYABLE.functions}
     asked, answers = ask(recorded, atoms)
     found = Verdicts([], [], [], [], [])
     used = judge(asked, answers, found)
-    for function in TOPOLOGY.functions:
+    for function in DEPLOYABLE.functions:
         for atom in atoms[function.name]:
             if (function.name, atom.sid) in used:
                 continue
@@ -271,9 +275,9 @@ def test_the_records_cover_every_function_and_its_trigger(profile: Profile) -> N
     # A proof over too few calls proves little: each queue consumer must have polled
     # with its role, and each function must have made a call of its own.
     recorded = records(profile)
-    for function in TOPOLOGY.functions:
+    for function in DEPLOYABLE.functions:
         actions = {c.action for c in recorded[function.name]}
         own = actions - {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
         assert own, function.name
-        if function.name in {f.name for f, _ in TOPOLOGY.sqs_triggered()}:
+        if function.name in {f.name for f, _ in DEPLOYABLE.sqs_triggered()}:
             assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions, function.name

@@ -8,11 +8,11 @@ import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
+from conveyor import DEPLOYED_PACKAGES
+
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "conveyor"
-DEPLOYED = {"core", "functions", "aws"}
-LAMBDA_READY = DEPLOYED | {"verify"}
-"""What is held to the deployed code's imports: the deployed packages, and verify's
-checks, written to run where a canary runs too."""
+DEPLOYED = set(DEPLOYED_PACKAGES)
+"""What ships to Lambda, verify's checks among it: the canary runs them."""
 LAMBDA_LIBRARIES = {
     "boto3",
     "botocore",
@@ -60,7 +60,7 @@ def sources() -> list[Path]:
 def test_deployed_code_imports_only_deployed_code_and_the_lambda_libraries() -> None:
     wrong = []
     for path in sources():
-        if unit_of(path) not in LAMBDA_READY:
+        if unit_of(path) not in DEPLOYED:
             continue
         for module, typing_only in imports(path):
             top = module.split(".")[0]

@@ -220,3 +220,18 @@ def test_functions_build_their_models_without_scanning_for_pydantic_plugins(
         [sys.executable, "-c", _PLUGIN_LOOKUPS], env=env, capture_output=True, text=True, check=True
     )
     assert found.stdout.split() == [str(not deployed)]
+
+
+def test_the_canary_is_sound_and_only_where_asked() -> None:
+    from conveyor.topology import CANARY_FUNCTION, Schedule
+
+    assert CANARY_FUNCTION not in {f.name for f in TOPOLOGY.functions}
+    watched = TOPOLOGY.with_canary(10)
+    assert watched.problems() == []
+    assert watched.function(CANARY_FUNCTION).trigger == Schedule(10)
+    assert Schedule(1).expression == "rate(1 minute)"
+    assert Schedule(10).expression == "rate(10 minutes)"
+    assert TOPOLOGY.with_canary(3).problems() == [
+        "canary may run 240 s, not less than its interval (3 min): runs would overlap"
+    ]
+    assert "canary must run every 1..1440 minutes" in TOPOLOGY.with_canary(2000).problems()

@@ -37,5 +37,7 @@ def secrets_max_age_s() -> int:
     return int(os.environ.get(SECRETS_MAX_AGE, DEFAULT_SECRETS_MAX_AGE_S))
 
 
+API_URL = "API_URL"
+"""Where clients reach the API: the edge's HTTPS URL in AWS, the local gateway locally."""
 MEDIA_BASE_URL = "MEDIA_BASE_URL"
 """Where processed images are downloaded from: the CDN in AWS, the media origin locally."""

@@ -31,19 +31,23 @@ IMAGES_PROCESSED = "ImagesProcessed"
 IMAGES_FAILED = "ImagesFailed"
 IMAGE_PROCESSING_TIME = "ImageProcessingTime"
 MESSAGES_DEAD_LETTERED = "MessagesDeadLettered"
+CANARY_RUNS = "CanaryRuns"
+CANARY_CHECKS_FAILED = "CanaryChecksFailed"
+CANARY_CHECK_FAILED = "CanaryCheckFailed"
+"""Per check (dimension ``check``): 1 when it failed in a run, 0 when it passed."""
 
 _metrics = Metrics(namespace=NAMESPACE)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def count(name: str, value: float = 1, *, reason: str | None = None) -> None:
-    """Count ``value`` of ``name`` in this invocation; with a reason, as its own series."""
-    if reason is None:
+def count(name: str, value: float = 1, **dimensions: str) -> None:
+    """Count ``value`` of ``name`` in this invocation; broken down by ``dimensions``
+    (``reason=...``, ``check=...``), as its own series."""
+    if not dimensions:
         _metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         return
-    # A reason is a dimension, and dimensions belong to a whole metric set: a set of one.
-    dimensions = {"reason": reason}
+    # Dimensions belong to a whole metric set: a set of one.
     service = os.environ.get("POWERTOOLS_SERVICE_NAME")
     if service:
         dimensions["service"] = service

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
 from conveyor.aws.dynamo import from_attributes, to_attributes
-from conveyor.core.orders import AcceptedOrder, content_hash
+from conveyor.core.orders import ORDER_EXPIRY_ATTRIBUTE, AcceptedOrder, content_hash, expires_at
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,7 +51,7 @@ class Written:
 
 
 def _base_item(order: AcceptedOrder) -> dict[str, Any]:
-    return {
+    item: dict[str, Any] = {
         "client_id": order.client_id,
         "order_id": order.order_id,
         "customer_id": order.customer_id,
@@ -60,6 +60,11 @@ def _base_item(order: AcceptedOrder) -> dict[str, Any]:
         "correlation_id": order.correlation_id,
         "content_hash": content_hash(order),
     }
+    # Both the accepted and the billed item carry it: billing writes over the first.
+    expiry = expires_at(order.client_id, order.accepted_at)
+    if expiry is not None:
+        item[ORDER_EXPIRY_ATTRIBUTE] = expiry
+    return item
 
 
 def accepted_item(order: AcceptedOrder) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import typer
 from conveyor.cli import render
 from conveyor.cli.app import app, fail
 from conveyor.cli.render import console
-from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY, Profile
+from conveyor.topology import CANARY_EVERY_MINUTES, DEFAULT_PROFILE, TOPOLOGY, Profile
 
 
 @app.command()
@@ -68,6 +68,17 @@ def cost(
             "assumption; it prices the SnapStart restores).",
         ),
     ] = 0.005,
+    canary: Annotated[
+        bool,
+        typer.Option(
+            "--canary",
+            help="Price a deployment with -c canary=true: its runs, its traffic through "
+            "the pipeline, its metrics and alarms.",
+        ),
+    ] = False,
+    canary_every: Annotated[
+        int, typer.Option(min=1, max=1440, help="Minutes between the canary's runs.")
+    ] = CANARY_EVERY_MINUTES,
 ) -> None:
     """Estimate the monthly AWS bill for a volume and profile, from measured durations and
     list prices; every assumption is printed with it."""
@@ -83,7 +94,12 @@ def cost(
         downloads_per_image=downloads_per_image,
         cold_start_share=cold_start_share,
     )
-    deployment = Deployment(profile=profile, api_cdn=api_cdn, snap_start=snap_start)
+    deployment = Deployment(
+        profile=profile,
+        api_cdn=api_cdn,
+        snap_start=snap_start,
+        canary_every=canary_every if canary else None,
+    )
     result = estimate(volume, deployment=deployment, free_tier=free_tier)
     console.print(render.cost_table(result, PRICES_AS_OF))
     for assumption in result.assumptions:

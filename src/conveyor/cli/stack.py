@@ -25,13 +25,14 @@ from conveyor.cli.app import (
 )
 from conveyor.cli.render import console
 from conveyor.local import demo as demo_flow
+from conveyor.local.canary import REPORTS
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.local.soak import DEFAULT_PLAN
 from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients, logs_dir
 from conveyor.local.status import Status, read_status, runtime_overview
 from conveyor.ops.traffic import submissions
-from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY
+from conveyor.topology import CANARY_EVERY_MINUTES, DEFAULT_PROFILE, TOPOLOGY
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -66,13 +67,36 @@ def up(
     port: Port = 8080,
     profile: ProfileOption = DEFAULT_PROFILE,
     fresh: Fresh = False,
+    canary: Annotated[
+        bool,
+        typer.Option(
+            "--canary",
+            help="Run the canary: conveyor verify's client checks against this stack, at "
+            "start and then every --canary-every seconds, as -c canary=true does in AWS. "
+            "Its results show in the console and in canary.jsonl in the state directory.",
+        ),
+    ] = False,
+    canary_every: Annotated[
+        float, typer.Option(min=10.0, help="Seconds between the canary's runs.")
+    ] = CANARY_EVERY_MINUTES * 60.0,
 ) -> None:
     """Start the emulator (from the state it kept), provision everything, run the
     functions; Ctrl-C stops it all and keeps the state."""
-    options = RuntimeOptions(state_dir=directory, port=port, profile=profile, fresh=fresh)
+    options = RuntimeOptions(
+        state_dir=directory,
+        port=port,
+        profile=profile,
+        fresh=fresh,
+        canary_every_s=canary_every if canary else None,
+    )
     runtime = LocalRuntime(options)
     _start(runtime)
     try:
+        if canary:
+            console.print(
+                f"the canary runs now and every {canary_every:g} s; its results are in the "
+                f"console and in {directory / REPORTS}"
+            )
         console.print("running; press Ctrl-C to stop")
         wait_for_interrupt()
     finally:

@@ -19,10 +19,10 @@ from conveyor.aws.config import DEFAULT_SECRETS_MAX_AGE_S
 from conveyor.cli import render
 from conveyor.cli.app import ProfileOption, StateDir, app, fail
 from conveyor.cli.render import console
+from conveyor.core.orders import VERIFICATION_CLIENT_PREFIX
 from conveyor.local.runtime import LOCAL_SECRETS_MAX_AGE_S, LocalRuntime, RuntimeOptions
 from conveyor.local.state import DEFAULT_STATE_DIR, EmulatorClients, NotRunningError, RuntimeInfo
 from conveyor.ops import clients as documents
-from conveyor.ops.uploads import sample_photos
 from conveyor.ops.verification import (
     STACK_OUTPUTS,
     RunClients,
@@ -43,16 +43,8 @@ from conveyor.topology import (
     dlq_of,
 )
 from conveyor.verify import checks, results
-from conveyor.verify.checks import Outcome, Photo, Target
+from conveyor.verify.checks import Outcome, Target, photograph
 from conveyor.verify.http import Api
-
-PHOTO = "rocket.jpg"
-"""The real photograph the upload check sends (640x427, from scikit-image's samples)."""
-
-
-def _photo() -> Photo:
-    path = next(p for p in sample_photos() if p.name == PHOTO)
-    return Photo(path.name, "image/jpeg", path.read_bytes())
 
 
 def _answers(url: str) -> bool:
@@ -146,8 +138,9 @@ def _target(reach: Reach, client_id: str | None, say: Console) -> Iterator[Targe
     run = run_id()
     clients = RunClients(reach.secretsmanager, reach.secret_id)
     try:
-        client = clients.existing(client_id) if client_id else clients.make(f"verify-{run}")
-        other = clients.make(f"verify-{run}-other")
+        own = f"{VERIFICATION_CLIENT_PREFIX}{run}"
+        client = clients.existing(client_id) if client_id else clients.make(own)
+        other = clients.make(f"{own}-other")
         changed_at = time.monotonic()
         api = Api(reach.api_url, client, run)
         say.print(
@@ -157,7 +150,7 @@ def _target(reach: Reach, client_id: str | None, say: Console) -> Iterator[Targe
         for made in (client, other):
             if not wait_until_accepted(api, made, changed_at, reach.cache_s):
                 fail(f"the functions did not accept client {made.client_id}")
-        yield Target(api, reach.media_url, other, _photo(), reach.operator)
+        yield Target(api, reach.media_url, other, photograph(), reach.operator)
         if reach.operator is not None and not client_id:
             removed = reach.operator.remove_orders_of(client.client_id)
             say.print(f"removed the run's {removed} order(s) and their archived copies")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -169,6 +169,22 @@ def content_hash(order: Order) -> str:
 
 
 ARCHIVE_PREFIX = "archive/orders/"
+
+VERIFICATION_CLIENT_PREFIX = "conveyor-verify-"
+"""Clients whose ids start with this are verification traffic (``conveyor verify``'s run
+clients, the canary's): their orders expire a day after acceptance, in the table by TTL
+and in the archive by the bucket's lifecycle, so checks that run every few minutes leave
+nothing behind."""
+VERIFICATION_RETENTION = timedelta(days=1)
+ORDER_EXPIRY_ATTRIBUTE = "expires_at"
+
+
+def expires_at(client_id: str, accepted_at: datetime) -> int | None:
+    """When an order of ``client_id`` expires (epoch seconds, for DynamoDB's TTL): a day
+    after acceptance for verification traffic; never for anyone else's."""
+    if not client_id.startswith(VERIFICATION_CLIENT_PREFIX):
+        return None
+    return int((accepted_at + VERIFICATION_RETENTION).timestamp())
 
 
 def archive_key(order: AcceptedOrder) -> str:

@@ -4,7 +4,9 @@ Context (``cdk -c name=value`` or ``cdk.json``): ``region``, ``account``,
 ``availability_zones`` (two, comma-separated), ``domain_name`` with ``certificate_arn``
 (the API's own domain on its CloudFront distribution; by default it answers at the
 distribution's domain), ``alarm_email`` (subscribed to the ops topic),
-``reserve_concurrency``.
+``reserve_concurrency``, ``profile`` (``private`` or ``lean``), ``api_cdn``,
+``snap_start``, ``canary`` (``true``: the scheduled canary) with ``canary_every``
+(minutes, default 5).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ def make_app(
     outdir: str, layers_dir: Path = LAYERS_DIR, context: dict[str, str] | None = None
 ) -> App:
     app = App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
-    problems = TOPOLOGY.problems()
+    settings = Settings.from_app(app, layers_dir)
+    topology = settings.topology(TOPOLOGY)
+    problems = topology.problems()
     if problems:
         raise SystemExit("the topology is not sound:\n  " + "\n  ".join(problems))
-    build(app, TOPOLOGY, Settings.from_app(app, layers_dir))
+    build(app, topology, settings)
     return app
 
 

@@ -9,22 +9,32 @@ platform without Docker; the function code is the include list in
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Tags
+from aws_cdk import Aws, Duration, RemovalPolicy, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from conveyor.aws.config import MEDIA_BASE_URL
+from conveyor.aws.config import API_URL, MEDIA_BASE_URL
 from conveyor.infra.data import NAME_TAG, Data
 from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.package import function_code_dir
 from conveyor.infra.settings import Settings
-from conveyor.topology import LAMBDA_PYTHON, Function, Grant, Kind, SqsTrigger, Topology
+from conveyor.topology import (
+    LAMBDA_PYTHON,
+    Function,
+    Grant,
+    Kind,
+    Schedule,
+    SqsTrigger,
+    Topology,
+)
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12}[LAMBDA_PYTHON]
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -122,6 +132,8 @@ class Compute(Construct):
         data: Data,
         messaging: Messaging,
     ) -> None:
+        if function.outside_vpc:
+            network = None
         role = iam.Role(
             self,
             f"Role-{function.name}",
@@ -204,8 +216,56 @@ class Compute(Construct):
                 report_batch_item_failures=trigger.report_batch_item_failures,
                 max_concurrency=trigger.max_concurrency,
             )
+        if isinstance(function.trigger, Schedule):
+            self._schedule(function.name, function.trigger, target)
         Tags.of(resource).add(NAME_TAG, function.name)
         Tags.of(role).add(NAME_TAG, function.name)
         self.functions[function.name] = resource
         self.targets[function.name] = target
         self.roles[function.name] = role
+
+    def _schedule(self, name: str, schedule: Schedule, target: lambda_.IFunction) -> None:
+        """EventBridge Scheduler invokes the function at the schedule's rate, with the
+        run's scheduled time and execution id (the local runtime sends the same), with a
+        role that may invoke that function and nothing else (CDK's default role would
+        also allow every version of it)."""
+        role = iam.Role(
+            self,
+            f"ScheduleRole-{name}",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            description=f"conveyor: EventBridge Scheduler invokes {name}",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[target.function_arn])
+        )
+        # The L1 resource: the L2 target adds its own grant on every version (":*").
+        scheduler.CfnSchedule(
+            self,
+            f"Schedule-{name}",
+            description=f"conveyor {name}, {schedule.expression}",
+            schedule_expression=schedule.expression,
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=target.function_arn,
+                role_arn=role.role_arn,
+                input=json.dumps(
+                    {
+                        "scheduled_at": "<aws.scheduler.scheduled-time>",
+                        "execution_id": "<aws.scheduler.execution-id>",
+                    }
+                ),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=0  # the next run is the retry
+                ),
+            ),
+        )
+
+    def tell_api_url(self, topology: Topology, url: str) -> None:
+        """Give the functions that call the API (``api_url``) its URL, known only once
+        the edge in front of the other functions exists."""
+        for function in topology.functions:
+            if function.api_url:
+                self.functions[function.name].add_environment(API_URL, url)

@@ -14,6 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from conveyor.core.media import PROCESSED_PREFIX, QUARANTINE_PREFIX, UPLOAD_PREFIX
+from conveyor.core.orders import ARCHIVE_PREFIX, VERIFICATION_CLIENT_PREFIX, VERIFICATION_RETENTION
 from conveyor.topology import ARCHIVE_BUCKET, MEDIA_BUCKET, Table, Topology
 
 NAME_TAG = "conveyor:name"
@@ -40,6 +41,12 @@ LIFECYCLE: dict[str, list[s3.LifecycleRule]] = {
                 )
             ],
             noncurrent_version_expiration=Duration.days(30),
+        ),
+        s3.LifecycleRule(
+            id="verification-traffic",
+            prefix=f"{ARCHIVE_PREFIX}{VERIFICATION_CLIENT_PREFIX}",
+            expiration=Duration.days(VERIFICATION_RETENTION.days),
+            noncurrent_version_expiration=Duration.days(VERIFICATION_RETENTION.days),
         ),
     ],
 }

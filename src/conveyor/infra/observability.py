@@ -16,6 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from conveyor.aws import metrics
 from conveyor.infra.compute import Compute
 from conveyor.infra.edge import ApiEdge
 from conveyor.infra.messaging import Messaging
@@ -118,6 +119,9 @@ class Observability(Construct):
                 cloudwatch.GraphWidget(title=f"queue {queue.name}", left=[depth, dead], right=[age])
             )
 
+        for function, schedule in topology.scheduled():
+            self._canary_alarms(function.name, Duration.minutes(schedule.every_minutes))
+
         edge = frontend.signals(PERIOD)
         self._alarm(edge.alarm, edge.server_errors, 0)
         widgets.append(
@@ -127,16 +131,48 @@ class Observability(Construct):
         for start in range(0, len(widgets), 3):
             self.dashboard.add_widgets(*widgets[start : start + 3])
 
-    def _alarm(self, name: str, metric: cloudwatch.IMetric, threshold: float) -> None:
+    def _canary_alarms(self, service: str, every: Duration) -> None:
+        """A run with a failed check alarms; so do runs that stop (three intervals with
+        none: missing data counts against it)."""
+
+        def metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=metrics.NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": service},
+                period=every,
+                statistic=statistic,
+            )
+
+        failed = metric(metrics.CANARY_CHECKS_FAILED, "Sum")
+        self._alarm(f"canary:{service}:checks-failed", failed, 0)
+        runs = metric(metrics.CANARY_RUNS, "SampleCount")
+        self._alarm(f"canary:{service}:runs", runs, 1, below=True, periods=3)
+
+    def _alarm(
+        self,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        *,
+        below: bool = False,
+        periods: int = 1,
+    ) -> None:
+        """An alarm when ``metric`` is above ``threshold`` for ``periods`` (no data: no
+        alarm), or ``below`` it (no data: alarm, since silence is what it watches for)."""
         alarm = cloudwatch.Alarm(
             self,
             f"Alarm-{name.replace(':', '-')}",
-            alarm_description=f"{ALARM_PREFIX}{name} above {threshold:g}",
+            alarm_description=f"{ALARM_PREFIX}{name} {'below' if below else 'above'} {threshold:g}",
             metric=metric,
             threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            evaluation_periods=periods,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+            if below
+            else cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING
+            if below
+            else cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         alarm.add_alarm_action(actions.SnsAction(self.ops_topic))
         self.alarms.append(alarm)

@@ -40,11 +40,16 @@ def stage(destination: Path) -> Path:
 
 
 def sources_digest() -> str:
-    """A digest of every deployed source file, path and content."""
+    """A digest of every deployed file (sources and data), path and content."""
     digest = hashlib.sha256()
     package = SOURCE_DIR / "conveyor"
     files = [package / "__init__.py"]
-    files += sorted(p for name in DEPLOYED_PACKAGES for p in (package / name).rglob("*.py"))
+    files += sorted(
+        p
+        for name in DEPLOYED_PACKAGES
+        for p in (package / name).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
     for path in files:
         digest.update(path.relative_to(package).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.topology import DEFAULT_PROFILE, Profile
+from conveyor.topology import CANARY_EVERY_MINUTES, DEFAULT_PROFILE, Profile, Topology
 
 if TYPE_CHECKING:
     from aws_cdk import App
@@ -50,6 +50,9 @@ class Settings:
     """Whether the API is reached through CloudFront. Only the lean profile can do without
     (``-c api_cdn=false``): its HTTP API has an HTTPS URL of its own, while the private
     profile's load balancer has no address outside the VPC."""
+    canary_every: int | None = None
+    """Minutes between the canary's runs (``-c canary=true``, ``-c canary_every=N``);
+    ``None``: no canary."""
 
     @classmethod
     def from_app(cls, app: App, layers_dir: Path = LAYERS_DIR) -> Settings:
@@ -86,7 +89,14 @@ class Settings:
                 "domain_name is served by the API's CloudFront distribution; with "
                 "api_cdn=false there is none"
             )
+        canary = (context("canary") or "false").lower() == "true"
+        every = context("canary_every")
+        if every and not canary:
+            raise ValueError("canary_every sets the canary's interval: add -c canary=true")
+        if every and not every.isdigit():
+            raise ValueError(f"canary_every is a whole number of minutes, not {every!r}")
         return cls(
+            canary_every=int(every or CANARY_EVERY_MINUTES) if canary else None,
             region=region,
             account=context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
             availability_zones=(zones[0].strip(), zones[1].strip()),
@@ -99,6 +109,10 @@ class Settings:
             profile=profile,
             api_cdn=api_cdn,
         )
+
+    def topology(self, declared: Topology) -> Topology:
+        """What this deployment runs: the declared topology, with the canary if asked."""
+        return declared if self.canary_every is None else declared.with_canary(self.canary_every)
 
     def layer_dir(self, name: str) -> Path:
         """The built layer, or an empty stand-in so that synthesis works before

@@ -91,6 +91,7 @@ class AppStack(Stack):
                 compute=self.compute,
             )
         )
+        self.compute.tell_api_url(topology, self.frontend.url)
         self.observability = Observability(
             self,
             "Observability",

@@ -113,6 +113,7 @@ class Console:
             ("GET", "orders"): lambda s, h, b: self.orders(s),
             ("GET", "images"): lambda s, h, b: self.images(s),
             ("GET", "dead-letters"): lambda s, h, b: self.dead_letter_depths(s),
+            ("GET", "canary"): lambda s, h, b: self.canary(),
         }
         if self.actions:
             self._routes |= {
@@ -245,6 +246,13 @@ class Console:
         except Exception as exc:
             payload["problems"].append(f"the AWS emulator did not answer: {exc}")
         return _json(payload)
+
+    def canary(self) -> HttpResponse:
+        """The canary's kept runs, newest first; ``enabled`` false without ``--canary``."""
+        runs = self.runtime.canary
+        if runs is None:
+            return _json({"enabled": False, "every_s": None, "runs": []})
+        return _json({"enabled": True, "every_s": runs.every_s, "runs": runs.latest()})
 
     def orders(self, started: Started) -> HttpResponse:
         info = started.info

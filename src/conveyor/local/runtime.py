@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from conveyor.aws.config import MEDIA_BASE_URL, SECRETS_MAX_AGE
+from conveyor.aws.config import API_URL, MEDIA_BASE_URL, SECRETS_MAX_AGE
 from conveyor.client import ConveyorClient
 from conveyor.core.media import MAX_UPLOAD_BYTES, PROCESSED_PREFIX
-from conveyor.local import chaos, emf, interpreter, logs
+from conveyor.local import canary, chaos, emf, interpreter, logs
+from conveyor.local.canary import CanaryRuns
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.console import CONSOLE_PATH, Console
 from conveyor.local.downloads import MEDIA_PATH, downloads
@@ -49,6 +50,7 @@ from conveyor.local.workers import FunctionPool
 from conveyor.ops import openapi
 from conveyor.ops.logs import LogFollower
 from conveyor.topology import (
+    CANARY_FUNCTION,
     CLIENT_SECRETS,
     DEFAULT_PROFILE,
     MEDIA_BUCKET,
@@ -115,6 +117,9 @@ class RuntimeOptions:
     """Keep the emulator's state in ``state_dir`` and start from what it held."""
     fresh: bool = False
     """Throw the kept state away first and start empty."""
+    canary_every_s: float | None = None
+    """Run the canary (``conveyor.functions.canary``) at start and then every this many
+    seconds, as its schedule does in AWS; ``None``: no canary."""
 
     @property
     def emulator_state_dir(self) -> Path | None:
@@ -135,7 +140,12 @@ LOCAL_SECRETS_MAX_AGE_S = 5
 
 
 def function_environment(
-    topology: Topology, function: Function, resources: Resources, endpoint: str, media_url: str
+    topology: Topology,
+    function: Function,
+    resources: Resources,
+    endpoint: str,
+    media_url: str,
+    api_url: str = "",
 ) -> dict[str, str]:
     """Exactly what the function's Lambda environment holds: its grants' identifiers,
     the endpoint, and Powertools settings; nothing inherited from the runtime."""
@@ -156,6 +166,8 @@ def function_environment(
     if function.media_url:
         # The CDN's origin path is processed/; the media origin serves it under /media/.
         env[MEDIA_BASE_URL] = f"{media_url}{MEDIA_PATH}{PROCESSED_PREFIX.rstrip('/')}"
+    if function.api_url:
+        env[API_URL] = api_url
     env[SECRETS_MAX_AGE] = str(LOCAL_SECRETS_MAX_AGE_S)
     return env
 
@@ -189,7 +201,8 @@ class LocalRuntime:
         faults: FaultPlan | None = None,
     ) -> None:
         self.options = options
-        self.topology = topology
+        self.topology = topology if options.canary_every_s is None else topology.with_canary()
+        self.canary: CanaryRuns | None = None
         self.faults = faults
         self._log_handler: logging.Handler | None = None
         self.emulator: Emulator | None = None
@@ -262,7 +275,9 @@ class LocalRuntime:
         if not python.deployed:
             log.warning("the functions run on %s", python.describe())
         for function in self.topology.functions:
-            env = function_environment(self.topology, function, resources, endpoint, self.media.url)
+            env = function_environment(
+                self.topology, function, resources, endpoint, self.media.url, self.gateway.url
+            )
             if self.faults and self.faults.applies_to(function.name):
                 function, chaos_env = chaos.wrap(function, self.faults)  # noqa: PLW2901
                 env.update(chaos_env)
@@ -319,7 +334,19 @@ class LocalRuntime:
         self._open_gateway(self.gateway)
         self.started = started
         self.phase, self.phase_detail = "running", ""
+        if self.options.canary_every_s is not None:
+            self._start_canary(clients, resources, self.options.canary_every_s)
         return started
+
+    def _start_canary(self, clients: EmulatorClients, resources: Resources, every_s: float) -> None:
+        """Enroll the canary's clients, as an operator does after a deploy, and run it."""
+        added = canary.enroll(clients("secretsmanager"), resources.secrets[CLIENT_SECRETS])
+        if added:
+            log.info("the canary's clients %s were added", ", ".join(added))
+        self.canary = CanaryRuns(
+            self.pools[CANARY_FUNCTION].invoke, every_s, self.options.state_dir
+        )
+        self._run("canary", self.canary.run, self._stop)
 
     def _state_said(self) -> str:
         kept = self.options.emulator_state_dir

@@ -12,9 +12,9 @@ the emulator's latency, so they are an upper bound for what Lambda would bill.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
-from conveyor.topology import DEFAULT_PROFILE, TOPOLOGY, Profile, Topology
+from conveyor.topology import CANARY_FUNCTION, DEFAULT_PROFILE, TOPOLOGY, Profile, Topology
 
 PRICES_AS_OF = "2026-11"
 HOURS_PER_MONTH = 730
@@ -47,6 +47,8 @@ class Prices:
     dashboard_month: float = 3.00
     custom_metric_month: float = 0.30
     kms_key_month: float = 1.00
+    scheduler_million_invocations: float = 1.00
+    """EventBridge Scheduler, past the 14 million invocations every account gets free."""
     # Lambda SnapStart for Python: each published version's snapshot is cached while it
     # is active, and every execution environment started from it is a restore.
     snapstart_cache_gb_second: float = 0.0000015046
@@ -129,6 +131,26 @@ Rejections and failures are series of their own only in the hours they happen.""
 
 
 @dataclass(frozen=True)
+class CanaryRun:
+    """What one run of the canary does (counted from its checks; its orders and uploads
+    go through the whole pipeline like anyone's)."""
+
+    orders: int = 6
+    """Orders it gets accepted (and billed, and archived)."""
+    uploads: int = 2
+    """Uploads it makes (the photograph, and the hostile one), and the images processed."""
+    requests: int = 32
+    """API requests, refused ones and status polls included."""
+    downloads: int = 3
+    """Variants it fetches through the media distribution."""
+    seconds: float = 12.0
+    """How long a run takes, waiting for the bill and the variants included: 5.2 s on the
+    local runtime; assumed longer in AWS, where every call crosses the internet."""
+    metrics: int = 16
+    """Custom metric series: one per client check (14) and the run's two."""
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What is deployed: the profile, and the options that change the bill."""
 
@@ -136,6 +158,12 @@ class Deployment:
     api_cdn: bool = True
     """Whether the API is behind CloudFront (always, in the private profile)."""
     snap_start: bool = False
+    canary_every: int | None = None
+    """Minutes between the canary's runs (``-c canary=true``); ``None``: no canary."""
+
+    @property
+    def topology(self) -> Topology:
+        return TOPOLOGY if self.canary_every is None else TOPOLOGY.with_canary(self.canary_every)
 
 
 @dataclass
@@ -195,6 +223,16 @@ def estimate(
 ) -> Estimate:
     tier = FreeTier() if free_tier else NO_FREE_TIER
     free = _Allowance(tier)
+    topology = deployment.topology
+    canary, runs = CanaryRun(), 0.0
+    if deployment.canary_every is not None:
+        # The canary's traffic is priced as traffic: it goes where every order goes.
+        runs = HOURS_PER_MONTH * 60 / deployment.canary_every
+        volume = replace(
+            volume,
+            orders=volume.orders + round(canary.orders * runs),
+            images=volume.images + round(canary.uploads * runs),
+        )
     private = deployment.profile is Profile.PRIVATE
     api_cdn = deployment.api_cdn or private
     memory = {f.name: f.memory_mb for f in TOPOLOGY.functions}
@@ -216,18 +254,20 @@ def estimate(
     per_batch_calls = 2 * (2 * batches + image_batches)  # a receive and a batch delete
     interface_endpoints = 4
     total_requests = volume.orders + volume.images
+    if runs:
+        total_requests += round((canary.requests - canary.orders - canary.uploads) * runs)
     lcu = max(total_requests / (HOURS_PER_MONTH * 3600) / 25, 0.0)  # new connections per s
     downloads = volume.images * volume.downloads_per_image
     secret_calls = invocations / 1000  # cached for 5 minutes in each warm environment
     api_requests = total_requests if api_cdn else 0
-    alarms = alarm_count(TOPOLOGY)
+    alarms = alarm_count(topology)
     # Alarms are billed by the metrics they watch: the load balancer's 5XX alarm sums its
     # own 5XX and its targets'; the HTTP API counts both in one metric.
     alarm_metrics = alarms + (1 if private else 0)
     log_gb = invocations * volume.log_kb_per_invocation / 1024 / 1024
     if not private:
         log_gb += total_requests * volume.access_log_kb_per_request / 1024 / 1024
-    metrics = STEADY_METRICS if total_requests else 0
+    metrics = (STEADY_METRICS if total_requests else 0) + (canary.metrics if runs else 0)
     extra = snap_start_lines(volume, invocations, prices) if deployment.snap_start else {}
     edge: dict[str, float] = (
         {
@@ -290,7 +330,9 @@ def estimate(
             "cloudfront_gb", downloads * volume.variants_kb / 3 / 1024 / 1024
         )
         * prices.cloudfront_gb
-        + free.billable("cloudfront_requests", downloads) / 10_000 * prices.cloudfront_10k_requests,
+        + free.billable("cloudfront_requests", downloads + canary.downloads * runs)
+        / 10_000
+        * prices.cloudfront_10k_requests,
         "CloudWatch Logs ingestion": free.billable("logs_gb", log_gb) * prices.logs_gb_ingested,
         "Secrets Manager": prices.secret_month + secret_calls / 10_000 * prices.secrets_10k_calls,
         f"CloudWatch alarms ({alarms}, on {alarm_metrics} metrics)": free.billable(
@@ -303,9 +345,17 @@ def estimate(
         # The alarm topic's key; an alarm's few KMS requests stay in the free tier.
         "KMS key (alarm topic)": prices.kms_key_month,
     }
+    if runs:
+        canary_mb = topology.function(CANARY_FUNCTION).memory_mb
+        lines["Canary runs (Lambda and EventBridge Scheduler)"] = (
+            free.billable("lambda_gb_seconds", _gb_seconds(runs, canary.seconds * 1000, canary_mb))
+            * prices.lambda_gb_second
+            + free.billable("lambda_requests", runs) / 1e6 * prices.lambda_million_requests
+            + runs / 1e6 * prices.scheduler_million_invocations
+        )
     return Estimate(
         lines=lines,
-        assumptions=assumptions(deployment, tier if free_tier else None),
+        assumptions=assumptions(deployment, tier if free_tier else None, canary),
         # Only the private profile has a VPC, and what it costs beyond the endpoints.
         not_priced=[
             reason
@@ -315,7 +365,9 @@ def estimate(
     )
 
 
-def assumptions(deployment: Deployment, tier: FreeTier | None) -> list[str]:
+def assumptions(
+    deployment: Deployment, tier: FreeTier | None, canary: CanaryRun = CanaryRun()
+) -> list[str]:
     """What the estimate takes for granted, printed with it."""
     said = [
         f"profile {deployment.profile}"
@@ -332,6 +384,12 @@ def assumptions(deployment: Deployment, tier: FreeTier | None) -> list[str]:
     ]
     if deployment.profile is Profile.LEAN:
         said.append("the HTTP API at $1.00 per million requests (the first 300 million)")
+    if deployment.canary_every is not None:
+        said.append(
+            f"the canary every {deployment.canary_every} min: a run {canary.seconds:g} s, "
+            f"{canary.orders} orders, {canary.uploads} uploads and {canary.requests} API "
+            f"requests, priced with the traffic; {canary.metrics} metric series of its own"
+        )
     if tier is None:
         said.append("no free tier (--free-tier subtracts the ones every account keeps)")
     else:
@@ -342,10 +400,12 @@ def assumptions(deployment: Deployment, tier: FreeTier | None) -> list[str]:
 
 def alarm_count(topology: Topology) -> int:
     """The alarms the observability construct makes: errors and throttles per function,
-    age, depth and DLQ depth per deployed queue, and the API edge's 5XX (the load
-    balancer's or the HTTP API's; a test holds this against both synthesized profiles)."""
+    age, depth and DLQ depth per deployed queue, the API edge's 5XX (the load balancer's
+    or the HTTP API's), and a scheduled canary's failed checks and missing runs (a test
+    holds this against the synthesized templates)."""
     queues = [q for q in topology.queues if not q.local_only]
-    return 2 * len(topology.functions) + 3 * len(queues) + 1
+    scheduled = sum(1 for _ in topology.scheduled())
+    return 2 * len(topology.functions) + 3 * len(queues) + 1 + 2 * scheduled
 
 
 PRICED_ELSEWHERE: dict[str, tuple[str, ...]] = {
@@ -364,6 +424,7 @@ PRICED_ELSEWHERE: dict[str, tuple[str, ...]] = {
     "AWS::CloudWatch::Alarm": ("CloudWatch alarms",),
     "AWS::CloudWatch::Dashboard": ("CloudWatch dashboard",),
     "AWS::KMS::Key": ("KMS key (alarm topic)",),
+    "AWS::Scheduler::Schedule": ("Canary runs",),
 }
 """Every resource type in the templates that costs money, and the start of each estimate
 line that prices it."""

@@ -2,11 +2,13 @@
 deployed stack by its outputs, or given by hand), clients made for the run, what an
 operator's credentials can read, and the clean-up.
 
-The run's traffic is its own: two clients made for the run (``verify-<run id>`` and a
-second one for tenancy), removed again at the end, and every request's ``X-Request-Id``
-starting with ``verify-<run id>``. The orders it made, and their archived copies, are
-removed with it where the caller may; its idempotency records expire in 24 h and its
-images, with their variants, by the bucket's lifecycle and the images table's TTL.
+The run's traffic is its own: two clients made for the run (``conveyor-verify-<run id>``
+and a second one for tenancy), removed again at the end, and every request's
+``X-Request-Id`` starting with ``verify-<run id>``. The orders it made, and their archived
+copies, are removed with it where the caller may, and expire a day after otherwise (the
+verification clients' orders carry a TTL, and the archive has a lifecycle rule for them);
+its idempotency records expire in 24 h and its images, with their variants, by the
+bucket's lifecycle and the images table's TTL.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib import resources
 from typing import Any, Protocol
 from urllib.error import URLError
 from urllib.parse import urlsplit
@@ -86,6 +87,17 @@ class Photo:
     filename: str
     content_type: str
     data: bytes
+
+
+PHOTOGRAPH = "photograph.jpg"
+"""The real photograph the upload check sends, shipped beside these checks so that a
+canary has it too: NASA's rocket launch (640x427, public domain), as scikit-image's
+sample data carries it."""
+
+
+def photograph() -> Photo:
+    data = resources.files(__package__).joinpath(PHOTOGRAPH).read_bytes()
+    return Photo(PHOTOGRAPH, "image/jpeg", data)
 
 
 @dataclass

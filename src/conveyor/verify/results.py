@@ -16,25 +16,25 @@ def summary(results: Sequence[Result]) -> dict[str, int]:
     return {outcome.value: counted[outcome] for outcome in Outcome}
 
 
+def as_dict(results: Sequence[Result], run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run": run,
+        "summary": summary(results),
+        "checks": [
+            {
+                "name": r.name,
+                "outcome": r.outcome.value,
+                "detail": r.detail,
+                "evidence": r.evidence,
+                "seconds": round(r.seconds, 3),
+            }
+            for r in results
+        ],
+    }
+
+
 def as_json(results: Sequence[Result], run: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "run": run,
-            "summary": summary(results),
-            "checks": [
-                {
-                    "name": r.name,
-                    "outcome": r.outcome.value,
-                    "detail": r.detail,
-                    "evidence": r.evidence,
-                    "seconds": round(r.seconds, 3),
-                }
-                for r in results
-            ],
-        },
-        indent=2,
-        default=str,
-    )
+    return json.dumps(as_dict(results, run), indent=2, default=str)
 
 
 def as_junit(results: Sequence[Result], suite: str = "conveyor verify") -> str:

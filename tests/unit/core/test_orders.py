@@ -286,3 +286,15 @@ def test_an_order_whose_total_rounds_to_zero_is_refused(
 def test_prices_finer_than_the_minor_unit_are_fine_when_the_total_is_not_zero() -> None:
     assert order_total(_order("JPY", (3, "0.5"))) == Decimal("2")  # 1.5 to even
     assert order_total(_order("EUR", (1, "0.0049"), (1, "0.0100"))) == Decimal("0.01")
+
+
+def test_only_verification_clients_orders_expire_a_day_after_acceptance() -> None:
+    from datetime import UTC, datetime
+
+    from conveyor.core.orders import VERIFICATION_CLIENT_PREFIX, expires_at
+
+    accepted = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    canary = expires_at(f"{VERIFICATION_CLIENT_PREFIX}canary", accepted)
+    assert canary == int(accepted.timestamp()) + 86_400
+    assert expires_at("shop-frontend", accepted) is None
+    assert expires_at("verify-lookalike", accepted) is None, "only the reserved prefix"

@@ -162,3 +162,25 @@ def test_snap_start_adds_its_cache_for_every_function_and_a_restore_per_new_envi
     more_cold = estimate(Volume(cold_start_share=0.05), deployment=Deployment(snap_start=True))
     assert more_cold.lines["SnapStart restores"] == pytest.approx(10 * added["SnapStart restores"])
     assert more_cold.lines["SnapStart snapshot cache"] == added["SnapStart snapshot cache"]
+
+
+def test_the_canary_is_priced_with_its_traffic_metrics_and_alarms() -> None:
+    from conveyor.ops.cost import CanaryRun
+
+    plain = estimate(Volume(orders=0, images=0), deployment=LEAN, free_tier=True)
+    watched = estimate(
+        Volume(orders=0, images=0),
+        deployment=Deployment(profile=Profile.LEAN, canary_every=5),
+        free_tier=True,
+    )
+    assert watched.total > plain.total
+    assert "Canary runs (Lambda and EventBridge Scheduler)" in watched.lines
+    metric_line = next(n for n in watched.lines if n.startswith("CloudWatch custom metrics"))
+    assert f"({CanaryRun().metrics + 6} series)" in metric_line
+    assert any("the canary every 5 min" in said for said in watched.assumptions)
+    rarer = estimate(
+        Volume(orders=0, images=0),
+        deployment=Deployment(profile=Profile.LEAN, canary_every=60),
+        free_tier=True,
+    )
+    assert plain.total < rarer.total < watched.total
