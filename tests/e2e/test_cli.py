@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conveyor.core.orders import VERIFICATION_CLIENT_PREFIX
 from conveyor.local.edges import EDGES
 from conveyor.local.state import EmulatorClients
 from conveyor.topology import Profile
@@ -289,7 +290,7 @@ def test_verify_starts_a_stack_proves_it_and_reports_for_ci(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)  # the report alone: the run talks on stderr
     assert report["summary"] == {"pass": 15, "fail": 0, "skip": 3}
-    assert report["run"]["client"].startswith("verify-")
+    assert report["run"]["client"].startswith(VERIFICATION_CLIENT_PREFIX), "its orders expire"
     assert junit.read_text().count("<testcase ") == 18
     assert not (tmp_path / "runtime.json").exists(), "the stack it started is stopped"
     unknown = run("verify", "--only", "no-such-check", state=tmp_path)

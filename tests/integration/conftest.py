@@ -36,6 +36,20 @@ def local_runtime(
     return LocalRuntime(options, topology)
 
 
+BROKEN_PROPERTIES: dict[str, Any] = {
+    "argvalues": [
+        (
+            "trusting",
+            {"wrong-signature-refused", "stale-timestamp-refused", "tampered-body-refused"},
+        ),
+        ("forgetful", {"exact-replay-makes-no-second-order", "same-order-twice-same-answer"}),
+    ],
+    "ids": ["signatures-not-checked", "idempotency-off"],
+}
+"""Each publisher of ``broken_publisher.py`` that lacks a property, and the checks of
+``conveyor verify`` that must fail on it (and only those): for ``pytest.mark.parametrize``."""
+
+
 def broken(topology: Topology, handler: str) -> Topology:
     """``topology`` with the publisher's handler replaced (``broken_publisher.py``)."""
     publisher = dataclasses.replace(topology.function("publisher"), handler=handler)

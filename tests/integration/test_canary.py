@@ -18,7 +18,7 @@ from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.ops import clients as documents
 from conveyor.topology import CANARY_CLIENTS, CLIENT_SECRETS, ORDERS_TABLE, TOPOLOGY, Profile
 from conveyor.verify import checks
-from tests.integration.conftest import broken
+from tests.integration.conftest import BROKEN_PROPERTIES, broken
 
 pytestmark = pytest.mark.integration
 
@@ -121,17 +121,7 @@ def test_the_runs_are_kept_in_the_state_directory(
     assert json.loads(kept[0])["run"]["id"] == report["run"]["id"]
 
 
-@pytest.mark.parametrize(
-    ("broken_property", "caught_by"),
-    [
-        (
-            "trusting",
-            {"wrong-signature-refused", "stale-timestamp-refused", "tampered-body-refused"},
-        ),
-        ("forgetful", {"exact-replay-makes-no-second-order", "same-order-twice-same-answer"}),
-    ],
-    ids=["signatures-not-checked", "idempotency-off"],
-)
+@pytest.mark.parametrize(("broken_property", "caught_by"), **BROKEN_PROPERTIES)
 def test_a_publisher_without_a_property_fails_exactly_its_checks_and_counts_them(
     tmp_path: Path, broken_property: str, caught_by: set[str]
 ) -> None:

@@ -15,7 +15,7 @@ from conveyor.local.runtime import Started
 from conveyor.topology import TOPOLOGY, Profile
 from conveyor.verify import checks
 from conveyor.verify.checks import Outcome, Result
-from tests.integration.conftest import broken, local_runtime
+from tests.integration.conftest import BROKEN_PROPERTIES, broken, local_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -115,17 +115,7 @@ def broken_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 CLIENT_CHECKS = tuple(c.name for c in checks.CHECKS if not c.operator)
 
 
-@pytest.mark.parametrize(
-    ("broken_property", "caught_by"),
-    [
-        (
-            "trusting",
-            {"wrong-signature-refused", "stale-timestamp-refused", "tampered-body-refused"},
-        ),
-        ("forgetful", {"exact-replay-makes-no-second-order", "same-order-twice-same-answer"}),
-    ],
-    ids=["signatures-not-checked", "idempotency-off"],
-)
+@pytest.mark.parametrize(("broken_property", "caught_by"), **BROKEN_PROPERTIES)
 def test_a_publisher_without_a_property_fails_exactly_the_checks_of_that_property(
     broken_stacks: dict[str, Started], broken_property: str, caught_by: set[str]
 ) -> None:
