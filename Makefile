@@ -127,7 +127,7 @@ $(PHOTOS)/.done:
 
 bench: $(STAMP) $(LAMBDA_STAMP) build  ## every benchmark; exits 1 if a target is missed
 	@# Every benchmark runs and prints its table; then a missed target fails the target.
-	@failed=""; for name in images functions layers pipeline media; do \
+	@failed=""; for name in images formats functions layers pipeline media; do \
 		$(BIN)/python -m bench.$$name || failed="$$failed $$name"; done; \
 	if [ -n "$$failed" ]; then echo "targets missed in:$$failed"; exit 1; fi
 

@@ -1,5 +1,6 @@
-"""Image variants side by side: a tutorial's Pillow code, libvips, the JPEG decode floor,
-and ours (conveyor.core.imaging.render, what the image function runs).
+"""Image variants side by side: a tutorial's Pillow code, libvips, two decode floors (1/8
+scale, and the scale the largest variant needs), and ours (conveyor.core.imaging.render
+in the source's format; what the modern formats add is ``bench.formats``).
 
 Run by ``make bench``; prints a table and returns the rows and the missed targets.
 """
@@ -179,8 +180,26 @@ def floor(sample: Sample) -> list[bytes]:
     return []
 
 
+def needed(sample: Sample) -> list[bytes]:
+    """Only decoding, at the cheapest scale libjpeg offers (1/1, 1/2, 1/4, 1/8) that still
+    yields the largest variant's pixels: what no approach can do without. Nothing else."""
+    image = Image.open(io.BytesIO(sample.data))
+    if image.format == "JPEG":
+        width, height = image.size
+        if image.getexif().get(0x0112) in (5, 6, 7, 8):  # stored turned: so is the box
+            largest = imaging.fit((height, width), SIZES[0])
+            largest = (largest[1], largest[0])
+        else:
+            largest = imaging.fit((width, height), SIZES[0])
+        image.draft("RGB", largest)
+    image.load()
+    return []
+
+
 def ours(sample: Sample) -> list[bytes]:
-    return [v.data for v in imaging.render(sample.data, sample.mime_type).variants]
+    """The variants in the source's format, as the others make them; what the modern
+    formats add is measured by ``bench.formats``."""
+    return [v.data for v in imaging.render(sample.data, sample.mime_type, modern=()).variants]
 
 
 APPROACHES: dict[str, Callable[[Sample], list[bytes]]] = {
@@ -188,7 +207,9 @@ APPROACHES: dict[str, Callable[[Sample], list[bytes]]] = {
     "b libvips": vips,
     "c decode floor": floor,
     "d ours": ours,
+    "e decode needed": needed,
 }
+NOT_ENCODING = ("c decode floor", "e decode needed")
 
 
 def median_ms(sample: Sample) -> dict[str, float]:
@@ -260,7 +281,7 @@ def run() -> tuple[list[dict[str, object]], list[str]]:
         times = median_ms(sample)
         for label, approach in APPROACHES.items():
             row[f"{label} ms"] = round(times[label], 1)
-            if label != "c decode floor":
+            if label not in NOT_ENCODING:
                 row[f"{label} PSNR"] = round(worst_psnr(approach(sample), sample), 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -273,36 +294,46 @@ def run() -> tuple[list[dict[str, object]], list[str]]:
     return [*rows, {"image": "peak RSS at 24 MP (MB, fresh process)", **rss}], _missed(rows, rss)
 
 
+NEEDED_TARGET = 2.5
+"""Ours within this many times the decode the largest variant needs, on every photo
+(issue 30); the 1/8-scale floor is reported beside it."""
+
+
 def _missed(rows: list[dict[str, object]], rss: dict[str, float]) -> list[str]:
+    def ms(row: dict[str, object], label: str) -> float:
+        return float(str(row[f"{label} ms"]))
+
     missed = []
     at_12 = next(r for r in rows if r["image"] == "JPEG 12 MP")
-    ours_ms, naive_ms = float(at_12["d ours ms"]), float(at_12["a tutorial ms"])  # type: ignore[arg-type]
-    vips_ms, floor_ms = float(at_12["b libvips ms"]), float(at_12["c decode floor ms"])  # type: ignore[arg-type]
+    ours_ms, naive_ms = ms(at_12, "d ours"), ms(at_12, "a tutorial")
     if naive_ms / ours_ms < 4:
         missed.append(f"12 MP: ours is {naive_ms / ours_ms:.1f}x faster than the tutorial, not 4x")
-    if ours_ms > vips_ms:
-        missed.append(f"12 MP: ours {ours_ms} ms is slower than libvips {vips_ms} ms")
-    if ours_ms > 3 * floor_ms:
-        missed.append(f"12 MP: ours is {ours_ms / floor_ms:.1f}x the decode floor, not within 3x")
     if rss["d ours"] > rss["a tutorial"] / 3:
         missed.append(f"24 MP peak RSS {rss['d ours']} MB is over a third of {rss['a tutorial']}")
     for row in rows:
         ours_db, tutorial_db = (
-            min(LOSSLESS_DB, float(row[f"{label} PSNR"]))  # type: ignore[arg-type]
-            for label in ("d ours", "a tutorial")
+            min(LOSSLESS_DB, float(str(row[f"{label} PSNR"]))) for label in ("d ours", "a tutorial")
         )
         if ours_db < tutorial_db - 0.5:
             missed.append(
                 f"{row['image']}: PSNR {row['d ours PSNR']} is over 0.5 dB below "
                 f"the tutorial's {row['a tutorial PSNR']}"
             )
-    for row in (r for r in rows if r["real"]):
-        name, ms = row["image"], float(row["d ours ms"])  # type: ignore[arg-type]
-        vips, floor_ms = float(row["b libvips ms"]), float(row["c decode floor ms"])  # type: ignore[arg-type]
-        if ms > vips:
-            missed.append(f"{name}: ours {ms} ms is slower than libvips {vips} ms")
-        if "PNG" not in str(name) and ms > 3 * floor_ms:
-            missed.append(f"{name}: ours is {ms / floor_ms:.1f}x the 1/8-scale decode floor")
+    for row in rows:
+        # The photographs, and the 12 MP JPEG the earlier targets were set on; the other
+        # generated images are textures, whose small sizes are mostly encoding.
+        if not (row["real"] or row is at_12):
+            continue
+        name, ours_ms = row["image"], ms(row, "d ours")
+        if ours_ms > ms(row, "b libvips"):
+            missed.append(
+                f"{name}: ours {ours_ms} ms is slower than libvips {ms(row, 'b libvips')} ms"
+            )
+        if "PNG" not in str(name) and ours_ms > NEEDED_TARGET * ms(row, "e decode needed"):
+            missed.append(
+                f"{name}: ours is {ours_ms / ms(row, 'e decode needed'):.1f}x the decode the "
+                f"largest variant needs, not within {NEEDED_TARGET}x"
+            )
     return missed
 
 

@@ -461,24 +461,39 @@ def run() -> tuple[dict[str, Any], list[str]]:
 
 
 FLOOR_LEVEL = "8 clients"
-FLOOR_SHARE = 0.45
 FLOOR_OF_BOUND = 0.6
 """A floor against regressions, not a target: on a 2-core machine the local share is
-bounded by the emulator. The 8-client share must stay at least 45% of the emulator's
-ceiling, and at least 0.6x the share the emulator's own per-request costs would allow
-(both measured in the same run)."""
+bounded by the emulator, so the 8-client share must stay at least 0.6x the share the
+emulator's own per-request costs would allow, both measured in the same run. (An
+absolute floor of 45% of the ceiling was withdrawn in issue 30: no runtime could meet it
+once the idempotent publisher gave each order three more writes.)"""
+ORDER_COST_RECORDED = (34.4, 13.4)
+"""The emulator CPU ms an order cost, and a ceiling message, in the run of 2026-11-30
+(bench/RESULTS.md): an order was 2.57 ceiling messages."""
+ORDER_COST_GROWTH = 1.25
+"""How much more of the emulator an order may cost, counted in ceiling messages of the
+same run (so that the machine's speed cancels out): more writes per order are a
+decision, recorded here, not a drift."""
 
 
 def floors_missed(results: dict[str, Any]) -> list[str]:
     share = float(results[FLOOR_LEVEL]["share of ceiling"])
-    bound = float(results["emulator requests"]["share if the emulator were the only limit"])
+    costs = results["emulator requests"]
+    bound = float(costs["share if the emulator were the only limit"])
     missed = []
-    if share < FLOOR_SHARE:
-        missed.append(f"{FLOOR_LEVEL}: {share:.0%} of the ceiling, under {FLOOR_SHARE:.0%}")
     if share < FLOOR_OF_BOUND * bound:
         missed.append(
             f"{FLOOR_LEVEL}: {share:.0%} of the ceiling, under {FLOOR_OF_BOUND}x the "
             f"emulator-only bound ({bound:.0%})"
+        )
+    order, message = ORDER_COST_RECORDED
+    now = float(costs["emulator CPU ms per order"]) / float(
+        costs["emulator CPU ms per ceiling message"]
+    )
+    if now > ORDER_COST_GROWTH * order / message:
+        missed.append(
+            f"an order costs the emulator {now:.2f} ceiling messages, over "
+            f"{ORDER_COST_GROWTH}x the {order / message:.2f} recorded ({order} ms / {message} ms)"
         )
     return missed
 

@@ -222,9 +222,19 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     assert uploaded.returncode == 0, uploaded.stdout
     assert "processed" in uploaded.stdout
     assert "640x427" in uploaded.stdout
-    link = re.search(r"(http://127\.0\.0\.1:\d+/media/processed/large/\w+\.jpg)", uploaded.stdout)
+    link = re.search(
+        r"(http://127\.0\.0\.1:\d+/media/processed/large/\w+\.jpg\?formats=avif,webp)",
+        uploaded.stdout,
+    )
     assert link, uploaded.stdout
-    assert requests.get(link.group(1), timeout=10).status_code == 200
+    served = requests.get(link.group(1), headers={"Accept": "image/webp"}, timeout=10)
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "image/webp"
+    stored = re.search(
+        r"stored as jpeg [\d.]+ KB, avif [\d.]+ KB, webp ([\d.]+) KB", uploaded.stdout
+    )
+    assert stored, uploaded.stdout
+    assert abs(len(served.content) / 1000 - float(stored.group(1))) < 0.1
     presigned = re.search(r"^  rocket\.jpg: ([0-9a-f]{32})$", uploaded.stdout, re.MULTILINE)
     assert presigned, uploaded.stdout
     traced = run("logs", "--correlation-id", presigned.group(1), state=state)

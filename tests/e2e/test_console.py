@@ -179,6 +179,11 @@ def test_an_order_the_publisher_refuses_shows_its_reason(page: Page) -> None:
 
 
 def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: Page) -> None:
+    served: dict[str, str] = {}
+    page.on(
+        "response",
+        lambda response: served.__setitem__(response.url, response.headers.get("content-type", "")),
+    )
     page.set_input_files("#upload-form input[type=file]", str(samples.PHOTOS["coffee.png"]))
     page.click("#upload-form button")
     expect(page.locator("#upload-result")).to_contain_text("uploaded as")
@@ -198,6 +203,14 @@ def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: 
     )
     size = thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert max(size) == 150, size
+    # The browser names AVIF and WebP in its Accept: the media origin serves the best.
+    source = thumbnail.get_attribute("src")
+    assert source
+    assert source.endswith("?formats=avif,webp")
+    assert served[source] == "image/avif"
+    expect(card.locator(".formats")).to_contain_text("png")
+    expect(card.locator(".formats")).to_contain_text("avif")
+    expect(card.locator(".formats")).to_contain_text("webp")
     links = card.locator(".links a")
     expect(links).to_have_count(3)
     for href in links.evaluate_all("links => links.map(a => a.href)"):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from PIL import Image
 
 from conveyor.client import ConveyorClient, Upload
@@ -263,3 +264,37 @@ def test_transient_failures_are_retried_then_dead_lettered_after_every_receive(
     assert upload.upload_id in dead["Body"]
     log = (faulty_stack.logs_dir / "images.log").read_text()
     assert log.count('"throttled_claim"') == faulty_stack_receives("images")
+
+
+@pytest.mark.parametrize(
+    ("accept", "served"),
+    [
+        ("image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "image/avif"),
+        ("image/webp,*/*", "image/webp"),
+        ("image/avif;q=0, image/webp", "image/webp"),
+        ("*/*", "image/jpeg"),
+        (None, "image/jpeg"),
+    ],
+    ids=["chromium", "webp-only", "avif-refused", "any", "no-accept"],
+)
+def test_one_url_serves_the_best_stored_format_the_client_accepts(
+    stack: Started, aws: EmulatorClients, client: ConveyorClient, accept: str | None, served: str
+) -> None:
+    upload = client.upload_bytes(
+        "rocket.jpg", samples.encode(samples.photo("rocket.jpg"), "JPEG"), "image/jpeg"
+    )
+    item = eventually(lambda: settled(stack, aws, upload.upload_id))
+    view = client.upload_status(upload.upload_id).json()
+    url = view["variants"]["medium"]["url"]
+    assert url.endswith("?formats=avif,webp")
+    stored = {f["type"]: f for f in item["variants"]["medium"]["formats"]}
+    # requests leaves a header out when its value is None (it sends */* otherwise).
+    response = requests.get(url, headers={"Accept": accept}, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == served
+    assert response.headers["Vary"] == "Accept"
+    assert len(response.content) == int(stored[served]["bytes"])
+    assert Image.open(io.BytesIO(response.content)).size == (
+        int(item["variants"]["medium"]["width"]),
+        int(item["variants"]["medium"]["height"]),
+    )

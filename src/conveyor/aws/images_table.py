@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from conveyor.aws.clients import has_code
 from conveyor.aws.dynamo import from_attributes, to_attributes
-from conveyor.core.media import PROCESSED_PREFIX
+from conveyor.core.media import PROCESSED_PREFIX, offer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -150,14 +150,35 @@ def status_view(item: dict[str, Any], media_base_url: str) -> dict[str, Any]:
         view["width"], view["height"] = int(item["width"]), int(item["height"])
         view["variants"] = {
             label: {
-                # The CDN serves processed/ at its root.
-                "url": f"{media_base_url}/{str(variant['key']).removeprefix(PROCESSED_PREFIX)}",
+                "url": variant_url(item, label, media_base_url),
                 "width": int(variant["width"]),
                 "height": int(variant["height"]),
+                "formats": [
+                    {"type": f["type"], "bytes": int(f["bytes"])}
+                    for f in stored_formats(item, label)
+                ],
             }
             for label, variant in item.get("variants", {}).items()
         }
     return view
+
+
+def variant_url(item: dict[str, Any], label: str, media_base_url: str) -> str:
+    """Where a variant is downloaded: one URL (the CDN serves ``processed/`` at its
+    root) that offers its modern formats to negotiation."""
+    key = str(item["variants"][label]["key"]).removeprefix(PROCESSED_PREFIX)
+    modern = [str(f["key"]).rpartition(".")[2] for f in stored_formats(item, label)[1:]]
+    return f"{media_base_url}/{key}{offer(modern)}"
+
+
+def stored_formats(item: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    """Every format variant ``label`` of a processed image is stored in (``type``,
+    ``key``, ``bytes``), its source's first; a record written before variants had modern
+    formats lists its one."""
+    variant = item["variants"][label]
+    if "formats" in variant:
+        return list(variant["formats"])
+    return [{"type": item.get("mime_type"), "key": variant["key"], "bytes": variant["bytes"]}]
 
 
 def release(dynamodb: DynamoDBClient, table: str, image_id: str, etag: str) -> None:

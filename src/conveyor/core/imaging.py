@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ from PIL import (
     UnidentifiedImageError,
 )
 
-from conveyor.core.media import EXTENSIONS, MAX_UPLOAD_BYTES
+from conveyor.core.media import EXTENSIONS, MAX_UPLOAD_BYTES, MODERN_FORMATS
 
 if TYPE_CHECKING:
     from PIL import ImageCms
@@ -50,6 +50,14 @@ PNG_COMPRESSION = 3
 """zlib level for PNG variants: level 6 wrote files 12% smaller in 2.3x the time (a
 500x500 logo with alpha: 80 ms against 35 ms), and then libvips was the faster."""
 WEBP_QUALITY = 85
+"""For the variants of a WebP source, stored as WebP."""
+MODERN_SETTINGS: dict[str, dict[str, int]] = {
+    "image/avif": {"quality": 72, "speed": 8},
+    "image/webp": {"quality": 88, "method": 4},
+}
+"""How each modern format is written beside a JPEG or PNG variant: the lowest quality at
+which no photograph of the test suite's scores a lower PSNR than its JPEG variant
+(bench/RESULTS.md has the search and the bytes each saves)."""
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_FRAMES = 300
 MAX_ANIMATION_PIXELS = 120_000_000
@@ -70,6 +78,9 @@ _FORMAT_TYPES = {
     "GIF": "image/gif",
 }
 _OPENERS = ("JPEG", "PNG", "WEBP", "GIF")
+_NEGOTIATED = ("JPEG", "PNG")
+"""Always stills here (a PNG's animation is not kept): the sources that get modern
+formats beside their own (:data:`conveyor.core.media.NEGOTIATED_EXTENSIONS`)."""
 _ROTATED = {5, 6, 7, 8}
 _TURNS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -97,11 +108,24 @@ class ImageRejected(Exception):
 
 
 @dataclass(frozen=True)
+class Encoding:
+    """A variant in another format than its source's."""
+
+    mime_type: str
+    extension: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Variant:
     label: str
     width: int
     height: int
     data: bytes
+    """In the source's format."""
+    modern: tuple[Encoding, ...] = ()
+    """The same pixels in each of :data:`MODERN_FORMATS`, best first, for a still JPEG
+    or PNG; none for other sources."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +287,27 @@ def encode(frames: list[Image.Image], fmt: str, durations: list[int], loop: int)
     return out.getvalue()
 
 
+MODERN_TYPES = tuple(kind for kind, _ in MODERN_FORMATS)
+
+
+def encode_modern(frame: Image.Image, kinds: Sequence[str]) -> tuple[Encoding, ...]:
+    """``frame`` (already stripped of metadata by :func:`encode`) in each of the modern
+    formats ``kinds``, best first, transparency kept."""
+    pixels = (
+        frame
+        if frame.mode in ("RGB", "RGBA")
+        else frame.convert("RGBA" if "A" in frame.getbands() else "RGB")
+    )
+    found = []
+    for mime_type, extension in MODERN_FORMATS:
+        if mime_type not in kinds:
+            continue
+        out = io.BytesIO()
+        pixels.save(out, extension[1:].upper(), **MODERN_SETTINGS[mime_type])
+        found.append(Encoding(mime_type, extension, out.getvalue()))
+    return tuple(found)
+
+
 def _decode_frames(image: Image.Image) -> Iterator[tuple[Image.Image, int]]:
     for frame in ImageSequence.Iterator(image):
         yield frame.convert("RGBA"), int(frame.info.get("duration", 100))
@@ -293,8 +338,15 @@ def _decode_still(image: Image.Image, largest: tuple[int, int], orientation: int
     return upright.transpose(turn) if turn is not None else upright
 
 
-def render(data: bytes, declared_type: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Rendition:
-    """Every variant of one image, or :class:`ImageRejected`."""
+def render(
+    data: bytes,
+    declared_type: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    modern: Sequence[str] = MODERN_TYPES,
+) -> Rendition:
+    """Every variant of one image, or :class:`ImageRejected`; a still JPEG or PNG's also
+    in each of the ``modern`` formats (all of them unless told: ``make bench`` measures
+    what each one costs)."""
     image = open_checked(data, declared_type, max_pixels)
     fmt = "JPEG" if image.format == "MPO" else str(image.format)
     orientation = _orientation(image)
@@ -325,7 +377,9 @@ def render(data: bytes, declared_type: str, max_pixels: int = DEFAULT_MAX_PIXELS
             frames = [
                 frame.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) for frame in frames
             ]
-        variants.append(Variant(label, size[0], size[1], encode(frames, fmt, durations, loop)))
+        data = encode(frames, fmt, durations, loop)
+        others = encode_modern(frames[0], modern) if fmt in _NEGOTIATED else ()
+        variants.append(Variant(label, size[0], size[1], data, others))
     mime_type = _FORMAT_TYPES[fmt]
     return Rendition(
         mime_type, EXTENSIONS[mime_type][0], width, height, frame_count, tuple(variants)

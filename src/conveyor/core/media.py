@@ -23,7 +23,11 @@ EXTENSIONS = {
     "image/gif": (".gif",),
 }
 """Accepted content types; the first extension is the one stored objects get."""
-TYPE_OF_EXTENSION = {ext: kind for kind, extensions in EXTENSIONS.items() for ext in extensions}
+STORED_ONLY = {"image/avif": (".avif",)}
+"""Formats variants are stored in that no upload may be."""
+TYPE_OF_EXTENSION = {
+    ext: kind for kind, extensions in {**EXTENSIONS, **STORED_ONLY}.items() for ext in extensions
+}
 VARIANT_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -32,6 +36,53 @@ VARIANT_HEADERS = {
 """Every variant is served with these, by CloudFront and by the local media origin: a
 file planted under ``processed/`` is never sniffed into something else, and can run no
 script if a browser opens it."""
+
+MODERN_FORMATS = (("image/avif", ".avif"), ("image/webp", ".webp"))
+"""The formats every still JPEG or PNG variant is also stored in, best first; one URL
+serves each variant, in the best of them the client accepts."""
+OFFER_QUERY = "formats"
+"""The query parameter of a variant's URL that names the modern formats it is stored in
+(``?formats=avif,webp``): a variant stored before it had any has none, and is served as
+it is, since neither CloudFront nor the local origin can look into the bucket first."""
+VARY = {"Vary": "Accept"}
+"""On every variant's answer, so that a cache never hands one client another's format."""
+
+
+def offer(extensions: list[str]) -> str:
+    """The query that offers a variant's modern formats, given their extensions."""
+    names = [e.lstrip(".") for e in extensions]
+    return f"?{OFFER_QUERY}={','.join(names)}" if names else ""
+
+
+def accepted_types(accept: str | None) -> set[str]:
+    """The media types an ``Accept`` header names, less those refused with ``q=0``;
+    wildcards stay wildcards (``*/*`` does not say that AVIF or WebP can be shown)."""
+    found = set()
+    for part in (accept or "").split(","):
+        kind, *parameters = (piece.strip() for piece in part.split(";"))
+        quality = next((p[2:] for p in parameters if p.lower().startswith("q=")), "1")
+        try:
+            refused = float(quality) == 0
+        except ValueError:
+            refused = False
+        if kind and not refused:
+            found.add(kind.lower())
+    return found
+
+
+def negotiated(key: str, accept: str | None, offered: str | None) -> str:
+    """The stored object that answers a request for variant ``key``: the best of the
+    ``offered`` formats (the URL's ``formats``, comma-separated) that ``accept`` names,
+    else ``key`` itself. The media distribution's CloudFront Function makes the same
+    choice (a test runs both on the same cases)."""
+    stem, dot, _ = key.rpartition(".")
+    offers = {f".{name.strip()}" for name in (offered or "").split(",")}
+    accepted = accepted_types(accept)
+    for kind, extension in MODERN_FORMATS:
+        if dot and extension in offers and kind in accepted:
+            return stem + extension
+    return key
+
 
 _UPLOAD_KEY = re.compile(r"^uploads/([0-9a-f]{32})(\.[a-z]{3,4})$")
 

@@ -91,6 +91,13 @@ def result_event(item: dict[str, Any]) -> dict[str, Any]:
     }
     if status == images_table.PROCESSED:
         event["variants"] = {label: v["key"] for label, v in item["variants"].items()}
+        event["formats"] = {
+            label: [
+                {"type": f["type"], "bytes": int(f["bytes"])}
+                for f in images_table.stored_formats(item, label)
+            ]
+            for label in item["variants"]
+        }
         event["width"], event["height"] = int(item["width"]), int(item["height"])
     else:
         event["reason"] = item["reason"]
@@ -284,20 +291,29 @@ def _process(
     variants = {}
     for variant in rendition.variants:
         target = variant_key(variant.label, upload_id, rendition.extension)
-        s3.put_object(
-            Bucket=bucket,
-            Key=target,
-            Body=variant.data,
-            ContentType=rendition.mime_type,
-            CacheControl="public, max-age=31536000, immutable",
-            ServerSideEncryption="AES256",
-            Metadata={"correlation-id": logger.get_correlation_id() or ""},
-        )
+        stored = [(rendition.mime_type, target, variant.data)]
+        stored += [
+            (modern.mime_type, variant_key(variant.label, upload_id, modern.extension), modern.data)
+            for modern in variant.modern
+        ]
+        for content_type, stored_key, data in stored:
+            s3.put_object(
+                Bucket=bucket,
+                Key=stored_key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl="public, max-age=31536000, immutable",
+                ServerSideEncryption="AES256",
+                Metadata={"correlation-id": logger.get_correlation_id() or ""},
+            )
         variants[variant.label] = {
             "key": target,
             "width": variant.width,
             "height": variant.height,
             "bytes": len(variant.data),
+            # Every stored format, the source's first; the key above serves the best one
+            # a client accepts.
+            "formats": [{"type": t, "key": k, "bytes": len(d)} for t, k, d in stored],
         }
     finished = datetime.now(UTC)
     item = images_table.finish(

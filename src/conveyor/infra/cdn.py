@@ -1,7 +1,16 @@
 """CloudFront in front of the media bucket's ``processed/`` variants, through Origin
-Access Control: HTTPS only, and the bucket lets the distribution read nothing else."""
+Access Control: HTTPS only, and the bucket lets the distribution read nothing else.
+
+A CloudFront Function negotiates each variant's format: on the viewer's request it
+rewrites the URI to the best format the URL offers and the ``Accept`` header names (the
+cache key follows the rewritten URI), and on the response it adds ``Vary: Accept``. It
+is :func:`conveyor.core.media.negotiated` written for CloudFront's JavaScript runtime.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudfront as cloudfront
@@ -9,7 +18,7 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from conveyor.core.media import PROCESSED_PREFIX, VARIANT_HEADERS
+from conveyor.core.media import MODERN_FORMATS, OFFER_QUERY, PROCESSED_PREFIX, VARIANT_HEADERS, VARY
 from conveyor.infra.data import Data
 from conveyor.topology import MEDIA_BUCKET
 
@@ -26,6 +35,13 @@ class Cdn(Construct):
             origin_access_control_id=access_control.origin_access_control_id,
             origin_path="/" + PROCESSED_PREFIX.rstrip("/"),
         )
+        negotiation = cloudfront.Function(
+            self,
+            "Negotiation",
+            code=cloudfront.FunctionCode.from_inline(negotiation_code()),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+            comment="conveyor variants: the best stored format the viewer accepts",
+        )
         self.distribution = cloudfront.Distribution(
             self,
             "Distribution",
@@ -36,6 +52,13 @@ class Cdn(Construct):
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
                 response_headers_policy=self._variant_headers(),
+                function_associations=[
+                    cloudfront.FunctionAssociation(function=negotiation, event_type=event)
+                    for event in (
+                        cloudfront.FunctionEventType.VIEWER_REQUEST,
+                        cloudfront.FunctionEventType.VIEWER_RESPONSE,
+                    )
+                ],
             ),
             enable_logging=True,
             log_bucket=data.logs,
@@ -88,3 +111,18 @@ class Cdn(Construct):
                 ]
             ),
         )
+
+
+def negotiation_code() -> str:
+    """The negotiation, in CloudFront Functions' JavaScript (runtime 2.0), with its
+    formats, query and header filled in from :mod:`conveyor.core.media`."""
+    [(header, value)] = VARY.items()
+    code = (Path(__file__).parent / "negotiation.js").read_text()
+    for name, filled in {
+        "__MODERN__": [list(f) for f in MODERN_FORMATS],
+        "__OFFER__": OFFER_QUERY,
+        "__VARY_HEADER__": header.lower(),
+        "__VARY_VALUE__": value,
+    }.items():
+        code = code.replace(name, json.dumps(filled))
+    return code

@@ -31,7 +31,7 @@ from conveyor.aws.dynamo import newest_in_status
 from conveyor.client import UploadError
 from conveyor.core.media import EXTENSIONS
 from conveyor.core.orders import archive_key_of
-from conveyor.local.downloads import MEDIA_PATH
+from conveyor.local.downloads import media_base_url
 from conveyor.local.edges import HttpResponse, json_error
 from conveyor.local.status import queue_depth
 from conveyor.ops import diagram
@@ -289,6 +289,7 @@ class Console:
             for item in newest_in_status(dynamodb, table, status, RECENT)
         ]
         found.sort(key=lambda item: str(item.get("updated_at", "")), reverse=True)
+        media_base = media_base_url(self.media_url)
         rows = []
         for item in found[:RECENT]:
             variants = item.get("variants") or {}
@@ -303,10 +304,14 @@ class Console:
                     "updated_at": item.get("updated_at"),
                     "variants": {
                         label: {
-                            "url": f"{self.media_url}{MEDIA_PATH}{v['key']}",
+                            "url": images_table.variant_url(item, label, media_base),
                             "width": v["width"],
                             "height": v["height"],
                             "bytes": v["bytes"],
+                            "formats": [
+                                {"type": f["type"], "bytes": f["bytes"]}
+                                for f in images_table.stored_formats(item, label)
+                            ],
                         }
                         for label, v in sorted(variants.items(), key=lambda kv: -kv[1]["width"])
                     },

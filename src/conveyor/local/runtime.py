@@ -21,12 +21,12 @@ from types import TracebackType
 
 from conveyor.aws.config import API_URL, MEDIA_BASE_URL, SECRETS_MAX_AGE
 from conveyor.client import ConveyorClient
-from conveyor.core.media import MAX_UPLOAD_BYTES, PROCESSED_PREFIX
+from conveyor.core.media import MAX_UPLOAD_BYTES
 from conveyor.local import canary, chaos, emf, interpreter, logs
 from conveyor.local.canary import CanaryRuns
 from conveyor.local.chaos import FaultPlan
 from conveyor.local.console import CONSOLE_PATH, Console
-from conveyor.local.downloads import MEDIA_PATH, downloads
+from conveyor.local.downloads import MEDIA_PATH, downloads, media_base_url
 from conveyor.local.edges import EDGES, HttpResponse
 from conveyor.local.emulator import (
     EMULATOR_CREDENTIALS,
@@ -164,8 +164,7 @@ def function_environment(
         if grant.env:
             env[grant.env] = resources.identifier(grant.kind, grant.resource)
     if function.media_url:
-        # The CDN's origin path is processed/; the media origin serves it under /media/.
-        env[MEDIA_BASE_URL] = f"{media_url}{MEDIA_PATH}{PROCESSED_PREFIX.rstrip('/')}"
+        env[MEDIA_BASE_URL] = media_base_url(media_url)
     if function.api_url:
         env[API_URL] = api_url
     env[SECRETS_MAX_AGE] = str(LOCAL_SECRETS_MAX_AGE_S)

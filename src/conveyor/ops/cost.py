@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
+from conveyor.core.imaging import VARIANTS
+from conveyor.core.media import MODERN_FORMATS
 from conveyor.topology import CANARY_FUNCTION, DEFAULT_PROFILE, TOPOLOGY, Profile, Topology
 
 PRICES_AS_OF = "2026-11"
@@ -40,6 +42,7 @@ class Prices:
     every request here is far smaller."""
     cloudfront_gb: float = 0.085
     cloudfront_10k_requests: float = 0.01
+    cloudfront_function_million: float = 0.10
     logs_gb_ingested: float = 0.50
     secret_month: float = 0.40
     secrets_10k_calls: float = 0.05
@@ -69,6 +72,7 @@ class FreeTier:
     dynamodb_gb: float = 25
     cloudfront_gb: float = 1024
     cloudfront_requests: float = 10_000_000
+    cloudfront_function_invocations: float = 2_000_000
     logs_gb: float = 5
     alarm_metrics: float = 10
     """Standard-resolution alarm metrics (an alarm on a sum of two metrics counts two)."""
@@ -85,6 +89,7 @@ class FreeTier:
             "dynamodb_gb": "GB of DynamoDB storage",
             "cloudfront_gb": "GB out of CloudFront",
             "cloudfront_requests": "CloudFront requests",
+            "cloudfront_function_invocations": "CloudFront Function invocations",
             "logs_gb": "GB of CloudWatch Logs",
             "alarm_metrics": "CloudWatch alarm metrics",
             "custom_metrics": "custom metrics",
@@ -105,7 +110,9 @@ class Measured:
     billing_batch_ms: float = 19.1
     archive_batch_ms: float = 26.7
     messages_per_batch: float = 2.5
-    image_ms: float = 270.0  # one 12 MP JPEG
+    image_ms: float = 350.0
+    """One 12 MP JPEG: 270 ms in its own format, and about 80 ms more for its AVIF and
+    WebP variants (bench.formats, 2026-12-06: the 14.7 MP Volna 314 ms, then 393 ms)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,9 @@ class Volume:
     order_kb: float = 1.0
     image_mb: float = 3.0
     variants_kb: float = 300.0
+    modern_kb: float = 470.0
+    """The same variants as AVIF and WebP, stored beside them: 0.71x and 0.86x of the
+    JPEG variants' bytes on the test suite's photographs (bench/RESULTS.md)."""
     log_kb_per_invocation: float = 1.5
     access_log_kb_per_request: float = 0.3
     """One JSON line of the HTTP API's access log (the lean profile's)."""
@@ -123,6 +133,9 @@ class Volume:
     """Of all invocations, how many start a new execution environment (a restore, with
     SnapStart): an assumption, since AWS does not say how often it recycles them."""
 
+
+PUTS_PER_IMAGE = 1 + len(VARIANTS) * (1 + len(MODERN_FORMATS))
+"""The upload, and each variant in its source's format and in each modern format."""
 
 STEADY_METRICS = 6
 """The custom metric series a working deployment sends every hour: orders accepted,
@@ -315,14 +328,14 @@ def estimate(
         * prices.dynamodb_million_writes
         + free.billable("dynamodb_gb", volume.orders * volume.order_kb / 1024 / 1024)
         * prices.dynamodb_gb_month,
-        "S3 requests (archive, uploads, variants)": (volume.orders + 4 * volume.images)
+        "S3 requests (archive, uploads, variants)": (volume.orders + PUTS_PER_IMAGE * volume.images)
         / 1000
         * prices.s3_thousand_puts
         + volume.images / 1000 * prices.s3_thousand_gets,
         "S3 storage (one month's objects)": (
             volume.orders * volume.order_kb / 1024 / 1024
             + volume.images * volume.image_mb / 1024 * 7 / 30
-            + volume.images * volume.variants_kb / 1024 / 1024
+            + volume.images * (volume.variants_kb + volume.modern_kb) / 1024 / 1024
         )
         * prices.s3_gb_month,
         **edge,
@@ -333,6 +346,12 @@ def estimate(
         + free.billable("cloudfront_requests", downloads + canary.downloads * runs)
         / 10_000
         * prices.cloudfront_10k_requests,
+        # One on the viewer's request (negotiation), one on the response (Vary).
+        "CloudFront Functions (format negotiation)": free.billable(
+            "cloudfront_function_invocations", 2 * (downloads + canary.downloads * runs)
+        )
+        / 1e6
+        * prices.cloudfront_function_million,
         "CloudWatch Logs ingestion": free.billable("logs_gb", log_gb) * prices.logs_gb_ingested,
         "Secrets Manager": prices.secret_month + secret_calls / 10_000 * prices.secrets_10k_calls,
         f"CloudWatch alarms ({alarms}, on {alarm_metrics} metrics)": free.billable(
@@ -424,6 +443,7 @@ PRICED_ELSEWHERE: dict[str, tuple[str, ...]] = {
     "AWS::CloudWatch::Alarm": ("CloudWatch alarms",),
     "AWS::CloudWatch::Dashboard": ("CloudWatch dashboard",),
     "AWS::KMS::Key": ("KMS key (alarm topic)",),
+    "AWS::CloudFront::Function": ("CloudFront Functions",),
     "AWS::Scheduler::Schedule": ("Canary runs",),
 }
 """Every resource type in the templates that costs money, and the start of each estimate

@@ -241,3 +241,62 @@ def test_the_pixel_limit_is_configurable() -> None:
     with pytest.raises(ImageRejected, match="too_many_pixels"):
         render(data, "image/jpeg", max_pixels=1800 * 1200 - 1)
     assert render(data, "image/jpeg", max_pixels=1800 * 1200).width == 1800
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    import math
+
+    rms = ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).rms
+    mse = sum(value**2 for value in rms) / 3
+    return 10 * math.log10(255**2 / mse) if mse else 99.0
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize("name", sorted(samples.PHOTOS))
+def test_each_modern_format_decodes_back_at_least_as_close_as_the_jpeg_variant(
+    name: str,
+) -> None:
+    source = samples.photo(name)
+    rendition = render(samples.encode(source, "JPEG", quality=95), "image/jpeg")
+    for variant in rendition.variants:
+        reference = source.resize((variant.width, variant.height), Image.Resampling.LANCZOS)
+        jpeg = psnr(decoded(variant.data), reference)
+        assert [m.mime_type for m in variant.modern] == ["image/avif", "image/webp"]
+        for modern in variant.modern:
+            image = decoded(modern.data)
+            assert image.format == modern.extension[1:].upper()
+            assert image.size == (variant.width, variant.height)
+            assert psnr(image, reference) >= jpeg, (variant.label, modern.mime_type)
+            assert metadata_left(image) == {}, "no EXIF, XMP or profile"
+            assert len(modern.data) < len(variant.data), "smaller than the JPEG"
+
+
+def test_the_modern_formats_keep_a_pngs_transparency() -> None:
+    rendition = render(samples.png_alpha(), "image/png")
+    for modern in opened_modern(rendition, "large"):
+        low, high = modern.convert("RGBA").getchannel("A").getextrema()
+        assert isinstance(low, int)
+        assert isinstance(high, int)
+        assert low < 10
+        assert high > 245
+
+
+def opened_modern(rendition: Rendition, label: str) -> list[Image.Image]:
+    variant = next(v for v in rendition.variants if v.label == label)
+    return [decoded(m.data) for m in variant.modern]
+
+
+@pytest.mark.parametrize(
+    ("sample", "declared"),
+    [(samples.gif_animated, "image/gif"), (samples.webp, "image/webp")],
+    ids=["gif", "webp"],
+)
+def test_gif_and_webp_sources_keep_their_own_format_only(
+    sample: Callable[[], bytes], declared: str
+) -> None:
+    assert all(v.modern == () for v in render(sample(), declared).variants)

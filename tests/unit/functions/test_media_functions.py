@@ -174,6 +174,57 @@ def test_an_image_is_rendered_recorded_and_announced(images_env: Resources) -> N
     assert event["correlation_id"] == "corr-0123"
 
 
+def test_every_stored_format_is_recorded_announced_and_offered_by_the_url(
+    images_env: Resources,
+) -> None:
+    record = put_upload(images_env, samples.jpeg_progressive(), "image/jpeg", ".jpg")
+    assert images.handler(s3_messages(record), context()) == {"batchItemFailures": []}
+    stored = item(images_env)
+    assert stored is not None
+    s3 = boto3.client("s3")
+    [event] = events(images_env)
+    for label, variant in stored["variants"].items():
+        formats = variant["formats"]
+        assert [f["type"] for f in formats] == ["image/jpeg", "image/avif", "image/webp"]
+        for found in formats:
+            kept = s3.get_object(Bucket=images_env.buckets["media"], Key=found["key"])
+            assert kept["ContentType"] == found["type"]
+            assert kept["ContentLength"] == found["bytes"]
+        assert formats[0]["key"] == variant["key"]
+        announced = [{"type": f["type"], "bytes": f["bytes"]} for f in formats]
+        assert event["formats"][label] == announced
+    view = images_table.status_view(stored, "https://media.example")
+    assert view["variants"]["thumb"]["url"] == (
+        f"https://media.example/thumb/{UPLOAD_ID}.jpg?formats=avif,webp"
+    )
+    assert [f["type"] for f in view["variants"]["thumb"]["formats"]] == [
+        "image/jpeg",
+        "image/avif",
+        "image/webp",
+    ]
+
+
+def test_a_record_stored_before_modern_formats_offers_none() -> None:
+    old = {
+        "image_id": UPLOAD_ID,
+        "status": "processed",
+        "width": 10,
+        "height": 10,
+        "mime_type": "image/png",
+        "variants": {
+            "thumb": {
+                "key": f"processed/thumb/{UPLOAD_ID}.png",
+                "width": 10,
+                "height": 10,
+                "bytes": 99,
+            }
+        },
+    }
+    view = images_table.status_view(old, "https://media.example")
+    assert view["variants"]["thumb"]["url"] == f"https://media.example/thumb/{UPLOAD_ID}.png"
+    assert view["variants"]["thumb"]["formats"] == [{"type": "image/png", "bytes": 99}]
+
+
 def test_the_same_object_delivered_twice_is_processed_once(images_env: Resources) -> None:
     record = put_upload(images_env, samples.webp(), "image/webp", ".webp")
     images.handler(s3_messages(record), context())

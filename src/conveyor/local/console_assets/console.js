@@ -388,9 +388,18 @@ function renderImages(rows) {
           { class: "links" },
           ...labels.map((label) => el("a", { href: row.variants[label].url, target: "_blank", rel: "noopener", text: label })),
         ),
+        labels.length ? el("div", { class: "formats muted", text: formatsSaid(row.variants[labels[0]].formats) }) : null,
       );
     }),
   );
+}
+
+// "png 120.3 KB · avif 9.8 KB · webp 12.1 KB": each format a variant is stored in; its
+// one URL serves the best of them the browser accepts.
+function formatsSaid(formats) {
+  return (formats || [])
+    .map((f) => `${String(f.type || "?").replace("image/", "")} ${(f.bytes / 1000).toFixed(1)} KB`)
+    .join(" · ");
 }
 
 const LISTING_NOTE =
