@@ -18,8 +18,10 @@ import pytest
 import requests
 
 from conveyor.client import ConveyorClient
+from conveyor.functions.images import LEASE_S
 from conveyor.local.state import EmulatorClients
 from conveyor.ops.logs import read_json_lines
+from conveyor.topology import IMAGES_QUEUE, TOPOLOGY
 from tests import samples
 from tests.e2e.test_cli import CLI, alive, descendants
 from tests.integration.conftest import eventually
@@ -27,6 +29,11 @@ from tests.integration.conftest import eventually
 pytestmark = pytest.mark.e2e
 
 ENOUGH_ACCEPTED = 25
+UPLOAD_RECOVERY_S = LEASE_S + TOPOLOGY.queue(IMAGES_QUEUE).visibility_timeout_s + 60
+"""How long an upload may take after the restart: a stop that lands while the image is
+being processed leaves its claim (a lease of LEASE_S) and its message, which comes back
+at once (receives are not kept) but is then held for the queue's visibility timeout, as
+in AWS after a crash, before the retry that processes it."""
 """Orders accepted before the stack is stopped, with more being sent."""
 
 
@@ -110,6 +117,7 @@ class Traffic:
             thread.join(timeout=60)
 
 
+@pytest.mark.timeout(180 + UPLOAD_RECOVERY_S + 180)
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_what_was_accepted_before_a_stop_is_finished_once_after_the_next_start(
     tmp_path: Path, how: str
@@ -134,7 +142,7 @@ def test_what_was_accepted_before_a_stop_is_finished_once_after_the_next_start(
         eventually(billed_orders, timeout_s=180, interval_s=1.0)
         eventually(
             lambda: again.upload_status(upload_id).json().get("status") == "processed",
-            timeout_s=120,
+            timeout_s=UPLOAD_RECOVERY_S,
             interval_s=1.0,
         )
         info = json.loads((tmp_path / "runtime.json").read_text())

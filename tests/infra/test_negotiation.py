@@ -26,6 +26,9 @@ ACCEPTS = [
     "image/avif;q=0, image/webp",
     "IMAGE/AVIF",
     "image/webp;q=0.5, image/avif;q=0.9",
+    "image/avif;q=0.000,image/webp;Q=0",
+    "image/avif;q=0x, image/webp;q=",  # malformed weights count as none
+    "image/avif ; q=0.0001",
     "text/html",
 ]
 OFFERS = [None, "", "avif,webp", "webp", "avif", "gif", " webp , avif "]

@@ -39,7 +39,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _start(runtime: LocalRuntime) -> Started:
+def _start(runtime: LocalRuntime) -> tuple[Started, float]:
+    """The started stack and the seconds it took; interrupted, it is stopped and the
+    command exits 130. The caller says it runs, inside its own stop handling: from the
+    moment ``runtime.json`` exists, a Ctrl-C is a normal stop."""
     # SIGTERM during start-up should clean up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     began = time.perf_counter()
@@ -51,8 +54,7 @@ def _start(runtime: LocalRuntime) -> Started:
         raise typer.Exit(130) from None
     except Exception as exc:
         fail(str(exc))
-    console.print(render.started_panel(started, time.perf_counter() - began))
-    return started
+    return started, time.perf_counter() - began
 
 
 def _stop(runtime: LocalRuntime) -> None:
@@ -90,8 +92,9 @@ def up(
         canary_every_s=canary_every if canary else None,
     )
     runtime = LocalRuntime(options)
-    _start(runtime)
+    started, seconds = _start(runtime)
     try:
+        console.print(render.started_panel(started, seconds))
         if canary:
             console.print(
                 f"the canary runs now and every {canary_every:g} s; its results are in the "
@@ -99,6 +102,8 @@ def up(
             )
         console.print("running; press Ctrl-C to stop")
         wait_for_interrupt()
+    except KeyboardInterrupt:
+        pass  # before the wait took Ctrl-C over: a stop all the same
     finally:
         _stop(runtime)
 
@@ -142,9 +147,10 @@ def demo(
     """Start the stack, send signed orders (some bad on purpose), wait, and summarise."""
     options = RuntimeOptions(state_dir=directory, port=port, profile=profile, fresh=fresh)
     runtime = LocalRuntime(options)
-    started = _start(runtime)
+    started, seconds = _start(runtime)
     ok = False
     try:
+        console.print(render.started_panel(started, seconds))
         ok = _orders_demo(started, orders, concurrency, timeout)
         ok = _media_demo(started, timeout) and ok
         if not exit_after:

@@ -13,6 +13,9 @@ to sRGB and variants carry no profile, since browsers assume sRGB; CMYK without 
 is converted naively; 16-bit samples are scaled (not clipped) to 8 bits; palette images
 become RGB or RGBA; transparency is kept for PNG, WebP and GIF, and flattened onto white
 for JPEG. Animated GIF and WebP keep every frame and their timing.
+
+Formats: each variant is written in its source's format, and a JPEG's or PNG's also as
+AVIF and WebP (:data:`MODERN_SETTINGS`), for the media URL to serve by negotiation.
 """
 
 from __future__ import annotations
@@ -79,8 +82,8 @@ _FORMAT_TYPES = {
 }
 _OPENERS = ("JPEG", "PNG", "WEBP", "GIF")
 _NEGOTIATED = ("JPEG", "PNG")
-"""Always stills here (a PNG's animation is not kept): the sources that get modern
-formats beside their own (:data:`conveyor.core.media.NEGOTIATED_EXTENSIONS`)."""
+"""The sources whose variants get the modern formats beside their own: always stills
+here (a PNG's animation is not kept), where GIF and WebP may be animations."""
 _ROTATED = {5, 6, 7, 8}
 _TURNS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -124,8 +127,8 @@ class Variant:
     data: bytes
     """In the source's format."""
     modern: tuple[Encoding, ...] = ()
-    """The same pixels in each of :data:`MODERN_FORMATS`, best first, for a still JPEG
-    or PNG; none for other sources."""
+    """The same pixels in each of :data:`MODERN_FORMATS` that is smaller, best first,
+    for a still JPEG or PNG; none for other sources."""
 
 
 @dataclass(frozen=True)
@@ -290,9 +293,13 @@ def encode(frames: list[Image.Image], fmt: str, durations: list[int], loop: int)
 MODERN_TYPES = tuple(kind for kind, _ in MODERN_FORMATS)
 
 
-def encode_modern(frame: Image.Image, kinds: Sequence[str]) -> tuple[Encoding, ...]:
+def encode_modern(
+    frame: Image.Image, kinds: Sequence[str], smaller_than: int
+) -> tuple[Encoding, ...]:
     """``frame`` (already stripped of metadata by :func:`encode`) in each of the modern
-    formats ``kinds``, best first, transparency kept."""
+    formats ``kinds`` that comes out smaller than ``smaller_than`` bytes (the variant in
+    its source's format: a client that accepts a modern format must never get more
+    bytes for it), best first, transparency kept."""
     pixels = (
         frame
         if frame.mode in ("RGB", "RGBA")
@@ -304,7 +311,8 @@ def encode_modern(frame: Image.Image, kinds: Sequence[str]) -> tuple[Encoding, .
             continue
         out = io.BytesIO()
         pixels.save(out, extension[1:].upper(), **MODERN_SETTINGS[mime_type])
-        found.append(Encoding(mime_type, extension, out.getvalue()))
+        if out.tell() < smaller_than:
+            found.append(Encoding(mime_type, extension, out.getvalue()))
     return tuple(found)
 
 
@@ -377,9 +385,9 @@ def render(
             frames = [
                 frame.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) for frame in frames
             ]
-        data = encode(frames, fmt, durations, loop)
-        others = encode_modern(frames[0], modern) if fmt in _NEGOTIATED else ()
-        variants.append(Variant(label, size[0], size[1], data, others))
+        encoded = encode(frames, fmt, durations, loop)
+        others = encode_modern(frames[0], modern, len(encoded)) if fmt in _NEGOTIATED else ()
+        variants.append(Variant(label, size[0], size[1], encoded, others))
     mime_type = _FORMAT_TYPES[fmt]
     return Rendition(
         mime_type, EXTENSIONS[mime_type][0], width, height, frame_count, tuple(variants)

@@ -54,18 +54,18 @@ def offer(extensions: list[str]) -> str:
     return f"?{OFFER_QUERY}={','.join(names)}" if names else ""
 
 
+_REFUSED = re.compile(r"q=0(\.0{0,3})?", re.IGNORECASE)
+"""A weight of zero as HTTP writes one: the type is not acceptable. A malformed weight
+is read as none at all (the function on CloudFront reads it the same way)."""
+
+
 def accepted_types(accept: str | None) -> set[str]:
     """The media types an ``Accept`` header names, less those refused with ``q=0``;
     wildcards stay wildcards (``*/*`` does not say that AVIF or WebP can be shown)."""
     found = set()
     for part in (accept or "").split(","):
         kind, *parameters = (piece.strip() for piece in part.split(";"))
-        quality = next((p[2:] for p in parameters if p.lower().startswith("q=")), "1")
-        try:
-            refused = float(quality) == 0
-        except ValueError:
-            refused = False
-        if kind and not refused:
+        if kind and not any(_REFUSED.fullmatch(p) for p in parameters):
             found.add(kind.lower())
     return found
 

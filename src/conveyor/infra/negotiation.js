@@ -8,7 +8,7 @@ function accepted(header) {
   header.split(",").forEach(function (part) {
     var pieces = part.split(";").map(function (p) { return p.trim(); });
     var refused = pieces.slice(1).some(function (p) {
-      return p.toLowerCase().indexOf("q=") === 0 && parseFloat(p.slice(2)) === 0;
+      return /^q=0(\.0{0,3})?$/i.test(p);
     });
     if (pieces[0] && !refused) found.push(pieces[0].toLowerCase());
   });

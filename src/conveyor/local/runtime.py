@@ -328,13 +328,14 @@ class LocalRuntime:
             interpreter=python,
             restored=self._state_said(),
         )
-        info.save(self.options.state_dir)
         self.media.open({}, {MEDIA_PATH: downloads(clients("s3"), resources.buckets[MEDIA_BUCKET])})
         self._open_gateway(self.gateway)
         self.started = started
         self.phase, self.phase_detail = "running", ""
         if self.options.canary_every_s is not None:
             self._start_canary(clients, resources, self.options.canary_every_s)
+        # Last: the file says that a stack runs here, and answers.
+        info.save(self.options.state_dir)
         return started
 
     def _start_canary(self, clients: EmulatorClients, resources: Resources, every_s: float) -> None:

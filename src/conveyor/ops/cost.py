@@ -123,9 +123,9 @@ class Volume:
     order_kb: float = 1.0
     image_mb: float = 3.0
     variants_kb: float = 300.0
-    modern_kb: float = 470.0
-    """The same variants as AVIF and WebP, stored beside them: 0.71x and 0.86x of the
-    JPEG variants' bytes on the test suite's photographs (bench/RESULTS.md)."""
+    modern_kb: float = 465.0
+    """The same variants as AVIF and WebP, stored beside them: 0.70x and 0.85x of the
+    JPEG variants' bytes on real photographs (bench.formats, bench/RESULTS.md)."""
     log_kb_per_invocation: float = 1.5
     access_log_kb_per_request: float = 0.3
     """One JSON line of the HTTP API's access log (the lean profile's)."""

@@ -190,11 +190,28 @@ def document(server_url: str = "/") -> dict[str, Any]:
                                 "type": "object",
                                 "additionalProperties": {
                                     "type": "object",
-                                    "required": ["url", "width", "height"],
+                                    "required": ["url", "width", "height", "formats"],
                                     "properties": {
-                                        "url": {"type": "string"},
+                                        "url": {
+                                            "type": "string",
+                                            "description": "One URL; it serves the best "
+                                            "stored format the request's Accept names",
+                                        },
                                         "width": {"type": "integer"},
                                         "height": {"type": "integer"},
+                                        "formats": {
+                                            "type": "array",
+                                            "description": "Every stored format, the "
+                                            "source's first",
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["type", "bytes"],
+                                                "properties": {
+                                                    "type": {"type": "string"},
+                                                    "bytes": {"type": "integer"},
+                                                },
+                                            },
+                                        },
                                     },
                                 },
                             },
