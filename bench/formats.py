@@ -69,23 +69,25 @@ def compared(sample: Sample) -> dict[str, object]:
     of that format is served: the JPEG where the format came out no smaller and was not
     kept."""
     full = ImageOps.exif_transpose(Image.open(io.BytesIO(sample.data))).convert("RGB")
-    found: dict[str, object] = {"jpeg bytes": 0}
+    names = [extension[1:] for _, extension in MODERN_FORMATS]
+    jpeg_bytes = 0
+    served_bytes = dict.fromkeys(names, 0)
     worst: dict[str, float] = {}
     for variant in imaging.render(sample.data, sample.mime_type).variants:
         reference = full.resize((variant.width, variant.height), Image.Resampling.LANCZOS)
         jpeg_db = psnr(variant.data, reference)
-        found["jpeg bytes"] = int(found["jpeg bytes"]) + len(variant.data)  # type: ignore[call-overload]
-        kept = {m.extension[1:]: m for m in variant.modern}
-        for _, extension in MODERN_FORMATS:
-            name = extension[1:]
-            served = kept[name].data if name in kept else variant.data
-            key = f"{name} bytes"
-            found[key] = int(found.get(key, 0)) + len(served)  # type: ignore[call-overload]
+        jpeg_bytes += len(variant.data)
+        kept = {m.extension[1:]: m.data for m in variant.modern}
+        for name in names:
+            served = kept.get(name, variant.data)
+            served_bytes[name] += len(served)
             gap = psnr(served, reference) - jpeg_db
             worst[name] = min(worst.get(name, gap), gap)
-    for name, gap in worst.items():
-        found[f"{name} worst dB vs JPEG"] = round(gap, 2)
-    return found
+    return {
+        "jpeg bytes": jpeg_bytes,
+        **{f"{name} bytes": n for name, n in served_bytes.items()},
+        **{f"{name} worst dB vs JPEG": round(gap, 2) for name, gap in worst.items()},
+    }
 
 
 def run() -> tuple[list[dict[str, object]], list[str]]:

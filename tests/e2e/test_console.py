@@ -30,7 +30,7 @@ from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.ops.diagram import graph
 from conveyor.topology import TOPOLOGY, Profile
 from tests import samples
-from tests.integration.conftest import eventually, local_runtime
+from tests.integration.conftest import canary_runtime, eventually, first_run, local_runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("console")]
 # Playwright's 5 s default is a guess about one machine's speed; a loaded 2-core machine
@@ -473,16 +473,9 @@ def test_the_canary_panel_shows_each_check_of_its_last_run(
 ) -> None:
     from conveyor.verify import checks
 
-    options = RuntimeOptions(
-        state_dir=tmp_path, port=0, endpoint_url=None, profile=Profile.LEAN, canary_every_s=3600
-    )
-    runtime = LocalRuntime(options)
+    runtime = canary_runtime(tmp_path, Profile.LEAN)
     with runtime as started:
-        canary = runtime.canary
-        assert canary is not None
-        with canary.finished:
-            assert canary.finished.wait_for(lambda: bool(canary.runs), 240)
-        [run] = canary.latest()
+        run = first_run(runtime)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
         errors = Errors(page)

@@ -59,6 +59,32 @@ def broken(topology: Topology, handler: str) -> Topology:
     )
 
 
+HOUR_S = 3600.0
+"""The interval the tests run the canary at: the run at start is the one they read."""
+RUN_DEADLINE_S = 240.0
+
+
+def canary_runtime(directory: Path, profile: Profile, handler: str | None = None) -> LocalRuntime:
+    """A stack that runs the canary at start (and then hourly); with ``handler``, its
+    publisher replaced (``broken_publisher.py``)."""
+    topology = broken(TOPOLOGY, handler) if handler else TOPOLOGY
+    options = RuntimeOptions(
+        state_dir=directory, port=0, endpoint_url=None, profile=profile, canary_every_s=HOUR_S
+    )
+    return LocalRuntime(options, topology)
+
+
+def first_run(runtime: LocalRuntime) -> dict[str, Any]:
+    """The report of the canary's first run, once it has finished."""
+    assert runtime.canary is not None
+    with runtime.canary.finished:
+        done = runtime.canary.finished.wait_for(
+            lambda: bool(runtime.canary and runtime.canary.runs), RUN_DEADLINE_S
+        )
+    assert done, "the canary did not finish its first run"
+    return runtime.canary.latest()[0]
+
+
 @pytest.fixture(scope="module", params=list(Profile), ids=str)
 def profile(request: pytest.FixtureRequest) -> Profile:
     return Profile(request.param)

@@ -14,36 +14,15 @@ from typing import Any
 import pytest
 
 from conveyor.aws import metrics
-from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
+from conveyor.local.runtime import LocalRuntime, Started
 from conveyor.ops import clients as documents
-from conveyor.topology import CANARY_CLIENTS, CLIENT_SECRETS, ORDERS_TABLE, TOPOLOGY, Profile
+from conveyor.topology import CANARY_CLIENTS, CLIENT_SECRETS, ORDERS_TABLE, Profile
 from conveyor.verify import checks
-from tests.integration.conftest import BROKEN_PROPERTIES, broken
+from tests.integration.conftest import BROKEN_PROPERTIES, canary_runtime, first_run
 
 pytestmark = pytest.mark.integration
 
-CLIENT_CHECKS = [c.name for c in checks.CHECKS if not c.operator]
-HOUR_S = 3600.0
-"""The interval the tests run the canary at: the run at start is the one they read."""
-RUN_DEADLINE_S = 240.0
-
-
-def canary_runtime(directory: Path, profile: Profile, handler: str | None = None) -> LocalRuntime:
-    topology = broken(TOPOLOGY, handler) if handler else TOPOLOGY
-    options = RuntimeOptions(
-        state_dir=directory, port=0, endpoint_url=None, profile=profile, canary_every_s=HOUR_S
-    )
-    return LocalRuntime(options, topology)
-
-
-def first_run(runtime: LocalRuntime) -> dict[str, Any]:
-    assert runtime.canary is not None
-    with runtime.canary.finished:
-        done = runtime.canary.finished.wait_for(
-            lambda: bool(runtime.canary and runtime.canary.runs), RUN_DEADLINE_S
-        )
-    assert done, "the canary did not finish its first run"
-    return runtime.canary.latest()[0]
+CLIENT_CHECKS = [c.name for c in checks.CLIENT]
 
 
 def counted(runtime: LocalRuntime, name: str, **dimensions: str) -> list[float]:

@@ -112,7 +112,7 @@ def broken_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             runtime.stop()
 
 
-CLIENT_CHECKS = tuple(c.name for c in checks.CHECKS if not c.operator)
+CLIENT_CHECKS = tuple(c.name for c in checks.CLIENT)
 
 
 @pytest.mark.parametrize(("broken_property", "caught_by"), **BROKEN_PROPERTIES)

@@ -23,11 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor.aws import metrics
-from conveyor.aws.config import API_URL, MEDIA_BASE_URL, required, secrets_max_age_s
+from conveyor.aws import client_secrets, metrics
+from conveyor.aws.config import API_URL, MEDIA_BASE_URL, required
 from conveyor.verify import checks
 from conveyor.verify.checks import Outcome, Result, Target, photograph
 from conveyor.verify.http import Api, Client
@@ -40,7 +39,6 @@ ORDER_DEADLINE_S = 45.0
 UPLOAD_DEADLINE_S = 60.0
 """Shorter than ``conveyor verify``'s, so that a run in which every wait runs out still
 ends within the function's timeout."""
-CHECKS = tuple(c for c in checks.CHECKS if not c.operator)
 
 
 def run_id(event: dict[str, Any]) -> str:
@@ -54,18 +52,15 @@ def run_id(event: dict[str, Any]) -> str:
 def _clients() -> tuple[Client, Client] | str:
     """The canary's two clients, or why it cannot have them."""
     wanted = required(CANARY_CLIENTS).split(",")
-    document = parameters.get_secret(
-        required("CLIENT_SECRETS_ID"), transform="json", max_age=secrets_max_age_s()
-    )
     found = []
     for client_id in wanted:
-        secrets = document.get(client_id) if isinstance(document, dict) else None
-        if not isinstance(secrets, list) or not secrets:
+        secrets = client_secrets.secrets_of(client_id)
+        if not secrets:
             return (
                 f"the canary's client {client_id} is not in the client secrets; add "
                 f"{' and '.join(wanted)} with `conveyor clients --stack <stack> add <id>`"
             )
-        found.append(Client(client_id, str(secrets[-1])))
+        found.append(Client(client_id, secrets[-1]))
     return found[0], found[1]
 
 
@@ -87,7 +82,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(canary_run=run)
     clients = _clients()
     if isinstance(clients, str):
-        found = [Result(c.name, Outcome.FAIL, clients, {}, 0.0) for c in CHECKS]
+        found = [Result(c.name, Outcome.FAIL, clients, {}, 0.0) for c in checks.CLIENT]
         for result in found:
             _said(result)
         client_id = ""
@@ -102,7 +97,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             order_deadline_s=ORDER_DEADLINE_S,
             upload_deadline_s=UPLOAD_DEADLINE_S,
         )
-        found = checks.run(target, CHECKS, _said)
+        found = checks.run(target, checks.CLIENT, _said)
     for result in found:
         if result.outcome is not Outcome.SKIP:
             failed = int(result.outcome is Outcome.FAIL)

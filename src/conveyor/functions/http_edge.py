@@ -26,17 +26,14 @@ from typing import Any, Generic, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import ALBResolver, APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from conveyor.aws import metrics
+from conveyor.aws import client_secrets, metrics
 from conveyor.aws.clients import has_code
-from conveyor.aws.config import required, secrets_max_age_s
 from conveyor.core.request_ids import request_id_from
 from conveyor.core.signing import (
-    MIN_SECRET_LENGTH,
     SECURITY_HEADERS,
     SIGNATURE_HEADER,
     AuthenticationError,
@@ -201,18 +198,6 @@ def check_json(event: dict[str, Any]) -> None:
         raise HttpError(415, "unsupported_media_type", "send the body as application/json in UTF-8")
 
 
-def _client_secrets(client_id: str) -> Sequence[str]:
-    table = parameters.get_secret(
-        required("CLIENT_SECRETS_ID"), transform="json", max_age=secrets_max_age_s()
-    )
-    secrets = table.get(client_id) if isinstance(table, dict) else None
-    # Only a list of secrets counts: a bare string would otherwise be iterated as
-    # one-character secrets.
-    if not isinstance(secrets, list):
-        return []
-    return [s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH]
-
-
 def authenticate(event: dict[str, Any], body: bytes) -> str:
     """The verified client id; a 401 that does not say which check failed otherwise."""
     present = {name: header(event, name) for name in SECURITY_HEADERS}
@@ -224,8 +209,8 @@ def authenticate(event: dict[str, Any], body: bytes) -> str:
         headers={name: value for name, value in present.items() if value is not None},
     )
     try:
-        return verify(request, _client_secrets, now=time.time())
-    except parameters.exceptions.GetParameterError as exc:
+        return verify(request, client_secrets.secrets_of, now=time.time())
+    except client_secrets.Unavailable as exc:
         logger.exception("client secrets unavailable")
         raise HttpError(503, "unavailable", "authentication is unavailable; retry shortly") from exc
     except AuthenticationError as exc:

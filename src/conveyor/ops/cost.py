@@ -199,10 +199,12 @@ def _gb_seconds(invocations: float, ms: float, memory_mb: int) -> float:
     return invocations * math.ceil(ms) / 1000 * memory_mb / 1024
 
 
-def snap_start_lines(volume: Volume, invocations: float, prices: Prices) -> dict[str, float]:
+def snap_start_lines(
+    topology: Topology, volume: Volume, invocations: float, prices: Prices
+) -> dict[str, float]:
     """What ``-c snap_start=true`` adds: each function's snapshot cached all month, and a
     restore for every new execution environment, priced by the function's memory."""
-    memory_gb = [f.memory_mb / 1024 for f in TOPOLOGY.functions]
+    memory_gb = [f.memory_mb / 1024 for f in topology.functions]
     seconds = HOURS_PER_MONTH * 3600
     mean_gb = sum(memory_gb) / len(memory_gb)
     return {
@@ -248,7 +250,7 @@ def estimate(
         )
     private = deployment.profile is Profile.PRIVATE
     api_cdn = deployment.api_cdn or private
-    memory = {f.name: f.memory_mb for f in TOPOLOGY.functions}
+    memory = {f.name: f.memory_mb for f in topology.functions}
     batches = volume.orders / measured.messages_per_batch
     image_batches = volume.images  # images arrive one S3 event at a time
     invocations = volume.orders + 2 * batches + volume.images + image_batches
@@ -259,7 +261,7 @@ def estimate(
         + _gb_seconds(volume.images, measured.presign_ms, memory["presign"])
         + _gb_seconds(image_batches, measured.image_ms, memory["images"])
     )
-    consumer_queues = sum(1 for _ in TOPOLOGY.sqs_triggered())
+    consumer_queues = sum(1 for _ in topology.sqs_triggered())
     # Lambda keeps polling each SQS source even when idle: five pollers (with a maximum
     # concurrency set, Lambda does not drop to two), each a 20 s long poll, so roughly
     # 3 calls a minute each.
@@ -281,7 +283,7 @@ def estimate(
     if not private:
         log_gb += total_requests * volume.access_log_kb_per_request / 1024 / 1024
     metrics = (STEADY_METRICS if total_requests else 0) + (canary.metrics if runs else 0)
-    extra = snap_start_lines(volume, invocations, prices) if deployment.snap_start else {}
+    extra = snap_start_lines(topology, volume, invocations, prices) if deployment.snap_start else {}
     edge: dict[str, float] = (
         {
             "ALB hours and LCUs": HOURS_PER_MONTH * (prices.alb_hour + lcu * prices.alb_lcu_hour),
@@ -365,10 +367,9 @@ def estimate(
         "KMS key (alarm topic)": prices.kms_key_month,
     }
     if runs:
-        canary_mb = topology.function(CANARY_FUNCTION).memory_mb
+        gb_s = _gb_seconds(runs, canary.seconds * 1000, memory[CANARY_FUNCTION])
         lines["Canary runs (Lambda and EventBridge Scheduler)"] = (
-            free.billable("lambda_gb_seconds", _gb_seconds(runs, canary.seconds * 1000, canary_mb))
-            * prices.lambda_gb_second
+            free.billable("lambda_gb_seconds", gb_s) * prices.lambda_gb_second
             + free.billable("lambda_requests", runs) / 1e6 * prices.lambda_million_requests
             + runs / 1e6 * prices.scheduler_million_invocations
         )

@@ -457,6 +457,8 @@ CHECKS = (
     Check("logs-retained", True, _logs_retained),
 )
 NAMES = tuple(check.name for check in CHECKS)
+CLIENT = tuple(check for check in CHECKS if not check.operator)
+"""The checks a client's credentials can run: the canary's."""
 
 
 def chosen(only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Check]:

@@ -12,6 +12,7 @@ from conveyor.aws import metrics
 from conveyor.functions import canary
 from conveyor.local.provision import Resources
 from conveyor.topology import CANARY, CANARY_CLIENTS, TOPOLOGY
+from conveyor.verify import checks
 from tests.unit.conftest import context
 
 
@@ -42,16 +43,16 @@ def test_without_its_clients_every_check_fails_saying_how_to_add_them(
     canary_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = canary.handler({}, context("canary"))
-    assert [c["name"] for c in report["checks"]] == [c.name for c in canary.CHECKS]
+    assert [c["name"] for c in report["checks"]] == [c.name for c in checks.CLIENT]
     assert {c["outcome"] for c in report["checks"]} == {"fail"}
     assert all(CANARY_CLIENTS[0] in c["detail"] for c in report["checks"])
     assert "conveyor clients" in report["checks"][0]["detail"]
     blobs = emf_lines(capsys.readouterr().out)
     per_check = [b for b in blobs if metrics.CANARY_CHECK_FAILED in b]
-    assert sorted(b["check"] for b in per_check) == sorted(c.name for c in canary.CHECKS)
+    assert sorted(b["check"] for b in per_check) == sorted(c.name for c in checks.CLIENT)
     assert {value(b, metrics.CANARY_CHECK_FAILED) for b in per_check} == {1.0}
     [run] = [b for b in blobs if metrics.CANARY_RUNS in b]
-    assert value(run, metrics.CANARY_CHECKS_FAILED) == len(canary.CHECKS)
+    assert value(run, metrics.CANARY_CHECKS_FAILED) == len(checks.CLIENT)
     # Its service dimension, which the alarm names, is the worker's (the integration
     # test reads it): this process imported Powertools before the test set the name.
     assert run["_aws"]["CloudWatchMetrics"][0]["Namespace"] == metrics.NAMESPACE
@@ -67,5 +68,6 @@ def test_a_run_is_named_by_its_schedule_when_the_event_says_it() -> None:
 
 
 def test_the_canary_runs_only_client_checks() -> None:
-    assert canary.CHECKS
-    assert not [c for c in canary.CHECKS if c.operator]
+    assert checks.CLIENT
+    assert not [c for c in checks.CLIENT if c.operator]
+    assert [c for c in checks.CHECKS if not c.operator] == list(checks.CLIENT)
