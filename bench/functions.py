@@ -1,5 +1,7 @@
 """Function costs: cold-start imports against a bare ``import boto3``, warm CPU time per
-request or batch with the AWS calls stubbed, and the size of what is deployed."""
+request or batch with the AWS calls stubbed, and the size of what is deployed.
+
+Traces are sampled as deployed (5%); ``BENCH_TRACE_SAMPLE=1`` times every span sent."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conveyor.aws.config import DEFAULT_TRACE_SAMPLE, sampling_environment
 from conveyor.infra.layers import LAYERS, build_layer, size_of
 from conveyor.infra.package import function_code_dir
 from conveyor.infra.settings import LAYERS_DIR
@@ -35,6 +38,10 @@ ENV = {
     "AWS_SECRET_ACCESS_KEY": "x",
     # What every deployed function runs with.
     **RUNTIME_SETTINGS,
+    # As active tracing gives it, at the deployed default sample: a sampled span is
+    # encoded and sent, as in Lambda (nothing listens; a datagram costs the same).
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    **sampling_environment(float(os.environ.get("BENCH_TRACE_SAMPLE", DEFAULT_TRACE_SAMPLE))),
 }
 
 
@@ -104,8 +111,14 @@ LIBRARY_PARTS = {
     "Powertools event_handler": "aws_lambda_powertools.event_handler",
     "Powertools batch": "aws_lambda_powertools.utilities.batch",
     "Pillow (Image)": "PIL.Image",
+    "OpenTelemetry SDK (trace)": "opentelemetry.sdk.trace",
+    "OpenTelemetry botocore instrumentation": "opentelemetry.instrumentation.botocore",
+    "OTLP encoding (protobuf)": "opentelemetry.exporter.otlp.proto.common.trace_encoder",
 }
 """What each library the functions are built on adds to ``import boto3`` on its own."""
+
+
+TRACING = "tracing (conveyor.aws.tracing with its libraries)"
 
 
 def cold_starts() -> dict[str, Any]:
@@ -116,6 +129,9 @@ def cold_starts() -> dict[str, Any]:
         imports[f"boto3 + {part}"] = (["boto3", module], None)
     for function in TOPOLOGY.functions:
         imports[function.name] = (libraries_of(python.path, function.module), function.module)
+    # Tracing whole: its libraries and its setup (the instrumentation patching botocore,
+    # the exporter) on top of what every function loads anyway.
+    imports[TRACING] = (["boto3", "aws_lambda_powertools"], "conveyor.aws.tracing")
     ms = import_ms(python.path, imports)
     baseline = ms["boto3"][0]
     found: dict[str, Any] = {
@@ -128,6 +144,12 @@ def cold_starts() -> dict[str, Any]:
             "ms": round(libraries, 1),
             "x boto3": round(libraries / baseline, 2),
         }
+    base, tracing = ms[TRACING]
+    found[TRACING] = {
+        "boto3 + Powertools, ms": round(base, 1),
+        "tracing on top, ms": round(tracing, 1),
+        "tracing on top, x boto3": round(tracing / baseline, 2),
+    }
     for function in TOPOLOGY.functions:
         libraries, own = ms[function.name]
         found[function.name] = {
@@ -166,7 +188,7 @@ def _cpu_ms(call: Callable[[], object], runs: int) -> float:
 
 
 def warm_costs() -> dict[str, Any]:
-    os.environ.update({k: v for k, v in ENV.items() if k.startswith("AWS_")})
+    os.environ.update({k: v for k, v in ENV.items() if k.startswith(("AWS_", "OTEL_"))})
     os.environ.update(
         {
             "ORDERS_TOPIC_ARN": "arn:t",

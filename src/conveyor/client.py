@@ -29,6 +29,8 @@ class Upload:
     content_type: str
     request_id: str
     """The presign call's X-Request-Id: the correlation id of the upload's log lines."""
+    trace_id: str = ""
+    """The upload's trace (``conveyor trace``), as its presign answer named it."""
 
 
 class UploadError(Exception):
@@ -139,8 +141,14 @@ class ConveyorClient:
         )
         if stored.status_code not in (200, 201, 204):
             raise UploadError(filename, stored.status_code, stored.text[:300])
-        request_id = presigned.headers.get("X-Request-Id", "")
-        return Upload(str(grant["upload_id"]), filename, len(data), content_type, request_id)
+        return Upload(
+            str(grant["upload_id"]),
+            filename,
+            len(data),
+            content_type,
+            presigned.headers.get("X-Request-Id", ""),
+            presigned.headers.get("X-Trace-Id", ""),
+        )
 
     def close(self) -> None:
         self.session.close()

@@ -247,9 +247,17 @@ in the entry points of every installed distribution, the Lambda runtime's own in
 no function uses one, and on a cold start the scan is time spent for nothing
 (bench/RESULTS.md has what it cost)."""
 
+TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+"""What active tracing grants every function's role, on ``*`` (X-Ray's writes take no
+resource): the X-Ray daemon beside the function sends its spans and its own telemetry
+with them. The local stand-in for the daemon checks the first with the function's role
+before it keeps a span, as X-Ray would refuse them."""
+
 USED_BY_AWS = {
     "sqs:GetQueueAttributes": "Lambda reads the queue's attributes to create the event "
     "source mapping; the local poller needs none of them",
+    "xray:PutTelemetryRecords": "the X-Ray daemon reports its own counters with it; the "
+    "local stand-in has none to report",
     "logs:CreateLogStream": "the Lambda runtime writes the function's log with its role",
     "logs:PutLogEvents": "the Lambda runtime writes the function's log with its role",
 }

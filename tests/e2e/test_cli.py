@@ -77,6 +77,7 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
         "redrive",
         "soak",
         "logs",
+        "trace",
         "cost",
         "diagram",
     ):
@@ -188,6 +189,19 @@ def test_up_order_status_then_ctrl_c_stops_everything(
         return "billed: 1" in out and "archived: 1" in out
 
     eventually(billed_and_archived, timeout_s=60, interval_s=0.5)
+    trace_id = re.search(r"· trace ([0-9a-f]{32})", sent.stdout)
+    assert trace_id, sent.stdout
+
+    def waterfall() -> str | None:
+        out = run("trace", "cli-1", state=state).stdout
+        return out if "archive process" in out and "billing process" in out else None
+
+    drawn = eventually(waterfall, timeout_s=60, interval_s=0.5)
+    assert f"trace {trace_id.group(1)}" in drawn, "the order's trace is the one its answer named"
+    assert "through publisher" in drawn
+    missing = run("trace", "no-such-order", state=state)
+    assert missing.returncode == 1
+    assert "no trace of 'no-such-order'" in missing.stdout
     traced = run("logs", "--correlation-id", "trace-cli-1", state=state)
     for source in ("publisher", "billing", "archive"):
         pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} {source} "
@@ -235,7 +249,9 @@ def test_up_order_status_then_ctrl_c_stops_everything(
     )
     assert stored, uploaded.stdout
     assert abs(len(served.content) / 1000 - float(stored.group(1))) < 0.1
-    presigned = re.search(r"^  rocket\.jpg: ([0-9a-f]{32})$", uploaded.stdout, re.MULTILINE)
+    presigned = re.search(
+        r"^  rocket\.jpg: ([0-9a-f]{32}) · trace [0-9a-f]{32}$", uploaded.stdout, re.MULTILINE
+    )
     assert presigned, uploaded.stdout
     traced = run("logs", "--correlation-id", presigned.group(1), state=state)
     for source in ("presign", "images"):

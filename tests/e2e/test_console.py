@@ -3,12 +3,14 @@ against a real local stack, and the console API's guards over real HTTP."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from playwright.sync_api import (
 
 from conveyor.core.media import EXTENSIONS
 from conveyor.functions.consumer import FAILURE_REASON
+from conveyor.local.console import MODULES
 from conveyor.local.runtime import LocalRuntime, RuntimeOptions, Started
 from conveyor.ops.diagram import graph
 from conveyor.topology import TOPOLOGY, Profile
@@ -166,6 +169,29 @@ def test_an_order_sent_from_the_form_appears_and_moves_the_counters(page: Page) 
     )
     assert metric(page, "OrdersAccepted") >= 1
 
+    # Its trace, drawn: the publisher, then each queue's wait and record, in parent order.
+    row.locator(".trace-link").click()
+    waterfall = page.locator("#trace .waterfall")
+    for queue in ("billing", "archive"):
+        record = waterfall.locator(f'.row[data-outcome="processed"]:has-text("{queue} process")')
+        expect(record).to_have_count(1, timeout=60_000)
+        expect(record.locator(".track .wait")).to_have_count(1)
+        expect(record.locator(".track .span.processed")).to_have_count(1)
+        expect(record).to_contain_text("waited")
+    hops = waterfall.locator(".row:not(.header)")
+    first = hops.first
+    expect(first).to_have_attribute("data-depth", "0")
+    expect(first.locator(".service")).to_have_text("publisher")
+    depths = [int(d) for d in hops.evaluate_all("rows => rows.map(r => r.dataset.depth)")]
+    assert depths[0] == 0
+    assert all(b <= a + 1 for a, b in itertools.pairwise(depths)), depths
+    widths = waterfall.locator(".track .span").evaluate_all(
+        "bars => bars.map(b => b.getBoundingClientRect().width)"
+    )
+    assert all(width >= 2 for width in widths), "every hop is drawn"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#trace").screenshot(path=str(ARTIFACTS / "console-trace.png"))
+
 
 def test_an_order_the_publisher_refuses_shows_its_reason(page: Page) -> None:
     page.fill('#order-form input[name="unit_price"]', "-1")
@@ -215,6 +241,53 @@ def test_an_uploaded_image_shows_its_thumbnail_and_links_to_every_variant(page: 
     expect(links).to_have_count(3)
     for href in links.evaluate_all("links => links.map(a => a.href)"):
         assert requests.get(href, timeout=10).headers["Content-Type"] == "image/png"
+
+    card.locator(".trace-link").click()
+    expect(page.locator('#trace-form input[name="reference"]')).to_have_value(upload_id)
+    record = page.locator('#trace .waterfall .row:has-text("images process")')
+    expect(record).to_have_attribute("data-outcome", "processed")
+    expect(record.locator(".track .wait")).to_have_count(1)
+    expect(page.locator("#trace .waterfall .row").nth(1).locator(".service")).to_have_text(
+        "presign"
+    )
+
+
+def test_the_trace_form_says_why_an_id_has_no_trace(browser: Browser, stack: Started) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    errors = Errors(page)
+    try:
+        page.goto(console_url(stack))
+        expect(page.locator("#phase")).to_have_text("running", timeout=60_000)
+        page.fill('#trace-form input[name="reference"]', "no-such-order")
+        page.click("#trace-form button")
+        expect(page.locator("#trace .result.bad")).to_contain_text("no trace of 'no-such-order'")
+    finally:
+        context.close()
+    # The browser reports the 404 itself; the page adds nothing of its own.
+    assert [e for e in errors.seen if "404" not in e] == []
+
+
+def test_the_console_loads_as_es_modules_each_saying_what_it_draws(
+    browser: Browser, stack: Started
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        page.goto(console_url(stack))
+        expect(page.locator("#phase")).to_have_text("running", timeout=60_000)
+    finally:
+        context.close()
+    loaded = {url.rsplit("/", 1)[1] for url in requested if url.endswith(".js")}
+    assert loaded == {f"{module}.js" for module in MODULES}
+    shipped = resources.files("conveyor.local").joinpath("console_assets").iterdir()
+    assert {p.name for p in shipped if p.name.endswith(".js")} == loaded, "none left out"
+    for module in MODULES:
+        answer = requests.get(f"{console_url(stack)}/{module}.js", timeout=10)
+        assert answer.headers["Content-Type"].startswith("text/javascript")
+        assert answer.text.startswith("// "), f"{module}.js opens with what it draws"
 
 
 def test_an_upload_the_pipeline_rejects_reads_failed_with_its_reason(page: Page) -> None:

@@ -72,6 +72,9 @@ def test_the_canary_runs_outside_the_vpc_and_reads_only_the_client_secrets(
             "logs:CreateLogStream",
             "logs:PutLogEvents",
             "secretsmanager:GetSecretValue",
+            # Active tracing's own: its daemon sends the function's spans.
+            "xray:PutTelemetryRecords",
+            "xray:PutTraceSegments",
         ], profile
 
 

@@ -216,6 +216,8 @@ def test_without_the_cdn_the_api_answers_at_its_own_https_url(tmp_path: Path) ->
         ({"canary_every": "10"}, "add -c canary=true"),
         ({"canary": "true", "canary_every": "often"}, "whole number of minutes"),
         ({"canary": "true", "canary_every": "3"}, "runs would overlap"),
+        ({"trace_sample": "1.5"}, "share of traces from 0 to 1"),
+        ({"trace_sample": "some"}, "share of traces from 0 to 1"),
     ],
     ids=[
         "unknown-profile",
@@ -224,6 +226,8 @@ def test_without_the_cdn_the_api_answers_at_its_own_https_url(tmp_path: Path) ->
         "interval-without-canary",
         "interval-not-minutes",
         "interval-shorter-than-a-run",
+        "sample-over-one",
+        "sample-not-a-number",
     ],
 )
 def test_settings_that_cannot_be_deployed_are_refused(
@@ -262,3 +266,20 @@ def test_the_lean_alarms_watch_the_http_api_where_the_private_ones_watch_the_loa
         k for k in profiles[Profile.LEAN].app.of_type("AWS::SNS::Topic") if "OpsTopic" in k
     )
     assert api_alarm["AlarmActions"] == [{"Ref": ops_topic}]
+
+
+def test_every_function_is_traced_at_the_deploy_settings_sample_rate(
+    tmp_path: Path, synthesized: Synthesized
+) -> None:
+    """Active tracing (its daemon takes the spans) and OpenTelemetry's own sampler
+    variables, 5% by default and what ``-c trace_sample`` says otherwise."""
+    sampled = synthesize(tmp_path, {"trace_sample": "0.2"})
+    for app, rate in ((synthesized.app, "0.05"), (sampled.app, "0.2")):
+        functions = app.of_type("AWS::Lambda::Function")
+        named = set(app.named("AWS::Lambda::Function").values())
+        for logical_id in named:
+            props = functions[logical_id]["Properties"]
+            assert props["TracingConfig"] == {"Mode": "Active"}, logical_id
+            env = props["Environment"]["Variables"]
+            assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+            assert env["OTEL_TRACES_SAMPLER_ARG"] == rate

@@ -76,7 +76,9 @@ def test_functions_have_the_topologys_size_and_the_right_runtime(
         assert props["Timeout"] == function.timeout_s
         assert props.get("ReservedConcurrentExecutions") == function.reserved_concurrency
         assert props["Handler"] == function.handler.replace(":", ".")
-        assert len(props["Layers"]) == (2 if function.name == "images" else 1)
+        # Powertools and telemetry for all, Pillow for the image function.
+        assert len(props["Layers"]) == (3 if function.name == "images" else 2)
+        assert props["TracingConfig"] == {"Mode": "Active"}
         env = props["Environment"]["Variables"]
         assert {g.env for g in function.grants if g.env} <= set(env)
         assert TOPOLOGY.settings(function).items() <= env.items()

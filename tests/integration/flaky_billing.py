@@ -8,6 +8,7 @@ the test can read what the worker saw and why the message was dead-lettered.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -19,12 +20,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from conveyor.functions import billing
-from conveyor.functions.consumer import logged_failures
+from conveyor.functions.consumer import handles_records
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@logged_failures
+@handles_records()
 def bill_unless_poisoned(record: SQSRecord) -> None:
     if json.loads(record.body).get("customer_id") == "poison":
         print(
@@ -32,7 +33,7 @@ def bill_unless_poisoned(record: SQSRecord) -> None:
             flush=True,
         )
         raise RuntimeError("poisoned order")
-    billing.bill(record)
+    inspect.unwrap(billing.bill)(record)  # in this record's span, not a second one
 
 
 def handler(event: dict[str, Any], context: Any) -> Any:

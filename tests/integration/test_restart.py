@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.local.runtime import LocalRuntime, RuntimeOptions
+from conveyor.local.traces import TRACES_FILE
 from conveyor.ops import clients as documents
+from conveyor.ops import traces
 from conveyor.topology import ARCHIVE_BUCKET, CLIENT_SECRETS, ORDERS_TABLE
-from tests.integration.conftest import local_runtime
+from tests.integration.conftest import eventually, local_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +34,9 @@ def test_a_clean_stop_keeps_dead_letters_with_their_receive_counts_and_the_clien
             lambda d: documents.add(d, "kept-client"),
         )
         aws("s3").put_object(Bucket=resources.buckets[ARCHIVE_BUCKET], Key="kept.json", Body=b"{}")
+        with first.client() as http:
+            traced = http.send_order(ORDER).headers["X-Trace-Id"]
+        eventually(lambda: billed_trace(tmp_path, traced))
         aws("dynamodb").put_item(
             TableName=resources.tables[ORDERS_TABLE],
             Item={
@@ -59,3 +65,23 @@ def test_a_clean_stop_keeps_dead_letters_with_their_receive_counts_and_the_clien
             Key={"client_id": {"S": "kept"}, "order_id": {"S": "o-1"}},
         )
         assert item["Item"]["status"] == {"S": "accepted"}
+        assert billed_trace(tmp_path, traced), "the traces are kept too"
+    fresh = RuntimeOptions(state_dir=tmp_path, port=0, endpoint_url=None, fresh=True)
+    with LocalRuntime(fresh):
+        assert traces.traces_of(traces.load(tmp_path / TRACES_FILE), traced) == []
+
+
+ORDER = {
+    "order_id": "kept-order",
+    "customer_id": "c",
+    "currency": "EUR",
+    "items": [{"sku": "A", "quantity": 1, "unit_price": "1.00"}],
+}
+
+
+def billed_trace(directory: Path, trace_id: str) -> bool:
+    try:
+        found = traces.find(directory / TRACES_FILE, trace_id)
+    except traces.TraceNotFoundError:
+        return False
+    return any(hop.name.endswith("billing process") for hop in found.hops)

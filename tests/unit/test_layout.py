@@ -20,6 +20,7 @@ LAMBDA_LIBRARIES = {
     "pydantic",
     "PIL",
     "snapshot_restore_py",
+    "opentelemetry",
 }
 """What the deployed code may import besides itself and the standard library: the
 runtime dependencies in pyproject.toml (the Lambda layers), and the SnapStart hooks that

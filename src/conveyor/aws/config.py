@@ -41,3 +41,15 @@ API_URL = "API_URL"
 """Where clients reach the API: the edge's HTTPS URL in AWS, the local gateway locally."""
 MEDIA_BASE_URL = "MEDIA_BASE_URL"
 """Where processed images are downloaded from: the CDN in AWS, the media origin locally."""
+
+
+DEFAULT_TRACE_SAMPLE = 0.05
+"""The share of orders and uploads traced in AWS (``-c trace_sample``); locally, all."""
+
+
+def sampling_environment(rate: float) -> dict[str, str]:
+    """OpenTelemetry's own variables for a sampling ``rate``: decided where a trace
+    starts, followed by every hop after it."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"a trace sampling rate is between 0 and 1, not {rate}")
+    return {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(rate)}

@@ -14,6 +14,7 @@ from conveyor.cli import (  # noqa: F401 - registers the commands
     dead_letters,
     info,
     stack,
+    traces,
     verify,
 )
 from conveyor.cli.app import app

@@ -73,8 +73,11 @@ def order(
             console.print_json(response.text) if response.text else console.print("")
             if response.headers.get("Idempotent-Replayed") == "true":
                 console.print("a replay: the answer to the first request with this key")
-            # The id to quote, and to follow with `conveyor logs --correlation-id`.
-            console.print(f"request id {response.headers.get('X-Request-Id', '-')}")
+            # The ids to quote: `conveyor logs --correlation-id` and `conveyor trace`.
+            console.print(
+                f"request id {response.headers.get('X-Request-Id', '-')} · "
+                f"trace {response.headers.get('X-Trace-Id', '-')}"
+            )
             if response.status_code >= 300:
                 raise typer.Exit(1)
             if wait > 0:

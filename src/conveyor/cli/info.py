@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from conveyor.aws.config import DEFAULT_TRACE_SAMPLE
 from conveyor.cli import render
 from conveyor.cli.app import app, fail
 from conveyor.cli.render import console
@@ -79,6 +80,15 @@ def cost(
     canary_every: Annotated[
         int, typer.Option(min=1, max=1440, help="Minutes between the canary's runs.")
     ] = CANARY_EVERY_MINUTES,
+    trace_sample: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of orders and uploads traced (-c trace_sample); the spans are "
+            "priced as the logs CloudWatch keeps them as.",
+        ),
+    ] = DEFAULT_TRACE_SAMPLE,
 ) -> None:
     """Estimate the monthly AWS bill for a volume and profile, from measured durations and
     list prices; every assumption is printed with it."""
@@ -99,6 +109,7 @@ def cost(
         api_cdn=api_cdn,
         snap_start=snap_start,
         canary_every=canary_every if canary else None,
+        trace_sample=trace_sample,
     )
     result = estimate(volume, deployment=deployment, free_tier=free_tier)
     console.print(render.cost_table(result, PRICES_AS_OF))

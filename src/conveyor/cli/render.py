@@ -18,6 +18,7 @@ from conveyor.local.soak import SoakReport
 from conveyor.local.status import Status
 from conveyor.ops.cost import Estimate
 from conveyor.ops.redrive import DeadLetter
+from conveyor.ops.traces import Waterfall
 from conveyor.ops.uploads import Batch
 from conveyor.topology import Profile
 from conveyor.verify.checks import Outcome, Result
@@ -148,9 +149,15 @@ def images_table(batch: Batch) -> Table:
 def print_request_ids(batch: Batch) -> None:
     """Whole, on lines of their own: a table column would cut them short."""
     if batch.outcomes:
-        console.print("request ids, for `conveyor logs --correlation-id`:")
+        console.print(
+            "request ids and traces, for `conveyor logs --correlation-id` and `conveyor trace`:"
+        )
     for outcome in batch.outcomes:
-        console.print(f"  {outcome.upload.filename}: {outcome.upload.request_id}", soft_wrap=True)
+        upload = outcome.upload
+        console.print(
+            f"  {upload.filename}: {upload.request_id} · trace {upload.trace_id or '-'}",
+            soft_wrap=True,
+        )
 
 
 def print_download_links(batch: Batch) -> None:
@@ -268,4 +275,46 @@ def verify_table(found: list[Result]) -> Table:
         ", ".join(f"{n} {o.value}" for o, n in counted.items())
         + "; each check's evidence (status codes, request ids, timings): --json or --junit"
     )
+    return table
+
+
+WATERFALL_WIDTH = 32
+_OUTCOME_STYLE = {
+    "processed": "green",
+    "failed": "red",
+    "throttled": "yellow",
+    "quarantined": "magenta",
+}
+
+
+def waterfall(trace: Waterfall) -> Table:
+    """A trace's hops, each with a bar placed where it ran in the whole trace."""
+    total = max(trace.duration_ms, 0.001)
+    table = Table(
+        title=f"trace {trace.trace_id}: {trace.duration_ms:.0f} ms through "
+        f"{', '.join(trace.services)}"
+        + (
+            f", {trace.retries} {'retry' if trace.retries == 1 else 'retries'}"
+            if trace.retries
+            else ""
+        ),
+        title_justify="left",
+    )
+    for column in ("hop", "function", "start", "took", "waited in queue", "attempt", "outcome"):
+        table.add_column(column, justify="right" if column in ("start", "took") else "left")
+    table.add_column("")
+    for hop in trace.hops:
+        offset = int(hop.start_ms / total * WATERFALL_WIDTH)
+        length = max(1, round(hop.duration_ms / total * WATERFALL_WIDTH))
+        style = "red" if hop.error else _OUTCOME_STYLE.get(hop.outcome or "", "cyan")
+        table.add_row(
+            "  " * hop.depth + escape(hop.name),
+            escape(hop.service),
+            f"+{hop.start_ms:.0f} ms",
+            f"{hop.duration_ms:.1f} ms",
+            f"{hop.waited_ms:.0f} ms" if hop.waited_ms is not None else "",
+            str(hop.attempt) if hop.attempt is not None else "",
+            f"[{style}]{hop.outcome}[/]" if hop.outcome else "",
+            " " * offset + f"[{style}]{'█' * min(length, WATERFALL_WIDTH - offset)}[/]",
+        )
     return table

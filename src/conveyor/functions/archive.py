@@ -14,14 +14,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from conveyor.aws import metrics
+from conveyor.aws import metrics, tracing
 from conveyor.aws.clients import client, has_code
 from conveyor.aws.config import required
 from conveyor.core.orders import AcceptedOrder, archive_key, content_hash
 from conveyor.functions.consumer import (
     CONFLICTING_DUPLICATE,
     correlate,
-    logged_failures,
+    handles_records,
     logs_batch,
     parse_or_dead_letter,
     send_to_dead_letter,
@@ -58,12 +58,13 @@ def stored_content(s3: S3Client, bucket: str, key: str) -> str | None:
     return s3.head_object(Bucket=bucket, Key=key)["Metadata"].get(CONTENT_HASH)
 
 
-@logged_failures
+@handles_records()
 def archive(record: SQSRecord) -> None:
     correlate(record)
     order = parse_or_dead_letter(record, AcceptedOrder, "order", "archive")
     if order is None:
         return
+    tracing.annotate(order_id=order.order_id)
     key, bucket, s3 = archive_key(order), required("ARCHIVE_BUCKET"), client("s3")
     try:
         put_copy(s3, bucket, key, order)
@@ -80,6 +81,7 @@ def archive(record: SQSRecord) -> None:
 
 
 @metrics.published
+@tracing.invocation()
 @logs_batch
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor.aws import metrics, orders_table
+from conveyor.aws import metrics, orders_table, tracing
 from conveyor.aws.clients import client
 from conveyor.aws.config import required
 from conveyor.aws.orders_table import Outcome
@@ -22,7 +22,7 @@ from conveyor.core.orders import AcceptedOrder, order_total
 from conveyor.functions.consumer import (
     CONFLICTING_DUPLICATE,
     correlate,
-    logged_failures,
+    handles_records,
     logs_batch,
     parse_or_dead_letter,
     send_to_dead_letter,
@@ -32,12 +32,13 @@ logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@logged_failures
+@handles_records()
 def bill(record: SQSRecord) -> None:
     correlate(record)
     order = parse_or_dead_letter(record, AcceptedOrder, "order", "billing")
     if order is None:
         return
+    tracing.annotate(order_id=order.order_id)
     item = orders_table.billed_item(order, order_total(order), datetime.now(UTC))
     written = orders_table.record_billed(client("dynamodb"), required("ORDERS_TABLE"), item)
     if written.outcome is Outcome.WRITTEN:
@@ -52,6 +53,7 @@ def bill(record: SQSRecord) -> None:
 
 
 @metrics.published
+@tracing.invocation()
 @logs_batch
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]

@@ -25,7 +25,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor.aws import client_secrets, metrics
+from conveyor.aws import client_secrets, metrics, tracing
 from conveyor.aws.config import API_URL, MEDIA_BASE_URL, required
 from conveyor.verify import checks
 from conveyor.verify.checks import Outcome, Result, Target, photograph
@@ -76,6 +76,7 @@ def _said(result: Result) -> None:
 
 
 @metrics.published
+@tracing.invocation()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = run_id(event)
     api_url = required(API_URL)

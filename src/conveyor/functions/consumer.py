@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from conveyor.aws import metrics
+from conveyor.aws import metrics, tracing
 from conveyor.aws.clients import client
 from conveyor.aws.config import MAX_RECEIVE_COUNT, required
 
@@ -73,6 +73,7 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
         MessageAttributes=attributes,
     )
     metrics.count(metrics.MESSAGES_DEAD_LETTERED)
+    tracing.mark(tracing.QUARANTINED)
     logger.error(
         "message rejected permanently",
         extra={"message_id": record.message_id, "reason": reason},
@@ -104,27 +105,57 @@ def parse_or_dead_letter(
         return None
 
 
-def logged_failures(handler: RecordHandler) -> RecordHandler:
-    """Log why a record failed, with its message id, before the batch reports it: SQS keeps
-    no reason with a message, so this line is where a DLQ message's last error is found
-    (``conveyor dlq`` locally, CloudWatch Logs Insights on ``message_id`` in the cloud)."""
+def string_attribute(record: SQSRecord, name: str) -> str | None:
+    attribute = record.message_attributes[name]  # None when absent
+    return attribute.get("stringValue") if attribute is not None else None
 
-    @functools.wraps(handler)
-    def wrapper(record: SQSRecord) -> None:
-        try:
-            handler(record)
-        except Exception as exc:
-            logger.error(
-                "record failed",
-                extra={
-                    "message_id": record.message_id,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "receive_count": record.attributes.approximate_receive_count,
-                },
-            )
-            raise
 
-    return wrapper
+def message_carrier(record: SQSRecord) -> Mapping[str, str]:
+    """The trace context a message brings in its attributes (SNS puts it there)."""
+    value = string_attribute(record, tracing.TRACEPARENT)
+    return {tracing.TRACEPARENT: value} if value else {}
+
+
+def received(record: SQSRecord, carrier: Mapping[str, str]) -> tracing.ReceivedMessage:
+    return tracing.ReceivedMessage(
+        message_id=record.message_id,
+        # Lambda always sends these; a hand-made event may not (0: unknown).
+        queue=str(record.get("eventSourceARN") or "").rpartition(":")[2],
+        receive_count=int(record.attributes.get("ApproximateReceiveCount") or 0),
+        sent_at_ms=int(record.attributes.get("SentTimestamp") or 0),
+        carrier=carrier,
+    )
+
+
+def handles_records(
+    carrier: Callable[[SQSRecord], Mapping[str, str]] = message_carrier,
+) -> Callable[[RecordHandler], RecordHandler]:
+    """Handle each record in a span of the trace its message carries (``carrier`` reads
+    that context), and log why a record failed, with its message id, before the batch
+    reports it: SQS keeps no reason with a message, so this line is where a DLQ
+    message's last error is found (``conveyor dlq`` locally, CloudWatch Logs Insights on
+    ``message_id`` in the cloud)."""
+
+    def decorate(handler: RecordHandler) -> RecordHandler:
+        @functools.wraps(handler)
+        def wrapper(record: SQSRecord) -> None:
+            with tracing.record(received(record, carrier(record))):
+                try:
+                    handler(record)
+                except Exception as exc:
+                    logger.error(
+                        "record failed",
+                        extra={
+                            "message_id": record.message_id,
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "receive_count": record.attributes.approximate_receive_count,
+                        },
+                    )
+                    raise
+
+        return wrapper
+
+    return decorate
 
 
 BATCH_STARTED = "batch started"
@@ -154,6 +185,4 @@ def is_last_attempt(record: SQSRecord) -> bool:
 
 def correlate(record: SQSRecord) -> None:
     """Log this record under its own correlation id, not the previous record's."""
-    attribute = record.message_attributes["correlation_id"]  # None when absent
-    value = attribute.get("stringValue") if attribute is not None else None
-    logger.set_correlation_id(value or record.message_id)
+    logger.set_correlation_id(string_attribute(record, "correlation_id") or record.message_id)

@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
-from conveyor.aws import client_secrets, metrics
+from conveyor.aws import client_secrets, metrics, tracing
 from conveyor.aws.clients import has_code
 from conveyor.core.request_ids import request_id_from
 from conveyor.core.signing import (
@@ -343,17 +343,26 @@ class HttpEdge(Router):
             )
 
 
+def trace_carrier(event: dict[str, Any]) -> dict[str, str]:
+    """The caller's W3C trace context, which the request's trace then continues."""
+    value = header(event, tracing.TRACEPARENT)
+    return {tracing.TRACEPARENT: value} if value else {}
+
+
 def answer(app: HttpEdge, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one request under its correlation id. Every answer carries the id back as
-    ``X-Request-Id``, errors included, so that a caller always has an id to quote."""
+    ``X-Request-Id``, and its trace's as ``X-Trace-Id``, errors included, so that a
+    caller always has an id to quote."""
     request_id = request_id_from(header(event, "X-Request-Id"))
     logger.set_correlation_id(request_id)
     logger.append_keys(caller=caller_address(event))
     resolver = app.resolver_for(event)
     resolver.context[REQUEST_ID] = request_id  # cleared by resolve() when it returns
     response = resolver.resolve(event, context)
-    if "multiValueHeaders" in response:
-        response["multiValueHeaders"]["X-Request-Id"] = [request_id]
-    else:
-        response.setdefault("headers", {})["X-Request-Id"] = request_id
+    ids = {"X-Request-Id": request_id, tracing.TRACE_ID_HEADER: tracing.current_trace_id()}
+    for name, value in ids.items():
+        if "multiValueHeaders" in response:
+            response["multiValueHeaders"][name] = [value]
+        else:
+            response.setdefault("headers", {})[name] = value
     return response

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -40,7 +41,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from conveyor.aws import images_table, metrics
+from conveyor.aws import images_table, metrics, tracing
 from conveyor.aws.clients import client, has_code
 from conveyor.aws.config import required
 from conveyor.core import imaging
@@ -56,8 +57,8 @@ from conveyor.core.media import (
 )
 from conveyor.functions.consumer import (
     correlate,
+    handles_records,
     is_last_attempt,
-    logged_failures,
     logs_batch,
     send_to_dead_letter,
 )
@@ -127,6 +128,7 @@ def announce(item: dict[str, Any]) -> None:
 def _quarantine(
     bucket: str, key: str, version: str | None, upload_id: str, ext: str, etag: str = ""
 ) -> str:
+    tracing.mark(tracing.QUARANTINED)
     s3 = client("s3")
     target = quarantine_key(upload_id, ext, etag)
     source: CopySourceTypeDef = {"Bucket": bucket, "Key": key}
@@ -171,6 +173,7 @@ def process_object(created: ObjectCreated, last_attempt: bool = False) -> None:
         logger.warning("ignoring an object this pipeline did not issue", extra={"key": key})
         return
     upload_id, ext = parsed
+    tracing.annotate(upload_id=upload_id)
     table, dynamodb = required("IMAGES_TABLE"), client("dynamodb")
     now = datetime.now(UTC)
     # Identity is key + ETag: S3 repeats both in a duplicate event (some emulators leave
@@ -342,7 +345,25 @@ def _process(
     return item
 
 
-@logged_failures
+def upload_carrier(record: SQSRecord) -> Mapping[str, str]:
+    """The trace an upload began at ``POST /uploads``: its object's metadata names it,
+    because the presigned POST pinned it there. A record that is no upload's event, or
+    whose object is gone, starts a trace of its own."""
+    try:
+        created = objects_created(json.loads(record.body))
+    except (ValueError, MalformedEvent):
+        return {}
+    if not created or parse_upload_key(created[0].key) is None:
+        return {}
+    try:
+        head = client("s3").head_object(Bucket=created[0].bucket, Key=created[0].key)
+    except ClientError:
+        return {}
+    value = head.get("Metadata", {}).get(tracing.TRACEPARENT)
+    return {tracing.TRACEPARENT: value} if value else {}
+
+
+@handles_records(carrier=upload_carrier)
 def handle(record: SQSRecord) -> None:
     correlate(record)
     try:
@@ -363,6 +384,7 @@ def handle(record: SQSRecord) -> None:
 
 
 @metrics.published
+@tracing.invocation()
 @logs_batch
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(  # type: ignore[return-value]

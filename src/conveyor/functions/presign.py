@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor.aws import images_table, metrics
+from conveyor.aws import images_table, metrics, tracing
 from conveyor.aws.clients import client
 from conveyor.aws.config import MEDIA_BASE_URL, required
 from conveyor.core.media import MAX_UPLOAD_BYTES, PRESIGN_EXPIRES_S, upload_key
@@ -27,6 +27,7 @@ from conveyor.functions.http_edge import (
     HttpError,
     answer,
     json_response,
+    trace_carrier,
     verified_get,
     verified_json,
 )
@@ -53,6 +54,7 @@ def create_upload() -> Response[str]:
     client_id = verified.caller.client_id
 
     upload_id = uuid.uuid4().hex
+    tracing.annotate(upload_id=upload_id)
     images_table.record_awaiting(
         client("dynamodb"),
         required("IMAGES_TABLE"),
@@ -66,6 +68,8 @@ def create_upload() -> Response[str]:
         "x-amz-meta-correlation-id": request_id,
         "x-amz-meta-client-id": client_id,
         "x-amz-meta-filename": quote(request.filename, safe=""),
+        # The image function continues this trace from the object.
+        "x-amz-meta-traceparent": tracing.traceparent(),
     }
     post = client("s3").generate_presigned_post(
         Bucket=required("MEDIA_BUCKET"),
@@ -102,5 +106,6 @@ def upload_status(upload_id: str) -> Response[str]:
 
 
 @metrics.published
+@tracing.invocation(carrier=trace_carrier)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return answer(app, event, context)

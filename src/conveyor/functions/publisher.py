@@ -39,7 +39,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from conveyor.aws import metrics, orders_table
+from conveyor.aws import metrics, orders_table, tracing
 from conveyor.aws.clients import client
 from conveyor.aws.config import required
 from conveyor.aws.orders_table import Outcome
@@ -51,6 +51,7 @@ from conveyor.functions.http_edge import (
     HttpError,
     answer,
     json_response,
+    trace_carrier,
     verified_get,
     verified_json,
 )
@@ -92,6 +93,7 @@ def accept_and_publish(request: dict[str, Any]) -> dict[str, Any]:
         correlation_id=request["request_id"],
         now=datetime.now(UTC),
     )
+    tracing.annotate(order_id=accepted.order_id)
     written = orders_table.record_accepted(client("dynamodb"), required("ORDERS_TABLE"), accepted)
     if written.outcome is Outcome.CONFLICT:
         # Past the idempotency window, the table still knows the key.
@@ -190,6 +192,7 @@ def order_status(order_id: str) -> Response[str]:
 
 
 @metrics.published
+@tracing.invocation(carrier=trace_carrier)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)  # in-progress records expire with it
     return answer(app, event, context)

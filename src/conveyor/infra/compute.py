@@ -20,12 +20,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from conveyor.aws.config import API_URL, MEDIA_BASE_URL
+from conveyor.aws.config import API_URL, MEDIA_BASE_URL, sampling_environment
 from conveyor.infra.data import NAME_TAG, Data
 from conveyor.infra.messaging import Messaging
 from conveyor.infra.network import NetworkStack
 from conveyor.infra.package import function_code_dir
-from conveyor.infra.settings import Settings
+from conveyor.infra.settings import LAYERS, Settings
 from conveyor.topology import (
     LAMBDA_PYTHON,
     Function,
@@ -113,10 +113,11 @@ class Compute(Construct):
                 compatible_architectures=[ARCHITECTURE],
                 description=f"conveyor {name} dependencies, built by `make build`",
             )
-            for name in ("powertools", "imaging")
+            for name in LAYERS
         }
         self.code = lambda_.Code.from_asset(str(function_code_dir()))
         self.snap_start = settings.snap_start
+        self.trace_sample = settings.trace_sample
         self.functions: dict[str, lambda_.Function] = {}
         self.targets: dict[str, lambda_.IFunction] = {}
         """What invokes each function: the alias ``live`` with SnapStart, else itself."""
@@ -162,13 +163,14 @@ class Compute(Construct):
             "POWERTOOLS_SERVICE_NAME": function.name,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             **topology.settings(function),
+            **sampling_environment(self.trace_sample),
         }
         for grant in function.grants:
             if grant.env:
                 environment[grant.env] = grant_identifier(grant, data, messaging)
         if function.media_url:
             environment[MEDIA_BASE_URL] = self.media_url
-        layers = [self.layers["powertools"]]
+        layers = [self.layers["powertools"], self.layers["telemetry"]]
         if function.name in IMAGING_FUNCTIONS:
             layers.append(self.layers["imaging"])
         module, attribute = function.handler.split(":")
@@ -189,7 +191,9 @@ class Compute(Construct):
             log_group=log_group,
             environment=environment,
             **_placement(network),
-            tracing=lambda_.Tracing.DISABLED,
+            # Active tracing runs the X-Ray daemon the functions' spans go to (see
+            # conveyor.aws.xray_udp), and lets the role write to X-Ray.
+            tracing=lambda_.Tracing.ACTIVE,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.snap_start else None,
         )
         target: lambda_.IFunction = resource

@@ -26,6 +26,13 @@ from conveyor.topology import LAMBDA_PYTHON
 LAYERS = {
     "powertools": ("aws-lambda-powertools", "pydantic"),
     "imaging": ("pillow",),
+    "telemetry": (
+        "opentelemetry-api",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-common",
+        "opentelemetry-instrumentation-botocore",
+        "wrapt",
+    ),
 }
 # Lambda's Python 3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run.
 PLATFORM = (

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conveyor.aws.config import DEFAULT_TRACE_SAMPLE
 from conveyor.topology import CANARY_EVERY_MINUTES, DEFAULT_PROFILE, Profile, Topology
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LAYERS_DIR = PROJECT_ROOT / "build" / "layers"
 FUNCTION_CODE_DIR = PROJECT_ROOT / "build" / "function-code"
 SOURCE_DIR = Path(__file__).resolve().parents[2]
-LAYERS = ("powertools", "imaging")
+LAYERS = ("powertools", "imaging", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Settings:
     """Whether the API is reached through CloudFront. Only the lean profile can do without
     (``-c api_cdn=false``): its HTTP API has an HTTPS URL of its own, while the private
     profile's load balancer has no address outside the VPC."""
+    trace_sample: float = DEFAULT_TRACE_SAMPLE
+    """The share of traces kept (``-c trace_sample=0.2``), decided where a trace starts."""
     canary_every: int | None = None
     """Minutes between the canary's runs (``-c canary=true``, ``-c canary_every=N``);
     ``None``: no canary."""
@@ -95,7 +98,15 @@ class Settings:
             raise ValueError("canary_every sets the canary's interval: add -c canary=true")
         if every and not every.isdigit():
             raise ValueError(f"canary_every is a whole number of minutes, not {every!r}")
+        sample = context("trace_sample") or str(DEFAULT_TRACE_SAMPLE)
+        try:
+            trace_sample = float(sample)
+        except ValueError:
+            trace_sample = -1.0
+        if not 0.0 <= trace_sample <= 1.0:
+            raise ValueError(f"trace_sample is a share of traces from 0 to 1, not {sample!r}")
         return cls(
+            trace_sample=trace_sample,
             canary_every=int(every or CANARY_EVERY_MINUTES) if canary else None,
             region=region,
             account=context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),

@@ -247,7 +247,9 @@ def _accepted_findings(network: NetworkStack | None, app: AppStack) -> None:
         "AwsSolutions-IAM5",
         "object-level grants are narrowed to a key prefix (uploads/*, processed/*, "
         "quarantine/*, archive/orders/*), the narrowest IAM allows for keys chosen at "
-        "run time; the S3 notification helper needs s3:PutBucketNotification on '*'",
+        "run time; the S3 notification helper needs s3:PutBucketNotification on '*', and "
+        "active tracing's xray:PutTraceSegments and xray:PutTelemetryRecords take no "
+        "resource but '*'",
         applies_to=[
             RegexAppliesTo(
                 regex=r"/^Resource::<DataBucketarchive[0-9A-F]+\.Arn>"

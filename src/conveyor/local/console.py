@@ -34,7 +34,8 @@ from conveyor.core.orders import archive_key_of
 from conveyor.local.downloads import media_base_url
 from conveyor.local.edges import HttpResponse, json_error
 from conveyor.local.status import queue_depth
-from conveyor.ops import diagram
+from conveyor.local.traces import TRACES_FILE
+from conveyor.ops import diagram, traces
 from conveyor.ops.redrive import dead_letters, redrive
 from conveyor.topology import ARCHIVE_BUCKET, IMAGES_TABLE, ORDERS_TABLE
 
@@ -50,12 +51,15 @@ log = logging.getLogger(__name__)
 CONSOLE_PATH = "/console"
 API = f"{CONSOLE_PATH}/api/"
 RECENT = 12
+TRACE_ROUTE = "trace/"
 DEAD_LETTERS_SHOWN = 20
+MODULES = ("console", "common", "overview", "orders", "uploads", "traces", "canary", "dead_letters")
+"""The page's ES modules: the entry module, what the views share, and one per view."""
 _ASSETS = {
     "": ("index.html", "text/html; charset=utf-8"),
     "/": ("index.html", "text/html; charset=utf-8"),
     "/console.css": ("console.css", "text/css; charset=utf-8"),
-    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    **{f"/{module}.js": (f"{module}.js", "text/javascript; charset=utf-8") for module in MODULES},
 }
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -138,13 +142,19 @@ class Console:
         name = path.removeprefix(API)
         if (method, name) == ("GET", "overview"):
             return self._guarded(method, name, self.overview)
-        route = self._routes.get((method, name))
+        route = self._route(method, name)
         if route is None:
             return self._no_route(name)
         started = self.runtime.started
         if started is None:
             return json_error(503, "starting", "the local stack is starting; retry shortly")
         return self._guarded(method, name, lambda: route(started, headers, body))
+
+    def _route(self, method: str, name: str) -> Route | None:
+        if method == "GET" and name.startswith(TRACE_ROUTE):
+            reference = unquote(name.removeprefix(TRACE_ROUTE))
+            return lambda started, _headers, _body: self.trace(started, reference)
+        return self._routes.get((method, name))
 
     def _guarded(self, method: str, name: str, call: Callable[[], HttpResponse]) -> HttpResponse:
         try:
@@ -191,6 +201,14 @@ class Console:
         return HttpResponse(200, data, {"Content-Type": content_type, **self._page_headers})
 
     # -- reads ----------------------------------------------------------------------
+
+    def trace(self, started: Started, reference: str) -> HttpResponse:
+        """One trace's waterfall, from the spans the stack keeps (they outlive a stop)."""
+        try:
+            found = traces.find(started.state_dir / TRACES_FILE, reference)
+        except traces.TraceNotFoundError as exc:
+            return json_error(404, "not_found", str(exc))
+        return _json(found.as_json())
 
     def pipelines(self) -> HttpResponse:
         parts = diagram.pipelines(diagram.graph(self.runtime.topology))

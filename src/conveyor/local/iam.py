@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from conveyor.local.emulator import EMULATOR_ACCOUNT, EMULATOR_REGION
-from conveyor.topology import Function, Kind, Topology
+from conveyor.topology import TRACING_ACTIONS, Function, Kind, Topology
 
 RECORD_ENV = "CONVEYOR_IAM_RECORD"
 """A directory: when set, the local runtime records every IAM request its functions make."""
@@ -75,16 +75,20 @@ def key_arn(key: str) -> str:
 
 
 def role_policy(topology: Topology, function: Function) -> dict[str, Any]:
-    """The function's role policy, as the CDK app grants it: one statement per grant."""
+    """The function's role policy, as the CDK app grants it: one statement per grant,
+    and active tracing's."""
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": list(grant.actions),
-                "Resource": [arn(grant.kind, grant.resource, grant.scope)],
-            }
-            for grant in topology.permissions(function)
+            *(
+                {
+                    "Effect": "Allow",
+                    "Action": list(grant.actions),
+                    "Resource": [arn(grant.kind, grant.resource, grant.scope)],
+                }
+                for grant in topology.permissions(function)
+            ),
+            {"Effect": "Allow", "Action": list(TRACING_ACTIONS), "Resource": ["*"]},
         ],
     }
 
@@ -245,6 +249,8 @@ def requests_for(
         case "secretsmanager" if operation in ("GetSecretValue", "DescribeSecret"):
             secret = where.find(Kind.SECRET, params["SecretId"])
             return [Request(f"secretsmanager:{operation}", secret)]
+        case "xray" if f"xray:{operation}" in TRACING_ACTIONS:
+            return [Request(f"xray:{operation}", "*")]
     raise UnknownCall(f"{service}:{operation}")
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from conveyor.aws.config import API_URL, MEDIA_BASE_URL, SECRETS_MAX_AGE
+from conveyor.aws.config import API_URL, MEDIA_BASE_URL, SECRETS_MAX_AGE, sampling_environment
+from conveyor.aws.xray_udp import DAEMON_ADDRESS
 from conveyor.client import ConveyorClient
 from conveyor.core.media import MAX_UPLOAD_BYTES
 from conveyor.local import canary, chaos, emf, interpreter, logs
@@ -46,6 +47,7 @@ from conveyor.local.state import (
     RuntimeInfo,
     logs_dir,
 )
+from conveyor.local.traces import TRACES_FILE, TraceReceiver
 from conveyor.local.workers import FunctionPool
 from conveyor.ops import openapi
 from conveyor.ops.logs import LogFollower
@@ -146,9 +148,11 @@ def function_environment(
     endpoint: str,
     media_url: str,
     api_url: str = "",
+    trace_daemon: str = "",
 ) -> dict[str, str]:
     """Exactly what the function's Lambda environment holds: its grants' identifiers,
-    the endpoint, and Powertools settings; nothing inherited from the runtime."""
+    the endpoint, Powertools settings and, as active tracing gives it, where the X-Ray
+    daemon listens; nothing inherited from the runtime. Locally every trace is kept."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -168,6 +172,9 @@ def function_environment(
     if function.api_url:
         env[API_URL] = api_url
     env[SECRETS_MAX_AGE] = str(LOCAL_SECRETS_MAX_AGE_S)
+    if trace_daemon:
+        env[DAEMON_ADDRESS] = trace_daemon
+    env.update(sampling_environment(1.0))
     return env
 
 
@@ -211,6 +218,8 @@ class LocalRuntime:
         self.media: Gateway | None = None
         """The media origin: ``/media/processed/...`` only, on a port of its own, so
         nothing stored under ``processed/`` shares the console's origin."""
+        self.traces = TraceReceiver()
+        """The functions' spans, taken until the last worker has gone."""
         self.started: Started | None = None
         """Set once the stack runs; the console reads it while the stack starts."""
         self.metrics = emf.MetricTotals()
@@ -225,6 +234,7 @@ class LocalRuntime:
 
     def start(self, progress: Progress = lambda _: None) -> Started:
         try:
+            self.traces.start(self.options.state_dir / TRACES_FILE, fresh=self.options.fresh)
             return self._start(progress)
         except BaseException:
             self.stop()
@@ -275,7 +285,13 @@ class LocalRuntime:
             log.warning("the functions run on %s", python.describe())
         for function in self.topology.functions:
             env = function_environment(
-                self.topology, function, resources, endpoint, self.media.url, self.gateway.url
+                self.topology,
+                function,
+                resources,
+                endpoint,
+                self.media.url,
+                self.gateway.url,
+                self.traces.address,
             )
             if self.faults and self.faults.applies_to(function.name):
                 function, chaos_env = chaos.wrap(function, self.faults)  # noqa: PLW2901
@@ -383,16 +399,19 @@ class LocalRuntime:
         )
 
     def _guards(self, resources: Resources) -> dict[str, Guard]:
-        """Each function's role, applied to its calls and its event source mapping's."""
+        """Each function's role, applied to its calls, its event source mapping's and
+        its spans'."""
         # Per profile: the proof holds each profile's calls against its own template.
         record = self.options.iam_record / self.options.profile if self.options.iam_record else None
         if record:
             record.mkdir(parents=True, exist_ok=True)
         where = Locator.of(resources.by_kind())
-        return {
+        guards = {
             function.name: Guard(function.name, role_policy(self.topology, function), where, record)
             for function in self.topology.functions
         }
+        self.traces.roles = guards
+        return guards
 
     def _run(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -420,6 +439,7 @@ class LocalRuntime:
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
+        self.traces.stop()  # after the workers: their last spans are kept too
         if self.emulator:
             self.emulator.stop()
             self.emulator = None

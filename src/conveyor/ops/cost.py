@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
+from conveyor.aws.config import DEFAULT_TRACE_SAMPLE
 from conveyor.core.imaging import VARIANTS
 from conveyor.core.media import MODERN_FORMATS
 from conveyor.topology import CANARY_FUNCTION, DEFAULT_PROFILE, TOPOLOGY, Profile, Topology
@@ -144,6 +145,29 @@ Rejections and failures are series of their own only in the hours they happen.""
 
 
 @dataclass(frozen=True)
+class Spans:
+    """What tracing sends, counted from the local stack's traces (2026-12-07, ``make
+    demo``: 216 orders and 8 images, every trace kept)."""
+
+    per_order: float = 11.0
+    """The order's trace (publisher, its calls and publish, both records and their
+    writes: 9 or 10 spans) and its share of the consumers' invocation spans."""
+    per_image: float = 21.0
+    """The upload's trace (presign and its write, the record, its claim, read, 9 to 10
+    writes, result and notice: 17 or 18) and the image function's invocation and lookup."""
+    kb: float = 1.0
+    """One span as a structured log line in ``aws/spans`` (0.6 KB as this project's own
+    JSON, before the resource attributes AWS adds)."""
+    lambda_per_invocation: float = 3.0
+    """Lambda's own segments with active tracing (the service's, the function's, its
+    invocation), for the invocations X-Ray's sampling rules choose."""
+    reservoir_per_second: float = 1.0
+    fixed_rate: float = 0.05
+    """X-Ray's default sampling rule, which chooses Lambda's own segments: the first
+    request each second, then 5% of the rest."""
+
+
+@dataclass(frozen=True)
 class CanaryRun:
     """What one run of the canary does (counted from its checks; its orders and uploads
     go through the whole pipeline like anyone's)."""
@@ -173,6 +197,8 @@ class Deployment:
     snap_start: bool = False
     canary_every: int | None = None
     """Minutes between the canary's runs (``-c canary=true``); ``None``: no canary."""
+    trace_sample: float = DEFAULT_TRACE_SAMPLE
+    """The share of orders and uploads traced (``-c trace_sample``)."""
 
     @property
     def topology(self) -> Topology:
@@ -226,6 +252,16 @@ class _Allowance:
         free = min(self.left[name], quantity)
         self.left[name] -= free
         return quantity - free
+
+
+def span_gb(volume: Volume, invocations: float, share: float, spans: Spans = Spans()) -> float:
+    """The spans a month brings to CloudWatch (Transaction Search keeps them as logs):
+    the sampled orders' and images' own, and Lambda's segments for the invocations
+    X-Ray's default rule samples."""
+    ours = share * (volume.orders * spans.per_order + volume.images * spans.per_image)
+    reservoir = spans.reservoir_per_second * HOURS_PER_MONTH * 3600
+    sampled = min(invocations, reservoir) + spans.fixed_rate * max(0.0, invocations - reservoir)
+    return (ours + sampled * spans.lambda_per_invocation) * spans.kb / 1024 / 1024
 
 
 def estimate(
@@ -355,6 +391,10 @@ def estimate(
         / 1e6
         * prices.cloudfront_function_million,
         "CloudWatch Logs ingestion": free.billable("logs_gb", log_gb) * prices.logs_gb_ingested,
+        f"Traces ({deployment.trace_sample:.0%} sampled, spans kept as logs)": free.billable(
+            "logs_gb", span_gb(volume, invocations, deployment.trace_sample)
+        )
+        * prices.logs_gb_ingested,
         "Secrets Manager": prices.secret_month + secret_calls / 10_000 * prices.secrets_10k_calls,
         f"CloudWatch alarms ({alarms}, on {alarm_metrics} metrics)": free.billable(
             "alarm_metrics", alarm_metrics
@@ -404,6 +444,14 @@ def assumptions(
     ]
     if deployment.profile is Profile.LEAN:
         said.append("the HTTP API at $1.00 per million requests (the first 300 million)")
+    spans = Spans()
+    said.append(
+        f"traces: {deployment.trace_sample:.0%} of orders and uploads (-c trace_sample), "
+        f"{spans.per_order:g} spans an order and {spans.per_image:g} an image, "
+        f"{spans.kb:g} KB each; Lambda's own {spans.lambda_per_invocation:g} segments per "
+        "invocation X-Ray's default rule samples (1 a second, then 5%); all kept as logs "
+        "at the CloudWatch Logs ingestion price (Transaction Search, 1% indexed free)"
+    )
     if deployment.canary_every is not None:
         said.append(
             f"the canary every {deployment.canary_every} min: a run {canary.seconds:g} s, "

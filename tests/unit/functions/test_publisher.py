@@ -51,6 +51,9 @@ def test_a_signed_valid_order_is_accepted_and_published_with_its_attributes(
     assert headers["X-Request-Id"] == "trace-42"
     [message] = drain(resources.queues["billing"])
     attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    # The order's trace goes with it: the answer names it, the message continues it.
+    traceparent = attributes.pop("traceparent")
+    assert traceparent.split("-")[1] == headers["X-Trace-Id"]
     assert attributes == {
         "event_type": "order.accepted",
         "order_id": "o-1",

@@ -9,12 +9,15 @@ import pytest
 from conveyor.ops.cost import (
     HOURS_PER_MONTH,
     Deployment,
+    Estimate,
     FreeTier,
     Measured,
     Prices,
+    Spans,
     Volume,
     alarm_count,
     estimate,
+    span_gb,
 )
 from conveyor.topology import TOPOLOGY, Profile
 
@@ -184,3 +187,29 @@ def test_the_canary_is_priced_with_its_traffic_metrics_and_alarms() -> None:
         free_tier=True,
     )
     assert plain.total < rarer.total < watched.total
+
+
+def traces_line(result: Estimate) -> float:
+    [line] = [name for name in result.lines if name.startswith("Traces")]
+    return result.lines[line]
+
+
+def test_traces_cost_the_sampled_spans_and_lambdas_own_segments_as_logs() -> None:
+    spans = Spans()
+    invocations = 1_000_000 + 2 * 1_000_000 / Measured().messages_per_batch + 2 * 10_000
+    lambda_gb = invocations * spans.lambda_per_invocation * spans.kb / 1024 / 1024
+    ours_gb = (1_000_000 * spans.per_order + 10_000 * spans.per_image) * spans.kb / 1024 / 1024
+    for share in (0.0, 0.05, 1.0):
+        priced = traces_line(estimate(deployment=Deployment(trace_sample=share)))
+        assert priced == pytest.approx((lambda_gb + share * ours_gb) * 0.50), share
+    # Past one request a second, X-Ray's default rule samples 5% of Lambda's invocations.
+    busy = Volume(orders=10_000_000, images=0)
+    busy_invocations = 10_000_000 * (1 + 2 / Measured().messages_per_batch)
+    reservoir = HOURS_PER_MONTH * 3600
+    sampled = reservoir + 0.05 * (busy_invocations - reservoir)
+    assert span_gb(busy, busy_invocations, 0.0) == pytest.approx(
+        sampled * spans.lambda_per_invocation * spans.kb / 1024 / 1024
+    )
+    idle = estimate(Volume(orders=0, images=0))
+    assert traces_line(idle) == 0, "no traffic, no spans"
+    assert any("trace_sample" in said for said in estimate().assumptions)
