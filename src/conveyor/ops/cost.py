@@ -369,7 +369,9 @@ def estimate(
         "S3 requests (archive, uploads, variants)": (volume.orders + PUTS_PER_IMAGE * volume.images)
         / 1000
         * prices.s3_thousand_puts
-        + volume.images / 1000 * prices.s3_thousand_gets,
+        # The image function reads each upload twice: its metadata (the trace it
+        # continues), then its content.
+        + 2 * volume.images / 1000 * prices.s3_thousand_gets,
         "S3 storage (one month's objects)": (
             volume.orders * volume.order_kb / 1024 / 1024
             + volume.images * volume.image_mb / 1024 * 7 / 30
