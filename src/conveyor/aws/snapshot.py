@@ -4,8 +4,8 @@ With SnapStart, Lambda runs a function's init once, snapshots its memory, and st
 new execution environment from that snapshot, so whatever init made is shared by all of
 them. The functions make nothing unique at init (ids and timestamps are made per request,
 clients on first use), and what could still leak across restores is made afresh after
-each one through the runtime's hook: the AWS clients (and any connection they hold) and
-the ``random`` module's state.
+each one through the runtime's hook: the AWS clients (and any connection they hold), the
+``random`` module's state and the generator of trace ids (:mod:`conveyor.aws.tracing`).
 """
 
 from __future__ import annotations

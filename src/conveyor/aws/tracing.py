@@ -35,6 +35,7 @@ from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -72,9 +73,35 @@ logger = Logger()
 _propagator = TraceContextTextMapPropagator()
 
 
+class _Ids(IdGenerator):
+    """Random trace and span ids from a generator of this module's own.
+
+    The SDK's default draws from the global ``random``: tracing would then move the state
+    every other user of that module sees, and after a SnapStart restore every execution
+    environment would draw the same ids. This one is reseeded from the OS on a restore.
+    """
+
+    def __init__(self) -> None:
+        self._random = random.Random()  # noqa: S311 - ids, not secrets; seeded from os.urandom
+        after_restore(self._random.seed)
+
+    def generate_span_id(self) -> int:
+        span_id = self._random.getrandbits(64)
+        return span_id if span_id != trace.INVALID_SPAN_ID else self.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        trace_id = self._random.getrandbits(128)
+        return trace_id if trace_id != trace.INVALID_TRACE_ID else self.generate_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
 def _provider() -> TracerProvider:
     service = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "conveyor")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}), id_generator=_Ids()
+    )
     daemon = os.environ.get(xray_udp.DAEMON_ADDRESS)
     if daemon:
         # One span, one datagram, when it ends: nothing waits in a buffer when the
@@ -91,8 +118,6 @@ propagate.set_global_textmap(_propagator)
 BotocoreInstrumentor().instrument(  # type: ignore[no-untyped-call]
     tracer_provider=_tracer_provider, skip_dep_check=True
 )
-# After a SnapStart restore every environment would otherwise draw the same trace ids.
-after_restore(random.seed)
 # Tracing's libraries make the heap a full garbage collection walks larger, and one such
 # collection during a cold start cost 20-30 ms. What is loaded by now lives as long as
 # the process, so it is moved out of the collector's way: a function's whole import is
@@ -104,10 +129,6 @@ _record_outcome: ContextVar[list[str] | None] = ContextVar("record_outcome", def
 
 Handler = TypeVar("Handler", bound=Callable[[dict[str, Any], Any], Any])
 Carrier = Callable[[dict[str, Any]], Mapping[str, str]]
-
-
-def trace_id_of(span: trace.Span) -> str:
-    return trace.format_trace_id(span.get_span_context().trace_id)
 
 
 def current_trace_id() -> str:
@@ -141,7 +162,7 @@ def annotate(**attributes: str | int) -> None:
 
 
 def _show_trace(span: trace.Span) -> None:
-    logger.append_keys(trace_id=trace_id_of(span))
+    logger.append_keys(trace_id=trace.format_trace_id(span.get_span_context().trace_id))
 
 
 def invocation(carrier: Carrier | None = None) -> Callable[[Handler], Handler]:

@@ -22,7 +22,6 @@ OUTCOME = "conveyor.outcome"
 RECEIVE_COUNT = "conveyor.receive_count"
 SENT_AT_MS = "conveyor.sent_at_ms"
 QUEUE = "messaging.destination.name"
-TRACE_ID_LENGTH = 32
 
 
 class TraceNotFoundError(LookupError):

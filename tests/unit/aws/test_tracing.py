@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from conveyor.aws import tracing, xray_udp
+from conveyor.aws.snapshot import HOOKS
 from conveyor.local.iam import Guard, Locator, role_policy
 from conveyor.local.traces import TraceReceiver, spans_of
 from conveyor.ops import traces
@@ -279,3 +281,20 @@ def test_the_local_daemon_keeps_spans_only_from_a_role_that_may_put_trace_segmen
     ]
     assert recorded == [{"action": "xray:PutTraceSegments", "resource": "*", "allowed": True}]
     assert json.loads((tmp_path / "billing.jsonl").read_text())["allowed"] is False
+
+
+def test_ids_come_from_a_generator_of_their_own_reseeded_after_a_restore(
+    finished: InMemorySpanExporter,
+) -> None:
+    """Spans never move the global ``random`` (other code, and Hypothesis, watch it), and
+    a SnapStart restore gives each environment ids of its own."""
+    before = random.getstate()
+    with tracing.record(message({})):
+        pass
+    assert random.getstate() == before
+    generator = tracing._tracer_provider.id_generator
+    assert isinstance(generator, tracing._Ids)
+    snapshot = generator._random.getstate()
+    for hook in HOOKS:
+        hook()
+    assert generator._random.getstate() != snapshot
