@@ -5,6 +5,7 @@ and deploy profile: every module that calls the API runs once behind each profil
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,3 +182,9 @@ def settled(stack: Started, aws: EmulatorClients, upload_id: str) -> dict[str, A
     if item is None or item.get("status") in (None, "processing"):
         return None
     return item if item.get("notified") else None
+
+
+def log_lines(stack: Started, function: str) -> list[dict[str, Any]]:
+    """The JSON lines a function's workers logged."""
+    lines = (stack.logs_dir / f"{function}.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]

@@ -23,7 +23,12 @@ from conveyor.local.state import EmulatorClients
 from conveyor.local.status import read_status
 from conveyor.ops.redrive import dead_letters, peek
 from conveyor.topology import LAMBDA_PYTHON, TOPOLOGY, Profile
-from tests.integration.conftest import DEAD_LETTER_WAIT_S, eventually, faulty_stack_receives
+from tests.integration.conftest import (
+    DEAD_LETTER_WAIT_S,
+    eventually,
+    faulty_stack_receives,
+    log_lines,
+)
 from tests.tables import orders_of_customer
 
 if TYPE_CHECKING:
@@ -70,11 +75,6 @@ def archived_versions(stack: Started, aws: EmulatorClients, order_id: str) -> li
 
 def drained(stack: Started, aws: EmulatorClients) -> bool:
     return read_status(aws, stack.info.resources, TOPOLOGY).pending == 0
-
-
-def log_lines(stack: Started, function: str) -> list[dict[str, Any]]:
-    lines = (stack.logs_dir / f"{function}.log").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 def test_a_signed_order_is_billed_once_and_archived_once(

@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     DEAD_LETTER_WAIT_S,
     eventually,
     faulty_stack_receives,
+    log_lines,
     settled,
 )
 
@@ -71,12 +72,6 @@ def children(trace: Waterfall, parent: Hop) -> list[Hop]:
         if hop.depth == parent.depth + 1:
             found.append(hop)
     return found
-
-
-def log_lines(stack: Started, function: str) -> list[dict[str, Any]]:
-    path = stack.logs_dir / f"{function}.log"
-    lines = (line for line in path.read_text().splitlines() if line.startswith("{"))
-    return [json.loads(line) for line in lines]
 
 
 def test_an_order_is_one_trace_through_the_publisher_sns_both_queues_and_their_writes(

@@ -41,23 +41,22 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from conveyor.aws import xray_udp
 from conveyor.aws.snapshot import after_restore
+from conveyor.core.spans import (
+    ANNOTATION_PREFIX,
+    FAILED,
+    MESSAGE_ID,
+    OUTCOME,
+    PROCESSED,
+    QUEUE,
+    RECEIVE_COUNT,
+    SENT_AT_MS,
+    THROTTLED,
+)
 
 TRACEPARENT = "traceparent"
 TRACE_ID_HEADER = "X-Trace-Id"
 """Every HTTP answer names its trace, as it names its request (``X-Request-Id``)."""
 
-# Span attributes this project sets; the trace readers find hops by them.
-OUTCOME = "conveyor.outcome"
-ORDER_ID = "conveyor.order_id"
-UPLOAD_ID = "conveyor.upload_id"
-RECEIVE_COUNT = "conveyor.receive_count"
-SENT_AT_MS = "conveyor.sent_at_ms"
-"""When the queue took the message (SQS ``SentTimestamp``): the record span's start
-minus this is the time the message waited."""
-QUEUE = "messaging.destination.name"
-MESSAGE_ID = "messaging.message.id"
-
-PROCESSED, FAILED, QUARANTINED, THROTTLED = "processed", "failed", "quarantined", "throttled"
 THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
@@ -158,7 +157,7 @@ def annotate(**attributes: str | int) -> None:
     by it."""
     span = trace.get_current_span()
     for key, value in attributes.items():
-        span.set_attribute(f"conveyor.{key}", value)
+        span.set_attribute(f"{ANNOTATION_PREFIX}{key}", value)
 
 
 def _show_trace(span: trace.Span) -> None:

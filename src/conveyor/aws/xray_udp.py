@@ -28,7 +28,8 @@ DAEMON_ADDRESS = "AWS_XRAY_DAEMON_ADDRESS"
 HEADER = b'{"format":"json","version":1}\n'
 SAMPLED = b"T1S"
 MAX_DATAGRAM = 64_000
-"""Under UDP's 65,507-byte payload: what is larger is split, span by span."""
+"""Under UDP's 65,507-byte payload: a span larger than this is left out (the daemon could
+not take it either)."""
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -52,15 +53,10 @@ def datagram(spans: Sequence[ReadableSpan]) -> bytes:
 
 
 def datagrams(spans: Sequence[ReadableSpan]) -> list[bytes]:
-    """The spans in as few datagrams as fit; a single span too large for one is left out
-    (the daemon could not take it either)."""
-    whole = datagram(spans)
-    if len(whole) <= MAX_DATAGRAM:
-        return [whole]
-    if len(spans) == 1:
-        return []
-    middle = len(spans) // 2
-    return datagrams(spans[:middle]) + datagrams(spans[middle:])
+    """A datagram per span (the span processor hands over one at a time), each under
+    :data:`MAX_DATAGRAM`."""
+    sent = (datagram([span]) for span in spans)
+    return [payload for payload in sent if len(payload) <= MAX_DATAGRAM]
 
 
 class XRayUdpExporter(SpanExporter):

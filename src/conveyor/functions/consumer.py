@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from conveyor.aws import metrics, tracing
 from conveyor.aws.clients import client
 from conveyor.aws.config import MAX_RECEIVE_COUNT, required
+from conveyor.core.spans import QUARANTINED
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
@@ -73,7 +74,7 @@ def send_to_dead_letter(record: SQSRecord, reason: str, function: str) -> None:
         MessageAttributes=attributes,
     )
     metrics.count(metrics.MESSAGES_DEAD_LETTERED)
-    tracing.mark(tracing.QUARANTINED)
+    tracing.mark(QUARANTINED)
     logger.error(
         "message rejected permanently",
         extra={"message_id": record.message_id, "reason": reason},

@@ -55,6 +55,7 @@ from conveyor.core.media import (
     quarantine_key,
     variant_key,
 )
+from conveyor.core.spans import QUARANTINED
 from conveyor.functions.consumer import (
     correlate,
     handles_records,
@@ -128,7 +129,7 @@ def announce(item: dict[str, Any]) -> None:
 def _quarantine(
     bucket: str, key: str, version: str | None, upload_id: str, ext: str, etag: str = ""
 ) -> str:
-    tracing.mark(tracing.QUARANTINED)
+    tracing.mark(QUARANTINED)
     s3 = client("s3")
     target = quarantine_key(upload_id, ext, etag)
     source: CopySourceTypeDef = {"Bucket": bucket, "Key": key}

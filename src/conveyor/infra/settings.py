@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.aws.config import DEFAULT_TRACE_SAMPLE
+from conveyor.aws.config import DEFAULT_TRACE_SAMPLE, sampling_environment
 from conveyor.topology import CANARY_EVERY_MINUTES, DEFAULT_PROFILE, Profile, Topology
 
 if TYPE_CHECKING:
@@ -101,10 +101,11 @@ class Settings:
         sample = context("trace_sample") or str(DEFAULT_TRACE_SAMPLE)
         try:
             trace_sample = float(sample)
+            sampling_environment(trace_sample)
         except ValueError:
-            trace_sample = -1.0
-        if not 0.0 <= trace_sample <= 1.0:
-            raise ValueError(f"trace_sample is a share of traces from 0 to 1, not {sample!r}")
+            raise ValueError(
+                f"trace_sample is a share of traces from 0 to 1, not {sample!r}"
+            ) from None
         return cls(
             trace_sample=trace_sample,
             canary_every=int(every or CANARY_EVERY_MINUTES) if canary else None,

@@ -99,22 +99,27 @@ class TraceReceiver:
         self.address = ""
         self.received = 0
         self.roles: Mapping[str, Guard] = {}
-        self._refused: set[str] = set()
+        self._verdicts: dict[str, bool] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _allowed(self, service: str) -> bool:
+        """Whether ``service``'s spans are kept: asked once per function, as its role
+        does not change while the stack runs."""
         if not self.roles:
             return True
+        if service not in self._verdicts:
+            self._verdicts[service] = self._may_send(service)
+        return self._verdicts[service]
+
+    def _may_send(self, service: str) -> bool:
         role = self.roles.get(service)
         try:
             if role is None:
                 raise PermissionError(f"no function {service!r} runs here")
             role.check("xray", "PutTraceSegments", {})
         except (ClientError, PermissionError) as exc:
-            if service not in self._refused:
-                self._refused.add(service)
-                log.warning("the spans of %s are dropped: %s", service, exc)
+            log.warning("the spans of %s are dropped: %s", service, exc)
             return False
         return True
 

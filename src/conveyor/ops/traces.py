@@ -14,14 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# The attributes the functions set (conveyor.aws.tracing); read here, never imported, so
-# the host does not load the functions' instrumentation.
-ORDER_ID = "conveyor.order_id"
-UPLOAD_ID = "conveyor.upload_id"
-OUTCOME = "conveyor.outcome"
-RECEIVE_COUNT = "conveyor.receive_count"
-SENT_AT_MS = "conveyor.sent_at_ms"
-QUEUE = "messaging.destination.name"
+from conveyor.core.spans import ORDER_ID, OUTCOME, RECEIVE_COUNT, SENT_AT_MS, UPLOAD_ID
 
 
 class TraceNotFoundError(LookupError):

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from conveyor.aws import tracing, xray_udp
 from conveyor.aws.snapshot import HOOKS
+from conveyor.core import spans
 from conveyor.local.iam import Guard, Locator, role_policy
 from conveyor.local.traces import TraceReceiver, spans_of
 from conveyor.ops import traces
@@ -77,10 +78,10 @@ def test_a_record_continues_the_trace_its_message_carries_and_links_its_invocati
     assert record.parent is not None
     assert trace.format_span_id(record.parent.span_id) == PARENT.split("-")[2]
     attributes = dict(record.attributes or {})
-    assert attributes[tracing.OUTCOME] == tracing.PROCESSED
-    assert attributes[tracing.RECEIVE_COUNT] == 2
-    assert attributes[tracing.SENT_AT_MS] == 1_700_000_000_000
-    assert attributes[tracing.ORDER_ID] == "o-1"
+    assert attributes[spans.OUTCOME] == spans.PROCESSED
+    assert attributes[spans.RECEIVE_COUNT] == 2
+    assert attributes[spans.SENT_AT_MS] == 1_700_000_000_000
+    assert attributes[spans.ORDER_ID] == "o-1"
     invocations = [s for s in finished.get_finished_spans() if s is not record]
     [invocation] = invocations
     assert [link.context.span_id for link in record.links] == [invocation.context.span_id]
@@ -89,10 +90,10 @@ def test_a_record_continues_the_trace_its_message_carries_and_links_its_invocati
 @pytest.mark.parametrize(
     ("raised", "outcome"),
     [
-        (RuntimeError("bug"), tracing.FAILED),
+        (RuntimeError("bug"), spans.FAILED),
         (
             ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem"),
-            tracing.THROTTLED,
+            spans.THROTTLED,
         ),
     ],
     ids=["bug", "throttled"],
@@ -103,7 +104,7 @@ def test_a_record_that_raises_is_failed_or_throttled_and_marked_as_an_error(
     with pytest.raises(type(raised)), tracing.record(message()):
         raise raised
     span = one(finished, trace.SpanKind.CONSUMER)
-    assert dict(span.attributes or {})[tracing.OUTCOME] == outcome
+    assert dict(span.attributes or {})[spans.OUTCOME] == outcome
     assert span.status.status_code is trace.StatusCode.ERROR
 
 
@@ -111,10 +112,10 @@ def test_a_record_sent_to_its_dead_letter_queue_is_quarantined(
     finished: InMemorySpanExporter,
 ) -> None:
     with tracing.record(message()):
-        tracing.mark(tracing.QUARANTINED)
-    tracing.mark(tracing.FAILED)  # outside any record: nothing to mark
+        tracing.mark(spans.QUARANTINED)
+    tracing.mark(spans.FAILED)  # outside any record: nothing to mark
     span = one(finished, trace.SpanKind.CONSUMER)
-    assert dict(span.attributes or {})[tracing.OUTCOME] == tracing.QUARANTINED
+    assert dict(span.attributes or {})[spans.OUTCOME] == spans.QUARANTINED
 
 
 @pytest.mark.parametrize(
@@ -171,17 +172,17 @@ def test_a_daemon_address_without_a_port_is_refused() -> None:
         xray_udp.parse_address("localhost")
 
 
-def test_spans_too_many_for_one_datagram_are_split_and_all_read_back(
+def test_each_span_is_a_datagram_under_the_limit_and_one_too_large_is_left_out(
     finished: InMemorySpanExporter,
 ) -> None:
+    tracer = trace.get_tracer("test", tracer_provider=tracing._tracer_provider)
     for n in range(400):
-        with trace.get_tracer(
-            "test", tracer_provider=tracing._tracer_provider
-        ).start_as_current_span(f"span-{n}", attributes={"padding": "x" * 300}):
+        with tracer.start_as_current_span(f"span-{n}", attributes={"padding": "x" * 300}):
             pass
-    spans = finished.get_finished_spans()
-    datagrams = xray_udp.datagrams(spans)
-    assert len(datagrams) > 1
+    with tracer.start_as_current_span("too-large", attributes={"padding": "x" * 70_000}):
+        pass
+    datagrams = xray_udp.datagrams(finished.get_finished_spans())
+    assert len(datagrams) == 400
     assert all(len(d) <= xray_udp.MAX_DATAGRAM for d in datagrams)
     assert all(d.startswith(xray_udp.HEADER + xray_udp.SAMPLED) for d in datagrams)
     names = [span["name"] for d in datagrams for span in spans_of(d)]
@@ -200,7 +201,7 @@ def test_the_local_receiver_keeps_what_the_exporter_sends(
     try:
         with trace.get_tracer(
             "test", tracer_provider=tracing._tracer_provider
-        ).start_as_current_span("sent", attributes={tracing.ORDER_ID: "o-9"}):
+        ).start_as_current_span("sent", attributes={spans.ORDER_ID: "o-9"}):
             pass
         # A damaged datagram first: it is dropped, and the receiver goes on.
         host, port = xray_udp.parse_address(receiver.address)
@@ -216,7 +217,7 @@ def test_the_local_receiver_keeps_what_the_exporter_sends(
         receiver.stop()
     [kept] = traces.load(tmp_path / "traces.jsonl")
     assert kept["name"] == "sent"
-    assert kept["attributes"][tracing.ORDER_ID] == "o-9"
+    assert kept["attributes"][spans.ORDER_ID] == "o-9"
     assert kept["service"]
 
 

@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from conveyor.cli.render import waterfall as drawn
+from conveyor.core import spans
 from conveyor.ops import traces
 
 MS = 1_000_000
@@ -52,10 +53,10 @@ def record(span_id: str, attempt: int, start_ms: float, **more: Any) -> dict[str
         service="billing",
         kind="consumer",
         **{
-            traces.RECEIVE_COUNT: attempt,
-            traces.SENT_AT_MS: EPOCH_NS // MS + 20,
-            traces.OUTCOME: more.pop("outcome", "failed"),
-            traces.ORDER_ID: "o-1",
+            spans.RECEIVE_COUNT: attempt,
+            spans.SENT_AT_MS: EPOCH_NS // MS + 20,
+            spans.OUTCOME: more.pop("outcome", "failed"),
+            spans.ORDER_ID: "o-1",
         },
         **more,
     )
@@ -64,7 +65,7 @@ def record(span_id: str, attempt: int, start_ms: float, **more: Any) -> dict[str
 ORDER = [
     # Arrival order is not time order: the receiver keeps spans as they end.
     record("attempt-2", 2, start_ms=160),
-    span("publisher", start_ms=0, took_ms=40, kind="server", **{traces.ORDER_ID: "o-1"}),
+    span("publisher", start_ms=0, took_ms=40, kind="server", **{spans.ORDER_ID: "o-1"}),
     span("publish", "publisher", start_ms=15, took_ms=5, kind="producer"),
     span("put", "publisher", start_ms=5, took_ms=5, kind="client"),
     record("attempt-1", 1, start_ms=30, error=True),
@@ -101,14 +102,14 @@ def test_a_record_says_how_long_its_message_waited_and_which_attempt_it_was() ->
 
 def test_a_trace_is_found_by_its_id_its_order_or_its_upload_newest_first() -> None:
     later = [
-        span("again", start_ms=500, took_ms=1, trace_id="b" * 32, **{traces.ORDER_ID: "O-1"}),
-        span("upload", start_ms=10, took_ms=1, trace_id="c" * 32, **{traces.UPLOAD_ID: "u-7"}),
+        span("again", start_ms=500, took_ms=1, trace_id="b" * 32, **{spans.ORDER_ID: "O-1"}),
+        span("upload", start_ms=10, took_ms=1, trace_id="c" * 32, **{spans.UPLOAD_ID: "u-7"}),
     ]
-    spans = ORDER + later
-    assert traces.traces_of(spans, "o-1") == ["b" * 32, "a" * 32]
-    assert traces.traces_of(spans, "u-7") == ["c" * 32]
-    assert traces.traces_of(spans, "A" * 32) == ["a" * 32]
-    assert traces.traces_of(spans, "nothing") == []
+    kept = ORDER + later
+    assert traces.traces_of(kept, "o-1") == ["b" * 32, "a" * 32]
+    assert traces.traces_of(kept, "u-7") == ["c" * 32]
+    assert traces.traces_of(kept, "A" * 32) == ["a" * 32]
+    assert traces.traces_of(kept, "nothing") == []
 
 
 def test_find_reads_the_kept_file_skipping_a_line_a_crash_cut_off(tmp_path: Path) -> None:
